@@ -1,0 +1,93 @@
+//! The kernel's answers to immediate traps: the one entry point leaves use to
+//! reach it while they run.
+
+use std::cell::RefCell;
+use std::task::Waker;
+
+use log::trace;
+use trapline_traps::{Handler, Reply, TaskId, Ticket, Trap, TrapError};
+
+use crate::state::State;
+
+/// The kernel as its leaves see it: the state, behind a `RefCell` that is
+/// borrowed only for the length of one trap.
+pub(crate) struct Shared {
+    pub state: RefCell<State>,
+}
+
+impl Shared {
+    /// Wakes the foreign wakers that fired parks queued, outside any borrow.
+    pub(crate) fn wake_foreign(&self) {
+        loop {
+            let wakers: Vec<Waker> = std::mem::take(&mut self.state.borrow_mut().foreign_wakes);
+            if wakers.is_empty() {
+                return;
+            }
+            for w in wakers {
+                w.wake();
+            }
+        }
+    }
+
+    fn answer(&self, current: Option<TaskId>, trap: Trap) -> Result<Reply, TrapError> {
+        let mut state = self.state.borrow_mut();
+        let running = current.ok_or(TrapError::Unsupported("no task is running"));
+        Ok(match trap {
+            Trap::Spawn { future } => {
+                if let Err(err) = state.can_spawn() {
+                    drop(state);
+                    drop(future); // user code: never under the borrow
+                    return Err(err);
+                }
+                let id = state.spawn(Some(future));
+                match current {
+                    Some(parent) => trace!(target: "trapline::trap", "task {} spawn {id}", parent.serial()),
+                    None => trace!(target: "trapline::trap", "spawn {id}"),
+                }
+                Reply::Task(id)
+            }
+            Trap::Cancel { task } => {
+                let who = current.map_or(0, |c| c.serial());
+                trace!(target: "trapline::trap", "task {who} cancel {task}");
+                if Some(task) == current {
+                    // The running task's inbox is on loan to the trap slot.
+                    drop(state);
+                    let done = trapline_traps::with_current_inbox(|i| i.cancel());
+                    return Ok(Reply::Flag(done.unwrap_or(false)));
+                }
+                Reply::Flag(state.cancel(task))
+            }
+            Trap::SchedWake { queue, n } => Reply::Count(state.sched_wake(queue, n)),
+            Trap::Clock => Reply::Time(state.now()),
+            Trap::Current => Reply::Task(running?),
+            Trap::SetTimeout { deadline } => Reply::Timeout(state.set_timeout(running?, deadline)),
+            Trap::UnsetTimeout { id } => {
+                state.unset_timeout(id, current);
+                Reply::Unit
+            }
+            Trap::IoRelease { fd } => {
+                state.io_release(fd);
+                Reply::Unit
+            }
+            blocking => {
+                return Err(TrapError::Unsupported(if blocking.is_blocking() {
+                    "a blocking trap must be posted by a leaf, not called"
+                } else {
+                    "unknown trap"
+                }))
+            }
+        })
+    }
+}
+
+impl Handler for Shared {
+    fn call(&self, current: Option<TaskId>, trap: Trap) -> Result<Reply, TrapError> {
+        let reply = self.answer(current, trap);
+        self.wake_foreign();
+        reply
+    }
+
+    fn unpost(&self, ticket: Ticket) {
+        self.state.borrow_mut().unpost(ticket.task, ticket.seq);
+    }
+}

@@ -1,0 +1,138 @@
+//! The fd table: one registration per fd, one reader seat and one writer seat.
+//!
+//! Each fd is registered with mio once, for both directions, edge-triggered,
+//! the first time a leaf waits on it, and stays registered until `IoRelease`.
+//! Edge-triggered readiness is safe only because every leaf tries its syscall
+//! before it traps: a leaf that saw `WouldBlock` is guaranteed a new edge when
+//! the fd becomes ready again.
+//!
+//! Tokens carry the fd and a registration serial, so an event that was in
+//! flight when an fd was released and its number reused is recognised as stale.
+
+use std::io;
+use std::os::fd::RawFd;
+
+use mio::unix::SourceFd;
+use mio::{Interest, Registry, Token};
+use trapline_traps::TrapError;
+
+use crate::task::Waiter;
+
+/// The token of the kernel's cross-thread bell.
+pub(crate) const BELL: Token = Token(usize::MAX);
+
+#[derive(Debug, Default)]
+struct Entry {
+    /// 0 when not registered.
+    serial: u32,
+    reader: Option<Waiter>,
+    writer: Option<Waiter>,
+}
+
+/// The direction of a wait.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Dir {
+    Read,
+    Write,
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct IoTable {
+    fds: Vec<Entry>,
+    registered: usize,
+    next_serial: u32,
+}
+
+fn os_error(err: io::Error) -> TrapError {
+    TrapError::Os(err.raw_os_error().unwrap_or(libc_einval()))
+}
+
+const fn libc_einval() -> i32 {
+    22
+}
+
+const EBADF: i32 = 9;
+
+impl IoTable {
+    /// How many fds are registered with the poller.
+    pub(crate) fn registered(&self) -> usize {
+        self.registered
+    }
+
+    /// Seats `waiter` as `fd`'s reader or writer, registering the fd if needed.
+    pub(crate) fn wait(
+        &mut self,
+        registry: &Registry,
+        fd: RawFd,
+        dir: Dir,
+        waiter: Waiter,
+    ) -> Result<(), TrapError> {
+        let at = usize::try_from(fd).map_err(|_| TrapError::Os(EBADF))?;
+        if at >= self.fds.len() {
+            self.fds.resize_with(at + 1, Entry::default);
+        }
+        let entry = &mut self.fds[at];
+        if entry.serial == 0 {
+            self.next_serial = self.next_serial.wrapping_add(1).max(1);
+            let token = Token(at | (self.next_serial as usize) << 32);
+            registry
+                .register(&mut SourceFd(&fd), token, Interest::READABLE | Interest::WRITABLE)
+                .map_err(os_error)?;
+            entry.serial = self.next_serial;
+            self.registered += 1;
+        }
+        let seat = match dir {
+            Dir::Read => &mut entry.reader,
+            Dir::Write => &mut entry.writer,
+        };
+        match seat {
+            Some(other) if *other != waiter => Err(TrapError::ResourceBusy),
+            _ => {
+                *seat = Some(waiter);
+                Ok(())
+            }
+        }
+    }
+
+    /// Empties `fd`'s seat in direction `dir` if `waiter` holds it.
+    pub(crate) fn leave(&mut self, fd: RawFd, dir: Dir, waiter: Waiter) {
+        let Some(entry) = usize::try_from(fd).ok().and_then(|at| self.fds.get_mut(at)) else {
+            return;
+        };
+        let seat = match dir {
+            Dir::Read => &mut entry.reader,
+            Dir::Write => &mut entry.writer,
+        };
+        if *seat == Some(waiter) {
+            *seat = None;
+        }
+    }
+
+    /// Deregisters `fd` and returns whoever still sat on it.
+    pub(crate) fn release(&mut self, registry: &Registry, fd: RawFd) -> [Option<Waiter>; 2] {
+        let Some(entry) = usize::try_from(fd).ok().and_then(|at| self.fds.get_mut(at)) else {
+            return [None, None];
+        };
+        if entry.serial != 0 {
+            // The fd is still open (it is closed after this trap), so this
+            // succeeds; if it did not, closing the fd drops the registration.
+            let _ = registry.deregister(&mut SourceFd(&fd));
+            self.registered -= 1;
+        }
+        let seated = [entry.reader.take(), entry.writer.take()];
+        entry.serial = 0;
+        seated
+    }
+
+    /// The waiters an event for `token` fires: `[reader, writer]`.
+    pub(crate) fn event(&mut self, token: Token, read: bool, write: bool) -> [Option<Waiter>; 2] {
+        let (at, serial) = (token.0 & 0xFFFF_FFFF, (token.0 >> 32) as u32);
+        match self.fds.get_mut(at) {
+            Some(entry) if entry.serial == serial => [
+                if read { entry.reader.take() } else { None },
+                if write { entry.writer.take() } else { None },
+            ],
+            _ => [None, None],
+        }
+    }
+}

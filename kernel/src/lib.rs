@@ -1,0 +1,238 @@
+//! # trapline-kernel: the loop
+//!
+//! The kernel takes the requests that leaf futures leave in the trap slot
+//! (see `trapline-traps`), parks each task in a slab under the condition it
+//! asked for — an fd seat watched by mio, an entry in the timer queue, a wait
+//! queue, another task's joiner list — and when the condition holds, resumes
+//! it: the task's whole chain of awaits is polled again from the top.
+//!
+//! Principles:
+//!
+//! - **Park, fire, undo, finish.** That is all the kernel does to a task.
+//!   Every park records how to take it back, so a cancellation, a timeout or a
+//!   dropped leaf leaves nothing behind.
+//! - **Keys are never trusted stale.** Every key that leaves the slab (a mio
+//!   token, a timer entry, a waker, a task id) carries a serial.
+//! - **Single-threaded, no locks on the hot path.** Tasks may be `!Send`.
+//!   Only wakes from other threads take a lock.
+//! - **Never borrowed while user code runs.** A task's future is taken out of
+//!   its slot while it is polled; foreign wakers are woken and finished futures
+//!   dropped only after the kernel's state is released.
+//!
+//! # Layout
+//!
+//! - `lib.rs`: [`Kernel`], [`Builder`], [`Stats`].
+//! - `run`: the loop's pass, polling one task, shutdown.
+//! - `state`: the kernel's state and park / fire / undo / finish.
+//! - `calls`: the answers to immediate traps.
+//! - `task`: a task record and its parks.
+//! - `io`: the fd table, one reader and one writer per fd.
+//! - `timers`: the timer heap with lazy deletion.
+//! - `waker`: task wakers, local and cross-thread wakes.
+//!
+//! # Examples
+//!
+//! ```
+//! use trapline_kernel::Kernel;
+//!
+//! let mut kernel = Kernel::new()?;
+//! let answer = kernel.run(async { 6 * 7 })?;
+//! assert_eq!(answer, 42);
+//! assert_eq!(kernel.stats().tasks, 0);
+//! # Ok::<(), std::io::Error>(())
+//! ```
+
+#![deny(missing_docs, rust_2018_idioms)]
+#![warn(missing_debug_implementations, clippy::undocumented_unsafe_blocks)]
+
+mod calls;
+mod io;
+mod run;
+mod state;
+mod task;
+mod timers;
+mod waker;
+
+use std::cell::RefCell;
+use std::fmt;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::Duration;
+
+use calls::Shared;
+use state::State;
+use waker::Remote;
+
+/// Settings for a [`Kernel`].
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use trapline_kernel::Builder;
+///
+/// let mut kernel = Builder::new().shutdown_grace(Duration::from_millis(100)).build()?;
+/// kernel.run(async {})?;
+/// # Ok::<(), std::io::Error>(())
+/// ```
+#[derive(Debug, Clone)]
+pub struct Builder {
+    grace: Duration,
+    events: usize,
+}
+
+impl Builder {
+    /// The default settings: a one-second shutdown grace, 1024 events per poll.
+    pub fn new() -> Builder {
+        Builder {
+            grace: Duration::from_secs(1),
+            events: 1024,
+        }
+    }
+
+    /// How long tasks still alive when the main future ends may run after
+    /// being cancelled, to clean up, before they are dropped.
+    pub fn shutdown_grace(mut self, grace: Duration) -> Builder {
+        self.grace = grace;
+        self
+    }
+
+    /// How many I/O events one `epoll_wait` may return.
+    pub fn events_per_poll(mut self, events: usize) -> Builder {
+        self.events = events.max(1);
+        self
+    }
+
+    /// Makes the kernel: an epoll instance and a cross-thread bell.
+    pub fn build(self) -> std::io::Result<Kernel> {
+        let poll = mio::Poll::new()?;
+        let bell = mio::Waker::new(poll.registry(), io::BELL)?;
+        let remote = Arc::new(Remote::new(bell));
+        let id = waker::register(remote.clone())?;
+        let registry = poll.registry().try_clone()?;
+        Ok(Kernel {
+            shared: Rc::new(Shared {
+                state: RefCell::new(State::new(id, registry)),
+            }),
+            poll,
+            events: mio::Events::with_capacity(self.events),
+            remote,
+            id,
+            grace: self.grace,
+            posts: Vec::new(),
+            wakes: Vec::new(),
+        })
+    }
+}
+
+impl Default for Builder {
+    fn default() -> Builder {
+        Builder::new()
+    }
+}
+
+/// A trapline kernel: runs one main future and every task it spawns, on the
+/// calling thread.
+///
+/// See the crate docs for an example.
+pub struct Kernel {
+    shared: Rc<Shared>,
+    poll: mio::Poll,
+    events: mio::Events,
+    remote: Arc<Remote>,
+    id: u16,
+    grace: Duration,
+    posts: Vec<trapline_traps::Post>,
+    wakes: Vec<waker::WakeRef>,
+}
+
+impl Kernel {
+    /// A kernel with the default settings.
+    pub fn new() -> std::io::Result<Kernel> {
+        Builder::new().build()
+    }
+
+    /// The settings builder.
+    pub fn builder() -> Builder {
+        Builder::new()
+    }
+
+    /// What the kernel holds now, and what it has done so far.
+    ///
+    /// After [`Kernel::run`] returns, `tasks`, `parked`, `registrations`,
+    /// `timers` and `timeouts` are all 0 unless something leaked.
+    pub fn stats(&self) -> Stats {
+        let st = self.shared.state.borrow();
+        Stats {
+            tasks: st.tasks.len(),
+            ready: st.ready.len(),
+            parked: st.tasks.iter().map(|(_, t)| t.parks.len()).sum(),
+            registrations: st.io.registered(),
+            timers: st.timers.live(),
+            timeouts: st.timeouts.len(),
+            wait_queues: st.queues.len(),
+            passes: st.counters.passes,
+            polls: st.counters.polls,
+            events: st.counters.events,
+            wakeups: st.counters.wakeups,
+            spawned: st.counters.spawned,
+        }
+    }
+}
+
+impl Drop for Kernel {
+    fn drop(&mut self) {
+        waker::unregister(self.id);
+    }
+}
+
+impl fmt::Debug for Kernel {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Kernel")
+            .field("id", &self.id)
+            .field("stats", &self.stats())
+            .finish_non_exhaustive()
+    }
+}
+
+/// A kernel's counts: what it holds now, and what it has done since it was made.
+///
+/// # Examples
+///
+/// ```
+/// use trapline_kernel::Kernel;
+///
+/// let mut kernel = Kernel::new()?;
+/// kernel.run(async {})?;
+/// let stats = kernel.stats();
+/// assert_eq!((stats.tasks, stats.registrations, stats.timers), (0, 0, 0));
+/// assert_eq!(stats.spawned, 1, "the main future runs as a task");
+/// # Ok::<(), std::io::Error>(())
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Stats {
+    /// Tasks alive (the main future counts as one while it runs).
+    pub tasks: usize,
+    /// Tasks in the ready queue.
+    pub ready: usize,
+    /// Parks held by all tasks.
+    pub parked: usize,
+    /// Fds registered with the poller.
+    pub registrations: usize,
+    /// Timer entries that will still fire (sleeps and armed timeouts).
+    pub timers: usize,
+    /// Timeouts set and not yet unset.
+    pub timeouts: usize,
+    /// Wait queues with at least one task in them.
+    pub wait_queues: usize,
+    /// Passes of the loop so far.
+    pub passes: u64,
+    /// Task polls so far.
+    pub polls: u64,
+    /// I/O events handled so far.
+    pub events: u64,
+    /// Wakes through task wakers so far.
+    pub wakeups: u64,
+    /// Tasks started so far, the main one included.
+    pub spawned: u64,
+}

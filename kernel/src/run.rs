@@ -1,0 +1,299 @@
+//! The loop: one pass at a time, then shutdown.
+//!
+//! A pass, as in Curio's kernel with its starvation fixes:
+//!
+//! 1. gather the wakes that arrived (this thread's and other threads');
+//! 2. poll mio — with timeout 0 if any task is ready, else until the next
+//!    deadline (mio rounds up to whole milliseconds);
+//! 3. fire the parks whose fd became ready and whose deadline passed, and wake
+//!    the foreign wakers those parks were made under;
+//! 4. run exactly the tasks that were ready when step 4 began. A task made
+//!    ready during the pass waits for the next one, after I/O has been looked
+//!    at again, so a task that yields in a loop cannot starve the others.
+
+use std::any::Any;
+use std::future::Future;
+use std::io;
+use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
+use std::pin::{pin, Pin};
+use std::rc::Rc;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use log::{debug, error, trace};
+use trapline_traps::{Handler, TaskId};
+
+use crate::io::BELL;
+use crate::waker::{self, WakeRef};
+use crate::Kernel;
+
+type Panic = Box<dyn Any + Send>;
+
+/// The main future, polled in place on `run`'s stack.
+trait MainTask {
+    fn poll_main(&mut self, cx: &mut Context<'_>) -> Poll<()>;
+}
+
+struct Main<'a, T> {
+    future: Pin<&'a mut dyn Future<Output = T>>,
+    outcome: Option<Result<T, Panic>>,
+}
+
+impl<T> MainTask for Main<'_, T> {
+    fn poll_main(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        match catch_unwind(AssertUnwindSafe(|| self.future.as_mut().poll(cx))) {
+            Ok(Poll::Pending) => Poll::Pending,
+            Ok(Poll::Ready(v)) => {
+                self.outcome = Some(Ok(v));
+                Poll::Ready(())
+            }
+            Err(panic) => {
+                self.outcome = Some(Err(panic));
+                Poll::Ready(())
+            }
+        }
+    }
+}
+
+/// No main task (during shutdown).
+struct NoMain;
+
+impl MainTask for NoMain {
+    fn poll_main(&mut self, _: &mut Context<'_>) -> Poll<()> {
+        Poll::Ready(())
+    }
+}
+
+fn panic_message(panic: &Panic) -> &str {
+    match panic.downcast_ref::<&str>() {
+        Some(s) => s,
+        None => panic.downcast_ref::<String>().map_or("Box<dyn Any>", String::as_str),
+    }
+}
+
+impl Kernel {
+    /// Runs `main` to completion on this thread, with every task it spawns.
+    ///
+    /// When `main` ends, the tasks still alive are cancelled at their traps
+    /// and given the shutdown grace to finish; what is left then is dropped.
+    /// Nothing the tasks held (fds, registrations, timers) survives.
+    ///
+    /// Fails if a kernel is already running on this thread, or if the poller
+    /// fails. A panic in `main` is raised again here, after shutdown; a panic
+    /// in any other task ends only that task.
+    pub fn run<F: Future>(&mut self, main: F) -> io::Result<F::Output> {
+        let handler: Rc<dyn Handler> = self.shared.clone();
+        let installed = trapline_traps::install(handler)
+            .map_err(|e| io::Error::other(format!("trapline::run: {e}")))?;
+        let local = waker::enter_local(self.id);
+        let main_id = self.shared.state.borrow_mut().spawn(None);
+        debug!(target: "trapline::kernel", "kernel {} run: main is {main_id}", self.id);
+
+        let future = pin!(main);
+        let mut main = Main {
+            future,
+            outcome: None,
+        };
+        let mut failure = None;
+        while main.outcome.is_none() {
+            if let Err(e) = self.pass(&mut main, Some(main_id), None) {
+                failure = Some(e);
+                break;
+            }
+        }
+        if failure.is_some() {
+            // The poller failed: the main task cannot go on.
+            let _ = self.shared.state.borrow_mut().finish(main_id);
+        }
+        let shutdown = self.shutdown();
+        drop(local);
+        drop(installed);
+        if let Some(e) = failure.or(shutdown.err()) {
+            return Err(e);
+        }
+        match main.outcome {
+            Some(Ok(v)) => Ok(v),
+            Some(Err(panic)) => resume_unwind(panic),
+            None => unreachable!("the loop ends only when main has an outcome"),
+        }
+    }
+
+    /// One pass of the loop; `limit` caps how long it may wait for events.
+    fn pass(
+        &mut self,
+        main: &mut dyn MainTask,
+        main_id: Option<TaskId>,
+        limit: Option<Instant>,
+    ) -> io::Result<()> {
+        self.gather_wakes();
+        let timeout = {
+            let mut st = self.shared.state.borrow_mut();
+            st.counters.passes += 1;
+            if st.ready.is_empty() {
+                let next = match (st.next_deadline(), limit) {
+                    (Some(a), Some(b)) => Some(a.min(b)),
+                    (a, b) => a.or(b),
+                };
+                next.map(|at| at.saturating_duration_since(st.now()))
+            } else {
+                Some(Duration::ZERO)
+            }
+        };
+        match self.poll.poll(&mut self.events, timeout) {
+            Ok(()) => {}
+            // A signal arrived; the pass goes on with no events.
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => self.events.clear(),
+            Err(e) => return Err(e),
+        }
+        {
+            let mut st = self.shared.state.borrow_mut();
+            for event in self.events.iter() {
+                if event.token() == BELL {
+                    continue; // drained by gather_wakes
+                }
+                let read = event.is_readable() || event.is_read_closed() || event.is_error();
+                let write = event.is_writable() || event.is_write_closed() || event.is_error();
+                st.io_event(event.token(), read, write);
+            }
+            let now = st.now();
+            st.expire(now);
+        }
+        self.shared.wake_foreign();
+        self.gather_wakes();
+
+        let runnable = self.shared.state.borrow().ready.len();
+        for _ in 0..runnable {
+            let next = self.shared.state.borrow_mut().ready.pop_front();
+            let Some(id) = next else { break };
+            self.run_task(id, main, main_id);
+        }
+        Ok(())
+    }
+
+    /// Moves the wakes that arrived through task wakers into the ready queue.
+    fn gather_wakes(&mut self) {
+        waker::drain_local(&mut self.wakes);
+        self.remote.drain(&mut self.wakes);
+        if self.wakes.is_empty() {
+            return;
+        }
+        let mut st = self.shared.state.borrow_mut();
+        for wake in self.wakes.drain(..) {
+            if wake.kernel == self.id {
+                st.wake(wake);
+            }
+        }
+    }
+
+    /// Polls task `id` once and parks it under what its leaves posted.
+    fn run_task(&mut self, id: TaskId, main: &mut dyn MainTask, main_id: Option<TaskId>) {
+        let (mut future, inbox) = {
+            let mut st = self.shared.state.borrow_mut();
+            st.counters.polls += 1;
+            let Some(task) = st.task(id) else { return };
+            task.state = crate::task::RunState::Running { woken: false };
+            task.polls += 1;
+            (task.future.take(), std::mem::take(&mut task.inbox))
+        };
+        trace!(target: "trapline::kernel", "run {id}");
+        trapline_traps::enter(id, inbox);
+        let waker = waker::task_waker(WakeRef::new(self.id, id));
+        let mut cx = Context::from_waker(&waker);
+        let polled = if Some(id) == main_id {
+            Ok(main.poll_main(&mut cx))
+        } else {
+            match future.as_mut() {
+                Some(f) => catch_unwind(AssertUnwindSafe(|| f.as_mut().poll(&mut cx))),
+                None => Ok(Poll::Ready(())),
+            }
+        };
+        let inbox = trapline_traps::leave(&mut self.posts);
+
+        let leftover = {
+            let mut st = self.shared.state.borrow_mut();
+            match polled {
+                Ok(Poll::Pending) => {
+                    if let Some(task) = st.task(id) {
+                        task.inbox = inbox;
+                        task.future = future.take();
+                        let woken = task.state == crate::task::RunState::Running { woken: true };
+                        task.state = crate::task::RunState::Waiting;
+                        if woken {
+                            st.schedule(id);
+                        }
+                    }
+                    for post in self.posts.drain(..) {
+                        st.park(id, post);
+                    }
+                    None
+                }
+                Ok(Poll::Ready(())) => {
+                    debug!(target: "trapline::kernel", "{id} exit");
+                    self.posts.clear();
+                    st.finish(id)
+                }
+                Err(panic) => {
+                    error!(target: "trapline::kernel", "{id} panicked: {}", panic_message(&panic));
+                    self.posts.clear();
+                    st.finish(id)
+                }
+            }
+        };
+        // User code (destructors) runs only now that the state is released.
+        drop_quietly(future);
+        drop_quietly(leftover);
+        self.shared.wake_foreign();
+    }
+
+    /// Cancels what is left, lets it clean up within the grace, drops the rest.
+    fn shutdown(&mut self) -> io::Result<()> {
+        let limit = Instant::now() + self.grace;
+        loop {
+            let left: Vec<TaskId> = {
+                let st = self.shared.state.borrow();
+                st.tasks.iter().map(|(_, t)| t.id).collect()
+            };
+            if left.is_empty() {
+                break;
+            }
+            debug!(target: "trapline::kernel", "shutdown: {} task(s) left, cancelling", left.len());
+            {
+                let mut st = self.shared.state.borrow_mut();
+                for id in left {
+                    st.cancel(id);
+                }
+            }
+            self.shared.wake_foreign();
+            if Instant::now() >= limit {
+                break;
+            }
+            self.pass(&mut NoMain, None, Some(limit))?;
+        }
+        self.shared.state.borrow_mut().closing = true;
+        loop {
+            let next = {
+                let st = self.shared.state.borrow();
+                st.tasks.iter().next().map(|(_, t)| t.id)
+            };
+            let Some(id) = next else { break };
+            debug!(target: "trapline::kernel", "shutdown: dropping {id}");
+            let future = self.shared.state.borrow_mut().finish(id);
+            drop_quietly(future);
+            self.shared.wake_foreign();
+        }
+        let mut st = self.shared.state.borrow_mut();
+        st.ready.clear();
+        st.next_deadline();
+        st.closing = false;
+        Ok(())
+    }
+}
+
+/// Drops a task's future; a panicking destructor is logged, not raised.
+fn drop_quietly<T>(value: Option<T>) {
+    if value.is_some() {
+        if let Err(panic) = catch_unwind(AssertUnwindSafe(|| drop(value))) {
+            error!(target: "trapline::kernel", "a task's destructor panicked: {}", panic_message(&panic));
+        }
+    }
+}

@@ -1,0 +1,420 @@
+//! The kernel's state and the four things it does to tasks: park, fire
+//! (resume), undo, finish.
+//!
+//! Discussion: this state lives in a `RefCell` and is never borrowed while
+//! user code runs. Polling a task takes its future out of the slab first;
+//! waking a foreign waker is deferred to `foreign_wakes`, drained after the
+//! borrow ends; a finished task's future is handed back to be dropped outside.
+//! User code can therefore always re-enter the kernel through a trap.
+
+use std::collections::{HashMap, VecDeque};
+use std::task::Waker;
+use std::time::Instant;
+
+use log::trace;
+use mio::{Registry, Token};
+use slab::Slab;
+use trapline_traps::{Post, QueueId, TaskFuture, TaskId, TimeoutId, Trap, TrapError};
+
+use crate::io::{Dir, IoTable};
+use crate::task::{On, Park, RunState, Task, Waiter};
+use crate::timers::{Alarm, Entry, Timers};
+use crate::waker::{self, WakeRef, MAX_TASKS};
+
+/// A `SetTimeout` in force.
+#[derive(Debug)]
+pub(crate) struct Timeout {
+    pub id: TimeoutId,
+    pub task: TaskId,
+    pub deadline: Instant,
+    pub expired: bool,
+}
+
+/// Counters since the kernel was made.
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct Counters {
+    pub passes: u64,
+    pub polls: u64,
+    pub events: u64,
+    pub wakeups: u64,
+    pub spawned: u64,
+}
+
+pub(crate) struct State {
+    pub kernel_id: u16,
+    pub registry: Registry,
+    pub tasks: Slab<Task>,
+    pub ready: VecDeque<TaskId>,
+    pub io: IoTable,
+    pub timers: Timers,
+    pub timeouts: Slab<Timeout>,
+    pub queues: HashMap<QueueId, VecDeque<Waiter>>,
+    /// Foreign wakers to wake once the borrow of the state ends.
+    pub foreign_wakes: Vec<Waker>,
+    pub counters: Counters,
+    /// Set once shutdown starts dropping tasks: no more spawns.
+    pub closing: bool,
+    next_serial: u32,
+    next_timeout_serial: u32,
+}
+
+impl State {
+    pub(crate) fn new(kernel_id: u16, registry: Registry) -> State {
+        State {
+            kernel_id,
+            registry,
+            tasks: Slab::new(),
+            ready: VecDeque::new(),
+            io: IoTable::default(),
+            timers: Timers::default(),
+            timeouts: Slab::new(),
+            queues: HashMap::new(),
+            foreign_wakes: Vec::new(),
+            counters: Counters::default(),
+            closing: false,
+            next_serial: 0,
+            next_timeout_serial: 0,
+        }
+    }
+
+    /// The kernel's clock.
+    pub(crate) fn now(&self) -> Instant {
+        Instant::now()
+    }
+
+    /// The live task `id`, if it is still the occupant of its slot.
+    pub(crate) fn task(&mut self, id: TaskId) -> Option<&mut Task> {
+        self.tasks
+            .get_mut(id.index() as usize)
+            .filter(|t| t.id == id)
+    }
+
+    /// Whether a task can be added now.
+    pub(crate) fn can_spawn(&self) -> Result<(), TrapError> {
+        if self.closing {
+            return Err(TrapError::Unsupported("the kernel is shutting down"));
+        }
+        if self.tasks.vacant_key() >= MAX_TASKS {
+            return Err(TrapError::Unsupported("too many tasks (2^24) in one kernel"));
+        }
+        Ok(())
+    }
+
+    /// Adds a task, ready to run; the caller checked [`State::can_spawn`].
+    /// The main task has no boxed future.
+    pub(crate) fn spawn(&mut self, future: Option<TaskFuture>) -> TaskId {
+        let entry = self.tasks.vacant_entry();
+        self.next_serial = self.next_serial.wrapping_add(1).max(1);
+        let id = TaskId::new(entry.key() as u32, self.next_serial);
+        entry.insert(Task::new(id, future));
+        self.ready.push_back(id);
+        self.counters.spawned += 1;
+        id
+    }
+
+    /// Makes task `id` runnable (a wake, a fired park).
+    pub(crate) fn schedule(&mut self, id: TaskId) {
+        let Some(task) = self.task(id) else { return };
+        match task.state {
+            RunState::Waiting => {
+                task.state = RunState::Ready;
+                self.ready.push_back(id);
+            }
+            RunState::Running { .. } => task.state = RunState::Running { woken: true },
+            RunState::Ready => {}
+        }
+    }
+
+    /// A wake through a task's `Waker`.
+    pub(crate) fn wake(&mut self, wake: WakeRef) {
+        self.counters.wakeups += 1;
+        if let Some(task) = self.tasks.get(wake.index as usize) {
+            if wake.names(task.id) {
+                let id = task.id;
+                self.schedule(id);
+            }
+        }
+    }
+
+    /// Parks task `id` under a request its leaf posted.
+    pub(crate) fn park(&mut self, id: TaskId, post: Post) {
+        let Post {
+            seq,
+            trap,
+            waker,
+            location,
+        } = post;
+        let own = waker.will_wake(&waker::task_waker(WakeRef::new(self.kernel_id, id)));
+        let waker = (!own).then_some(waker);
+        let Some(on) = On::of(&trap) else {
+            if matches!(trap, Trap::Yield) {
+                trace!(target: "trapline::trap", "task {} trap Yield at {location}", id.serial());
+                self.resume(id, waker);
+            }
+            return;
+        };
+        let Some(task) = self.task(id) else { return };
+        if let Some(at) = task.parks.iter().position(|p| p.seq == seq) {
+            if task.parks[at].on == on {
+                // The same leaf trapped again on the same condition (a spurious
+                // poll): the park stands; only its waker may have changed.
+                task.parks[at].waker = waker;
+                return;
+            }
+            let old = task.parks.swap_remove(at);
+            self.undo(id, &old);
+        }
+        trace!(target: "trapline::trap", "task {} trap {on} at {location}", id.serial());
+        let waiter = Waiter { task: id, seq };
+        let parked = match on {
+            On::Sleep(at) if at <= self.now() => Err(None),
+            On::Sleep(at) => {
+                self.timers.push(at, Alarm::Sleep(waiter));
+                Ok(())
+            }
+            On::Read(fd) => self.io.wait(&self.registry, fd, Dir::Read, waiter).map_err(Some),
+            On::Write(fd) => self.io.wait(&self.registry, fd, Dir::Write, waiter).map_err(Some),
+            On::Sched(queue) => {
+                self.queues.entry(queue).or_default().push_back(waiter);
+                Ok(())
+            }
+            On::Join(target) => match self.task(target) {
+                Some(t) => {
+                    t.joiners.push(waiter);
+                    Ok(())
+                }
+                None => Err(None),
+            },
+            On::FutureWait => Ok(()),
+        };
+        match parked {
+            Ok(()) => {
+                let park = Park {
+                    seq,
+                    on,
+                    waker,
+                    location,
+                };
+                if let Some(task) = self.task(id) {
+                    task.parks.push(park);
+                }
+            }
+            // The condition already holds: resume at once.
+            Err(None) => self.resume(id, waker),
+            // The kernel refuses: the leaf learns why when it traps again.
+            Err(Some(err)) => {
+                trace!(target: "trapline::trap", "task {} answer {err} to {on}", id.serial());
+                if let Some(task) = self.task(id) {
+                    task.inbox.answer(seq, err);
+                }
+                self.resume(id, waker);
+            }
+        }
+    }
+
+    /// Resumes a task through the waker its leaf trapped under.
+    fn resume(&mut self, id: TaskId, waker: Option<Waker>) {
+        match waker {
+            None => self.schedule(id),
+            Some(w) => self.foreign_wakes.push(w),
+        }
+    }
+
+    /// The condition of `waiter`'s park holds: release the park and resume.
+    pub(crate) fn fire(&mut self, waiter: Waiter) {
+        let Some(task) = self.task(waiter.task) else { return };
+        let Some(park) = task.take_park(waiter.seq) else { return };
+        trace!(target: "trapline::trap", "task {} resume {} (trapped at {})", waiter.task.serial(), park.on, park.location);
+        // The fired condition's own record is already gone (the seat, queue
+        // slot or joiner entry was taken to find this waiter); a sleep's entry
+        // was popped by the caller.
+        self.resume(waiter.task, park.waker);
+    }
+
+    /// Takes back what a park holds in the wait structures.
+    pub(crate) fn undo(&mut self, id: TaskId, park: &Park) {
+        let waiter = Waiter { task: id, seq: park.seq };
+        match park.on {
+            On::Sleep(_) => self.timers.went_stale(),
+            On::Read(fd) => self.io.leave(fd, Dir::Read, waiter),
+            On::Write(fd) => self.io.leave(fd, Dir::Write, waiter),
+            On::Sched(queue) => {
+                if let Some(q) = self.queues.get_mut(&queue) {
+                    q.retain(|w| *w != waiter);
+                    if q.is_empty() {
+                        self.queues.remove(&queue);
+                    }
+                }
+            }
+            On::Join(target) => {
+                if let Some(t) = self.task(target) {
+                    t.joiners.retain(|w| *w != waiter);
+                }
+            }
+            On::FutureWait => {}
+        }
+    }
+
+    /// A leaf completed or was dropped: undo its park, if it has one.
+    pub(crate) fn unpost(&mut self, id: TaskId, seq: u64) {
+        let Some(task) = self.task(id) else { return };
+        let Some(park) = task.take_park(seq) else { return };
+        self.undo(id, &park);
+    }
+
+    /// An interrupt arrived for task `id`: every park is undone and resumed,
+    /// so the leaf in the interrupt's scope can take it and the others re-trap.
+    pub(crate) fn interrupt(&mut self, id: TaskId, why: &str) {
+        let Some(task) = self.task(id) else { return };
+        let parks = std::mem::take(&mut task.parks);
+        trace!(target: "trapline::trap", "task {} interrupt {why}: {} park(s) released", id.serial(), parks.len());
+        if parks.is_empty() {
+            // Waiting on a foreign waker: give it a look.
+            self.schedule(id);
+        }
+        for park in parks {
+            self.undo(id, &park);
+            self.resume(id, park.waker);
+        }
+    }
+
+    /// Cancels task `id` (not the running one: its inbox is in the trap slot).
+    pub(crate) fn cancel(&mut self, id: TaskId) -> bool {
+        let Some(task) = self.task(id) else { return false };
+        if !task.inbox.cancel() {
+            return false;
+        }
+        self.interrupt(id, "Cancelled");
+        true
+    }
+
+    /// Removes task `id` for good; returns its future to drop outside the borrow.
+    pub(crate) fn finish(&mut self, id: TaskId) -> Option<TaskFuture> {
+        self.task(id)?;
+        let task = self.tasks.remove(id.index() as usize);
+        for park in &task.parks {
+            self.undo(id, park);
+        }
+        for joiner in task.joiners {
+            self.fire(joiner);
+        }
+        task.future
+    }
+
+    /// Arms a timeout for task `task`.
+    pub(crate) fn set_timeout(&mut self, task: TaskId, deadline: Instant) -> TimeoutId {
+        self.next_timeout_serial = self.next_timeout_serial.wrapping_add(1).max(1);
+        let entry = self.timeouts.vacant_entry();
+        let id = TimeoutId::new(entry.key() as u32, self.next_timeout_serial);
+        entry.insert(Timeout {
+            id,
+            task,
+            deadline,
+            expired: false,
+        });
+        self.timers.push(deadline, Alarm::Timeout(id));
+        id
+    }
+
+    /// Disarms timeout `id`; `current` is the running task (whose inbox is in the slot).
+    pub(crate) fn unset_timeout(&mut self, id: TimeoutId, current: Option<TaskId>) {
+        let key = id.index() as usize;
+        if self.timeouts.get(key).map(|t| t.id) != Some(id) {
+            return;
+        }
+        let timeout = self.timeouts.remove(key);
+        if !timeout.expired {
+            self.timers.went_stale();
+        }
+        if current != Some(timeout.task) {
+            if let Some(task) = self.task(timeout.task) {
+                task.inbox.forget(id);
+            }
+        }
+    }
+
+    /// Whether a timer entry still means something.
+    fn is_live(&self, entry: &Entry) -> bool {
+        match entry.alarm {
+            Alarm::Sleep(w) => self
+                .tasks
+                .get(w.task.index() as usize)
+                .filter(|t| t.id == w.task)
+                .and_then(|t| t.parks.iter().find(|p| p.seq == w.seq))
+                .is_some_and(|p| p.on == On::Sleep(entry.at)),
+            Alarm::Timeout(id) => self
+                .timeouts
+                .get(id.index() as usize)
+                .is_some_and(|t| t.id == id && !t.expired && t.deadline == entry.at),
+        }
+    }
+
+    /// The next deadline that will fire, dropping stale entries on the way.
+    pub(crate) fn next_deadline(&mut self) -> Option<Instant> {
+        if self.timers.wants_compaction() {
+            let mut timers = std::mem::take(&mut self.timers);
+            timers.compact(|e| self.is_live(e));
+            self.timers = timers;
+        }
+        while let Some(top) = self.timers.peek() {
+            if self.is_live(&top) {
+                return Some(top.at);
+            }
+            self.timers.pop(false);
+        }
+        None
+    }
+
+    /// Fires every timer due at `now`.
+    pub(crate) fn expire(&mut self, now: Instant) {
+        while let Some(top) = self.timers.peek().filter(|e| e.at <= now) {
+            let live = self.is_live(&top);
+            self.timers.pop(live);
+            if !live {
+                continue;
+            }
+            match top.alarm {
+                Alarm::Sleep(waiter) => self.fire(waiter),
+                Alarm::Timeout(id) => {
+                    let timeout = &mut self.timeouts[id.index() as usize];
+                    timeout.expired = true;
+                    let task = timeout.task;
+                    if let Some(t) = self.task(task) {
+                        t.inbox.expire(id);
+                        self.interrupt(task, "TimedOut");
+                    }
+                }
+            }
+        }
+    }
+
+    /// An fd event from mio.
+    pub(crate) fn io_event(&mut self, token: Token, read: bool, write: bool) {
+        self.counters.events += 1;
+        for waiter in self.io.event(token, read, write).into_iter().flatten() {
+            self.fire(waiter);
+        }
+    }
+
+    /// `IoRelease`: the fd is about to close.
+    pub(crate) fn io_release(&mut self, fd: std::os::fd::RawFd) {
+        for waiter in self.io.release(&self.registry, fd).into_iter().flatten() {
+            self.fire(waiter);
+        }
+    }
+
+    /// `SchedWake`: wakes up to `n` waiters of `queue`, oldest first.
+    pub(crate) fn sched_wake(&mut self, queue: QueueId, n: usize) -> usize {
+        let mut woken = 0;
+        while woken < n {
+            let Some(q) = self.queues.get_mut(&queue) else { break };
+            let Some(waiter) = q.pop_front() else { break };
+            if q.is_empty() {
+                self.queues.remove(&queue);
+            }
+            self.fire(waiter);
+            woken += 1;
+        }
+        woken
+    }
+}

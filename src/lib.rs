@@ -1,0 +1,84 @@
+//! # trapline: a trap-based async kernel
+//!
+//! trapline runs `async` Rust the way Curio runs Python coroutines. The
+//! futures at the end of every chain of awaits — reading a socket, sleeping,
+//! joining a task — do not register wakers with a reactor. They **trap**: a
+//! leaf that cannot go on leaves a request such as `ReadWait(fd 7)` or
+//! `Sleep(deadline)` in the trap slot and returns `Pending`. The `Pending`
+//! climbs the chain to the kernel loop, which parks the task in its slab under
+//! that condition and, when mio or the clock says it holds, polls the task
+//! again: the whole suspended chain resumes, and the leaf looks again.
+//! Cancellation and timeouts arrive at the trap, as errors, so a task can
+//! clean up.
+//!
+//! ```no_run
+//! use trapline::net::TcpListener;
+//!
+//! fn main() -> std::io::Result<()> {
+//!     trapline::run(async {
+//!         let listener = TcpListener::bind("127.0.0.1:7000".parse().unwrap())?;
+//!         loop {
+//!             let (stream, _) = listener.accept().await?;
+//!             trapline::spawn(async move {
+//!                 let mut buf = [0; 4096];
+//!                 while let Ok(n @ 1..) = stream.read(&mut buf).await {
+//!                     stream.write_all(&buf[..n]).await?;
+//!                 }
+//!                 Ok::<(), std::io::Error>(())
+//!             })?;
+//!         }
+//!     })?
+//! }
+//! ```
+//!
+//! `RUST_LOG=trapline=trace` (with a logger such as env_logger) prints every
+//! trap and every resume.
+//!
+//! # Layout
+//!
+//! - [`run`], [`Kernel`], [`Builder`]: start a kernel (the `trapline-kernel` crate).
+//! - `task`: [`spawn`], [`JoinHandle`], [`current`], [`yield_now`].
+//! - `time`: [`clock`], [`sleep`], [`sleep_until`], [`timeout_after`], [`ignore_after`].
+//! - [`net`]: [`net::TcpListener`], [`net::TcpStream`].
+//! - [`traps`]: the trap ABI (the `trapline-traps` crate), for writing leaves
+//!   and loops of your own.
+//!
+//! This library is written with traps only: nothing in it touches the
+//! kernel's insides, just as Curio's io.py is written with curio.traps.
+
+#![forbid(unsafe_code)]
+#![deny(missing_docs, rust_2018_idioms)]
+#![warn(missing_debug_implementations, clippy::undocumented_unsafe_blocks)]
+
+pub mod net;
+mod task;
+mod time;
+
+use std::future::Future;
+
+pub use task::{current, spawn, yield_now, Join, JoinError, JoinHandle, YieldNow};
+pub use time::{clock, ignore_after, sleep, sleep_until, timeout_after, Sleep};
+pub use trapline_kernel::{Builder, Kernel, Stats};
+pub use trapline_traps as traps;
+pub use trapline_traps::{TaskId, TimeoutId, TrapError};
+
+/// Runs `future` on a new kernel on this thread, with every task it spawns,
+/// and returns its output.
+///
+/// When `future` ends, tasks still running are cancelled at their traps,
+/// given a second to clean up, then dropped. Fails if a kernel already runs on
+/// this thread (`run` inside `run`), or if the OS refuses an epoll instance.
+///
+/// # Examples
+///
+/// ```
+/// let out = trapline::run(async { "hello" })?;
+/// assert_eq!(out, "hello");
+///
+/// let nested = trapline::run(async { trapline::run(async {}).is_err() })?;
+/// assert!(nested, "a second kernel on the same thread is refused");
+/// # Ok::<(), std::io::Error>(())
+/// ```
+pub fn run<F: Future>(future: F) -> std::io::Result<F::Output> {
+    Kernel::new()?.run(future)
+}

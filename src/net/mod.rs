@@ -1,0 +1,42 @@
+//! Networking on trapline: TCP sockets built on socket2 and two traps,
+//! `ReadWait` and `WriteWait`.
+//!
+//! Every operation is optimistic: it tries the syscall first and traps only
+//! on `WouldBlock`. Nothing here talks to mio; the kernel registers an fd the
+//! first time a leaf waits on it, and each socket tells the kernel to forget
+//! its fd (`IoRelease`) in `Drop`, before closing it.
+//!
+//! One task reads and one task writes a stream at a time: a second reader (or
+//! writer) waiting at once gets `ResourceBusy`. To read in one task while
+//! another writes, share the stream: every method takes `&self`, so an
+//! `Rc<TcpStream>` in each task does it.
+//!
+//! Linux only (the kernel is built on epoll).
+
+mod io;
+mod tcp_listener;
+mod tcp_stream;
+
+pub use tcp_listener::TcpListener;
+pub use tcp_stream::TcpStream;
+
+use std::net::SocketAddr;
+
+use socket2::SockAddr;
+use trapline_traps::TrapError;
+
+/// Fails with `NoKernel` unless a kernel runs on this thread.
+fn require_kernel() -> std::io::Result<()> {
+    if trapline_traps::in_kernel() {
+        Ok(())
+    } else {
+        Err(TrapError::NoKernel.into())
+    }
+}
+
+/// An IPv4 or IPv6 address out of a socket2 address.
+fn inet(addr: SockAddr) -> std::io::Result<SocketAddr> {
+    addr.as_socket().ok_or_else(|| {
+        std::io::Error::new(std::io::ErrorKind::InvalidInput, "not an IP socket address")
+    })
+}

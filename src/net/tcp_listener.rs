@@ -1,0 +1,100 @@
+//! A TCP listening socket.
+
+use std::future::Future;
+use std::io;
+use std::net::SocketAddr;
+use std::os::fd::{AsRawFd, RawFd};
+use std::panic::Location;
+
+use socket2::{Domain, Protocol, Socket, Type};
+
+use super::io::{Io, Wait};
+use super::{inet, require_kernel, TcpStream};
+
+/// A TCP socket listening for connections.
+///
+/// # Examples
+///
+/// ```no_run
+/// use trapline::net::TcpListener;
+///
+/// trapline::run(async {
+///     let listener = TcpListener::bind("127.0.0.1:7000".parse().unwrap())?;
+///     loop {
+///         let (stream, peer) = listener.accept().await?;
+///         println!("{peer} connected");
+///         drop(stream);
+///     }
+/// })?
+/// # ; Ok::<(), std::io::Error>(())
+/// ```
+#[derive(Debug)]
+pub struct TcpListener {
+    socket: Socket,
+}
+
+impl TcpListener {
+    /// The backlog [`TcpListener::bind`] uses.
+    pub const DEFAULT_BACKLOG: i32 = 1024;
+
+    /// Binds to `addr` with `SO_REUSEADDR` and a backlog of
+    /// [`TcpListener::DEFAULT_BACKLOG`]. Port 0 picks a free port.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use trapline::net::TcpListener;
+    ///
+    /// trapline::run(async {
+    ///     let listener = TcpListener::bind("127.0.0.1:0".parse().unwrap())?;
+    ///     assert_ne!(listener.local_addr()?.port(), 0);
+    ///     Ok::<(), std::io::Error>(())
+    /// })??;
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn bind(addr: SocketAddr) -> io::Result<TcpListener> {
+        TcpListener::bind_with_backlog(addr, TcpListener::DEFAULT_BACKLOG)
+    }
+
+    /// Binds to `addr` with `SO_REUSEADDR` and the given backlog.
+    pub fn bind_with_backlog(addr: SocketAddr, backlog: i32) -> io::Result<TcpListener> {
+        require_kernel()?;
+        let ty = Type::STREAM.nonblocking().cloexec();
+        let socket = Socket::new(Domain::for_address(addr), ty, Some(Protocol::TCP))?;
+        socket.set_reuse_address(true)?;
+        socket.bind(&addr.into())?;
+        socket.listen(backlog)?;
+        Ok(TcpListener { socket })
+    }
+
+    /// Waits for a connection; returns the connected stream and the peer's address.
+    ///
+    /// A `ReadWait` trap on the listening socket: cancellable, timeout-able.
+    #[track_caller]
+    pub fn accept(&self) -> impl Future<Output = io::Result<(TcpStream, SocketAddr)>> + '_ {
+        let location = Location::caller();
+        Io::new(self.as_raw_fd(), Wait::Read, location, move || {
+            let (socket, peer) = self.socket.accept()?;
+            socket.set_nonblocking(true)?;
+            Ok((TcpStream::from_socket(socket), inet(peer)?))
+        })
+    }
+
+    /// The address the listener is bound to.
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        inet(self.socket.local_addr()?)
+    }
+}
+
+impl AsRawFd for TcpListener {
+    fn as_raw_fd(&self) -> RawFd {
+        self.socket.as_raw_fd()
+    }
+}
+
+impl Drop for TcpListener {
+    fn drop(&mut self) {
+        // Forget the fd before the socket closes it; no kernel, nothing to forget.
+        let _ = trapline_traps::io_release(self.socket.as_raw_fd());
+    }
+}

@@ -1,0 +1,202 @@
+//! A connected TCP stream.
+
+use std::future::Future;
+use std::io::{self, Read};
+use std::net::{Shutdown, SocketAddr};
+use std::os::fd::{AsRawFd, RawFd};
+use std::panic::Location;
+
+use socket2::{Domain, Protocol, Socket, Type};
+
+use super::io::{Io, Wait};
+use super::{inet, require_kernel};
+
+/// `connect(2)` on a non-blocking socket started, and has not finished.
+const EINPROGRESS: i32 = 115;
+/// `send(2)` flag: a write to a closed peer fails with `EPIPE` instead of
+/// raising `SIGPIPE`.
+const MSG_NOSIGNAL: i32 = 0x4000;
+
+/// A TCP connection.
+///
+/// Every method takes `&self`: one task may read while another writes the
+/// same stream through an `Rc<TcpStream>`. Two readers (or two writers)
+/// waiting at once get `ResourceBusy`.
+///
+/// # Examples
+///
+/// ```no_run
+/// use trapline::net::TcpStream;
+///
+/// trapline::run(async {
+///     let stream = TcpStream::connect("127.0.0.1:7000".parse().unwrap()).await?;
+///     stream.write_all(b"ping").await?;
+///     let mut buf = [0; 4];
+///     stream.read_exact(&mut buf).await?;
+///     assert_eq!(&buf, b"ping");
+///     Ok::<(), std::io::Error>(())
+/// })??;
+/// # Ok::<(), std::io::Error>(())
+/// ```
+#[derive(Debug)]
+pub struct TcpStream {
+    socket: Socket,
+}
+
+impl TcpStream {
+    pub(crate) fn from_socket(socket: Socket) -> TcpStream {
+        TcpStream { socket }
+    }
+
+    /// Connects to `addr`.
+    ///
+    /// A `WriteWait` trap while the handshake runs: cancellable, timeout-able.
+    /// A refused connection fails with `ConnectionRefused`.
+    #[track_caller]
+    pub fn connect(addr: SocketAddr) -> impl Future<Output = io::Result<TcpStream>> {
+        let location = Location::caller();
+        async move {
+            require_kernel()?;
+            let ty = Type::STREAM.nonblocking().cloexec();
+            let socket = Socket::new(Domain::for_address(addr), ty, Some(Protocol::TCP))?;
+            let stream = TcpStream { socket };
+            match stream.socket.connect(&addr.into()) {
+                Ok(()) => return Ok(stream),
+                Err(e) if e.raw_os_error() == Some(EINPROGRESS) => {}
+                Err(e) => return Err(e),
+            }
+            // Writable means the handshake ended; SO_ERROR says how.
+            Io::new(stream.as_raw_fd(), Wait::Write, location, || {
+                if let Some(err) = stream.socket.take_error()? {
+                    return Err(err);
+                }
+                match stream.socket.peer_addr() {
+                    Ok(_) => Ok(()),
+                    // Still in progress.
+                    Err(e) if e.kind() == io::ErrorKind::NotConnected => {
+                        Err(io::ErrorKind::WouldBlock.into())
+                    }
+                    Err(e) => Err(e),
+                }
+            })
+            .await?;
+            Ok(stream)
+        }
+    }
+
+    /// Reads what is there into `buf`, waiting if nothing is; returns how
+    /// many bytes, 0 at end of stream.
+    ///
+    /// A `ReadWait` trap: cancellable, timeout-able; `ResourceBusy` if another
+    /// leaf is reading this stream.
+    #[track_caller]
+    pub fn read<'a>(&'a self, buf: &'a mut [u8]) -> impl Future<Output = io::Result<usize>> + 'a {
+        self.read_at(buf, Location::caller())
+    }
+
+    fn read_at<'a>(
+        &'a self,
+        buf: &'a mut [u8],
+        location: &'static Location<'static>,
+    ) -> Io<impl FnMut() -> io::Result<usize> + Unpin + 'a> {
+        Io::new(self.as_raw_fd(), Wait::Read, location, move || {
+            (&self.socket).read(buf)
+        })
+    }
+
+    /// Writes some of `buf`, waiting if the send buffer is full; returns how
+    /// many bytes were written.
+    ///
+    /// A `WriteWait` trap when it waits: cancellable, timeout-able;
+    /// `ResourceBusy` if another leaf is writing this stream.
+    #[track_caller]
+    pub fn write<'a>(&'a self, buf: &'a [u8]) -> impl Future<Output = io::Result<usize>> + 'a {
+        self.write_at(buf, Location::caller())
+    }
+
+    fn write_at<'a>(
+        &'a self,
+        buf: &'a [u8],
+        location: &'static Location<'static>,
+    ) -> Io<impl FnMut() -> io::Result<usize> + Unpin + 'a> {
+        Io::new(self.as_raw_fd(), Wait::Write, location, move || {
+            self.socket.send_with_flags(buf, MSG_NOSIGNAL)
+        })
+    }
+
+    /// Writes all of `buf`.
+    ///
+    /// If it is interrupted (cancelled, timed out, an error), some of `buf`
+    /// may have been written.
+    #[track_caller]
+    pub fn write_all<'a>(&'a self, buf: &'a [u8]) -> impl Future<Output = io::Result<()>> + 'a {
+        let location = Location::caller();
+        async move {
+            let mut rest = buf;
+            while !rest.is_empty() {
+                match self.write_at(rest, location).await? {
+                    0 => return Err(io::ErrorKind::WriteZero.into()),
+                    n => rest = &rest[n..],
+                }
+            }
+            Ok(())
+        }
+    }
+
+    /// Reads exactly `buf.len()` bytes; `UnexpectedEof` if the stream ends first.
+    ///
+    /// If it is interrupted, some bytes may have been read into `buf`.
+    #[track_caller]
+    pub fn read_exact<'a>(&'a self, buf: &'a mut [u8]) -> impl Future<Output = io::Result<()>> + 'a {
+        let location = Location::caller();
+        async move {
+            let mut filled = 0;
+            while filled < buf.len() {
+                match self.read_at(&mut buf[filled..], location).await? {
+                    0 => return Err(io::ErrorKind::UnexpectedEof.into()),
+                    n => filled += n,
+                }
+            }
+            Ok(())
+        }
+    }
+
+    /// Shuts down the read half, the write half (the peer reads end of
+    /// stream), or both.
+    pub fn shutdown(&self, how: Shutdown) -> io::Result<()> {
+        self.socket.shutdown(how)
+    }
+
+    /// The local address of the connection.
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        inet(self.socket.local_addr()?)
+    }
+
+    /// The peer's address.
+    pub fn peer_addr(&self) -> io::Result<SocketAddr> {
+        inet(self.socket.peer_addr()?)
+    }
+
+    /// Sets `TCP_NODELAY`: send small writes at once instead of batching them.
+    pub fn set_nodelay(&self, nodelay: bool) -> io::Result<()> {
+        self.socket.set_tcp_nodelay(nodelay)
+    }
+
+    /// Whether `TCP_NODELAY` is set.
+    pub fn nodelay(&self) -> io::Result<bool> {
+        self.socket.tcp_nodelay()
+    }
+}
+
+impl AsRawFd for TcpStream {
+    fn as_raw_fd(&self) -> RawFd {
+        self.socket.as_raw_fd()
+    }
+}
+
+impl Drop for TcpStream {
+    fn drop(&mut self) {
+        // Forget the fd before the socket closes it; no kernel, nothing to forget.
+        let _ = trapline_traps::io_release(self.socket.as_raw_fd());
+    }
+}

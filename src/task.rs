@@ -1,0 +1,333 @@
+//! Tasks: spawn one, join it, cancel it, ask who is running.
+//!
+//! A spawned future is wrapped so that its output (or its panic) lands in a
+//! slot shared with its [`JoinHandle`]; the kernel only sees a task that
+//! produces nothing. Joining is a `Join` trap: the joiner parks until the
+//! task ends, then reads the slot.
+
+use std::cell::RefCell;
+use std::fmt;
+use std::future::{poll_fn, Future};
+use std::io;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::pin::{pin, Pin};
+use std::rc::Rc;
+use std::task::{Context, Poll};
+
+use trapline_traps::{Leaf, TaskId, Trap, TrapError};
+
+/// How a task ended, as its joiner sees it.
+enum Outcome<T> {
+    Running,
+    Done(T),
+    Panicked(String),
+    Dropped,
+    Taken,
+}
+
+/// Why [`JoinHandle::join`] has no value to give.
+///
+/// # Examples
+///
+/// ```
+/// use trapline::{spawn, JoinError};
+///
+/// trapline::run(async {
+///     let task = spawn(async { panic!("boom") })?;
+///     match task.join().await {
+///         Err(JoinError::Panicked(msg)) => assert_eq!(msg, "boom"),
+///         other => panic!("unexpected: {other:?}"),
+///     }
+///     Ok::<(), std::io::Error>(())
+/// })??;
+/// # Ok::<(), std::io::Error>(())
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum JoinError {
+    /// The task panicked; the panic's message.
+    Panicked(String),
+    /// The task was dropped before it finished (its kernel shut down).
+    Dropped,
+    /// The *joining* task was interrupted while it waited (cancelled, timed
+    /// out), or no kernel runs here. The joined task goes on.
+    Interrupted(TrapError),
+}
+
+impl JoinError {
+    /// Whether the joiner itself was cancelled while it waited.
+    pub fn is_cancelled(&self) -> bool {
+        *self == JoinError::Interrupted(TrapError::Cancelled)
+    }
+}
+
+impl fmt::Display for JoinError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            JoinError::Panicked(msg) => write!(f, "task panicked: {msg}"),
+            JoinError::Dropped => f.write_str("task was dropped before it finished"),
+            JoinError::Interrupted(e) => write!(f, "join interrupted: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for JoinError {}
+
+impl From<JoinError> for io::Error {
+    fn from(err: JoinError) -> io::Error {
+        match err {
+            JoinError::Interrupted(e) => e.into(),
+            other => io::Error::other(other),
+        }
+    }
+}
+
+/// The owner's side of a spawned task: its id, and the way to its result.
+///
+/// Dropping the handle detaches the task: it runs on, and its result is
+/// dropped when it ends.
+#[must_use = "dropping a JoinHandle detaches the task"]
+pub struct JoinHandle<T> {
+    id: TaskId,
+    slot: Rc<RefCell<Outcome<T>>>,
+}
+
+impl<T> fmt::Debug for JoinHandle<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("JoinHandle").field("id", &self.id).finish()
+    }
+}
+
+/// Marks the slot `Dropped` if the task's body goes away unfinished.
+struct Finish<T> {
+    slot: Rc<RefCell<Outcome<T>>>,
+}
+
+impl<T> Drop for Finish<T> {
+    fn drop(&mut self) {
+        let mut slot = self.slot.borrow_mut();
+        if matches!(*slot, Outcome::Running) {
+            *slot = Outcome::Dropped;
+        }
+    }
+}
+
+fn panic_message(panic: Box<dyn std::any::Any + Send>) -> String {
+    match panic.downcast::<String>() {
+        Ok(s) => *s,
+        Err(panic) => match panic.downcast::<&str>() {
+            Ok(s) => s.to_string(),
+            Err(_) => "Box<dyn Any>".to_string(),
+        },
+    }
+}
+
+/// Starts a task running `future` on the current kernel.
+///
+/// The task starts at the kernel's next pass. A panic inside it ends only
+/// that task and becomes its [`JoinError::Panicked`]. Fails with
+/// [`TrapError::NoKernel`] outside a running kernel.
+///
+/// # Examples
+///
+/// ```
+/// use trapline::spawn;
+///
+/// let sum = trapline::run(async {
+///     let a = spawn(async { 1 })?;
+///     let b = spawn(async { 2 })?;
+///     Ok::<_, std::io::Error>(a.join().await? + b.join().await?)
+/// })??;
+/// assert_eq!(sum, 3);
+/// # Ok::<(), std::io::Error>(())
+/// ```
+pub fn spawn<F>(future: F) -> Result<JoinHandle<F::Output>, TrapError>
+where
+    F: Future + 'static,
+    F::Output: 'static,
+{
+    let slot = Rc::new(RefCell::new(Outcome::Running));
+    let finish = Finish { slot: slot.clone() };
+    let body = async move {
+        let finish = finish;
+        let mut future = pin!(future);
+        let outcome = poll_fn(|cx| {
+            match catch_unwind(AssertUnwindSafe(|| future.as_mut().poll(cx))) {
+                Ok(Poll::Ready(v)) => Poll::Ready(Outcome::Done(v)),
+                Ok(Poll::Pending) => Poll::Pending,
+                Err(panic) => Poll::Ready(Outcome::Panicked(panic_message(panic))),
+            }
+        })
+        .await;
+        *finish.slot.borrow_mut() = outcome;
+    };
+    let id = trapline_traps::spawn(Box::pin(body))?;
+    Ok(JoinHandle { id, slot })
+}
+
+impl<T> JoinHandle<T> {
+    /// The task's id.
+    pub fn id(&self) -> TaskId {
+        self.id
+    }
+
+    /// Whether the task has ended.
+    pub fn is_finished(&self) -> bool {
+        !matches!(*self.slot.borrow(), Outcome::Running)
+    }
+
+    /// Waits for the task to end and returns its output.
+    ///
+    /// A `Join` trap: cancellable and timeout-able (the joined task goes on).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// trapline::run(async {
+    ///     let task = trapline::spawn(async { "done" })?;
+    ///     assert_eq!(task.join().await?, "done");
+    ///     Ok::<(), std::io::Error>(())
+    /// })??;
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    #[track_caller]
+    pub fn join(self) -> Join<T> {
+        Join {
+            id: self.id,
+            slot: self.slot,
+            leaf: Leaf::new(),
+        }
+    }
+
+    /// Cancels the task, waits for it to end, and returns how it ended.
+    ///
+    /// The task sees `Cancelled` at its current or next blocking trap and may
+    /// clean up (with more awaits) before it ends. If it catches the
+    /// cancellation and returns a value, that value is `Ok` here.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use trapline::{sleep, spawn, TrapError};
+    ///
+    /// trapline::run(async {
+    ///     let sleeper = spawn(async { sleep(Duration::from_secs(3600)).await })?;
+    ///     assert_eq!(sleeper.cancel().await?, Err(TrapError::Cancelled));
+    ///     Ok::<(), std::io::Error>(())
+    /// })??;
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    #[track_caller]
+    pub fn cancel(self) -> Join<T> {
+        let join = self.join();
+        // Outside a kernel this fails, and so will the join, which reports it.
+        let _ = trapline_traps::cancel(join.id);
+        join
+    }
+}
+
+/// The future of [`JoinHandle::join`] and [`JoinHandle::cancel`].
+#[must_use = "futures do nothing unless awaited"]
+pub struct Join<T> {
+    id: TaskId,
+    slot: Rc<RefCell<Outcome<T>>>,
+    leaf: Leaf,
+}
+
+impl<T> fmt::Debug for Join<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Join").field("id", &self.id).finish()
+    }
+}
+
+impl<T> Future for Join<T> {
+    type Output = Result<T, JoinError>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.get_mut();
+        let ended = {
+            let mut slot = this.slot.borrow_mut();
+            match std::mem::replace(&mut *slot, Outcome::Taken) {
+                Outcome::Running => {
+                    *slot = Outcome::Running;
+                    None
+                }
+                Outcome::Done(v) => Some(Ok(v)),
+                Outcome::Panicked(msg) => Some(Err(JoinError::Panicked(msg))),
+                Outcome::Dropped | Outcome::Taken => Some(Err(JoinError::Dropped)),
+            }
+        };
+        if let Some(result) = ended {
+            this.leaf.done();
+            return Poll::Ready(result);
+        }
+        match this.leaf.trap(cx, Trap::Join { task: this.id }) {
+            Ok(()) => Poll::Pending,
+            Err(e) => Poll::Ready(Err(JoinError::Interrupted(e))),
+        }
+    }
+}
+
+/// The id of the running task.
+///
+/// # Examples
+///
+/// ```
+/// trapline::run(async {
+///     let me = trapline::current()?;
+///     let child = trapline::spawn(async { trapline::current() })?;
+///     assert_ne!(child.join().await??, me);
+///     Ok::<(), std::io::Error>(())
+/// })??;
+/// # Ok::<(), std::io::Error>(())
+/// ```
+pub fn current() -> Result<TaskId, TrapError> {
+    trapline_traps::current()
+}
+
+/// Steps aside: the task goes to the back of the ready queue and runs again
+/// after the kernel has looked at I/O and timers. A cancellation point.
+///
+/// # Examples
+///
+/// ```
+/// trapline::run(async {
+///     trapline::yield_now().await?;
+///     Ok::<(), trapline::TrapError>(())
+/// })??;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[track_caller]
+pub fn yield_now() -> YieldNow {
+    YieldNow {
+        yielded: false,
+        leaf: Leaf::new(),
+    }
+}
+
+/// The future of [`yield_now`].
+#[derive(Debug)]
+#[must_use = "futures do nothing unless awaited"]
+pub struct YieldNow {
+    yielded: bool,
+    leaf: Leaf,
+}
+
+impl Future for YieldNow {
+    type Output = Result<(), TrapError>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.get_mut();
+        if this.yielded {
+            this.leaf.done();
+            return Poll::Ready(Ok(()));
+        }
+        match this.leaf.trap(cx, Trap::Yield) {
+            Ok(()) => {
+                this.yielded = true;
+                Poll::Pending
+            }
+            Err(e) => Poll::Ready(Err(e)),
+        }
+    }
+}

@@ -1,0 +1,169 @@
+//! The names a kernel hands out: task ids, timeout ids, wait-queue ids, leaf tickets.
+//!
+//! A kernel keeps its tasks and timeouts in slabs whose keys are reused. Every id
+//! that leaves the kernel therefore carries a *serial* beside its index: a late
+//! event that names index 4, serial 17 never resumes the task that now lives at
+//! index 4 with serial 18.
+
+use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// The identity of a task: a slot index in its kernel plus the serial number the
+/// kernel gave it at spawn. The serial alone is what people see (`task 7`).
+///
+/// # Examples
+///
+/// ```
+/// use trapline_traps::TaskId;
+///
+/// let id = TaskId::new(3, 7);
+/// assert_eq!((id.index(), id.serial()), (3, 7));
+/// assert_eq!(id.to_string(), "task 7");
+/// ```
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct TaskId {
+    index: u32,
+    serial: u32,
+}
+
+impl TaskId {
+    /// Makes an id from a slot index and a serial number. Only a kernel does this.
+    pub const fn new(index: u32, serial: u32) -> TaskId {
+        TaskId { index, serial }
+    }
+
+    /// The slot the task lives in. Reused after the task ends.
+    pub const fn index(self) -> u32 {
+        self.index
+    }
+
+    /// The serial number of the task, unique for the life of its kernel
+    /// (until it wraps after 2^32 spawns).
+    pub const fn serial(self) -> u32 {
+        self.serial
+    }
+}
+
+impl fmt::Debug for TaskId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "TaskId({}@{})", self.serial, self.index)
+    }
+}
+
+impl fmt::Display for TaskId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "task {}", self.serial)
+    }
+}
+
+/// The identity of one `SetTimeout`: which deadline fired, so nested timeout
+/// blocks can tell their own expiry from an outer one.
+///
+/// # Examples
+///
+/// ```
+/// use trapline_traps::TimeoutId;
+///
+/// let id = TimeoutId::new(0, 12);
+/// assert_eq!(id.to_string(), "timeout 12");
+/// ```
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct TimeoutId {
+    index: u32,
+    serial: u32,
+}
+
+impl TimeoutId {
+    /// Makes an id from a slot index and a serial number. Only a kernel does this.
+    pub const fn new(index: u32, serial: u32) -> TimeoutId {
+        TimeoutId { index, serial }
+    }
+
+    /// The slot the timeout lives in.
+    pub const fn index(self) -> u32 {
+        self.index
+    }
+
+    /// The serial number the kernel gave this timeout.
+    pub const fn serial(self) -> u32 {
+        self.serial
+    }
+}
+
+impl fmt::Debug for TimeoutId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "TimeoutId({}@{})", self.serial, self.index)
+    }
+}
+
+impl fmt::Display for TimeoutId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "timeout {}", self.serial)
+    }
+}
+
+/// A wait queue that tasks park on with `SchedWait` and are woken from with
+/// `SchedWake`. Sync primitives own one each.
+///
+/// Ids are drawn from a process-wide counter, so a queue needs no kernel to be
+/// made and can be created before any kernel runs. A kernel keeps waiters only
+/// while a queue has some: an idle queue costs the kernel nothing.
+///
+/// # Examples
+///
+/// ```
+/// use trapline_traps::QueueId;
+///
+/// let (a, b) = (QueueId::new(), QueueId::new());
+/// assert_ne!(a, b);
+/// ```
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Debug)]
+pub struct QueueId(u64);
+
+impl QueueId {
+    /// A queue id never handed out before in this process.
+    pub fn new() -> QueueId {
+        static NEXT: AtomicU64 = AtomicU64::new(1);
+        QueueId(NEXT.fetch_add(1, Ordering::Relaxed))
+    }
+
+    /// The number behind the id, for logs.
+    pub const fn get(self) -> u64 {
+        self.0
+    }
+}
+
+impl Default for QueueId {
+    fn default() -> QueueId {
+        QueueId::new()
+    }
+}
+
+impl fmt::Display for QueueId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "queue {}", self.0)
+    }
+}
+
+/// Which leaf a park belongs to: the task that posted it and the per-post
+/// sequence number the leaf was given the first time it trapped.
+///
+/// A leaf keeps its ticket while it lives, so a second post from the same leaf
+/// replaces its park instead of adding one, and its `Drop` can undo exactly its
+/// own park.
+///
+/// # Examples
+///
+/// ```
+/// use trapline_traps::{TaskId, Ticket};
+///
+/// let t = Ticket { task: TaskId::new(0, 1), seq: 42 };
+/// assert_eq!(t.seq, 42);
+/// ```
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+pub struct Ticket {
+    /// The task whose poll posted the request.
+    pub task: TaskId,
+    /// The leaf's sequence number, unique on this thread.
+    pub seq: u64,
+}

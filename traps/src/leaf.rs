@@ -1,0 +1,131 @@
+//! The end of every chain of awaits: a leaf that traps.
+//!
+//! A leaf future embeds a [`Leaf`] and follows one rule: *try first, trap
+//! second*. It attempts its operation (the syscall, the clock comparison);
+//! only if that cannot go on does it call [`Leaf::trap`] and return
+//! `Pending`. When it completes, or is dropped half-way, its park goes with
+//! it.
+
+use std::panic::Location;
+use std::task::Context;
+
+use crate::error::TrapError;
+use crate::ids::Ticket;
+use crate::slot;
+use crate::trap::{Post, Trap};
+
+/// The trap-side state of one leaf future: its ticket (sequence number) once
+/// it has posted, and the source line of the await that made it.
+///
+/// # Examples
+///
+/// A leaf that waits for a flag, written from scratch. It traps with
+/// `FutureWait` for brevity; a real leaf would name what it waits for.
+///
+/// ```
+/// use std::future::Future;
+/// use std::pin::Pin;
+/// use std::task::{Context, Poll};
+/// use trapline_traps::{Leaf, Trap, TrapError};
+///
+/// struct UntilTrue<'a> {
+///     flag: &'a std::cell::Cell<bool>,
+///     leaf: Leaf,
+/// }
+///
+/// impl Future for UntilTrue<'_> {
+///     type Output = Result<(), TrapError>;
+///     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+///         if self.flag.get() {
+///             self.leaf.done(); // completed: release the park, if any
+///             return Poll::Ready(Ok(()));
+///         }
+///         match self.leaf.trap(cx, Trap::FutureWait) {
+///             Ok(()) => Poll::Pending,
+///             Err(e) => Poll::Ready(Err(e)), // cancelled, timed out, no kernel
+///         }
+///     }
+/// }
+/// ```
+#[derive(Debug)]
+pub struct Leaf {
+    ticket: Option<Ticket>,
+    location: &'static Location<'static>,
+}
+
+impl Leaf {
+    /// A leaf that has not trapped yet, made at the caller's source line.
+    #[track_caller]
+    pub fn new() -> Leaf {
+        Leaf::at(Location::caller())
+    }
+
+    /// A leaf that reports `location` as the line of its await.
+    pub fn at(location: &'static Location<'static>) -> Leaf {
+        Leaf {
+            ticket: None,
+            location,
+        }
+    }
+
+    /// The source line this leaf reports.
+    pub fn location(&self) -> &'static Location<'static> {
+        self.location
+    }
+
+    /// The leaf's ticket, once it has trapped.
+    pub fn ticket(&self) -> Option<Ticket> {
+        self.ticket
+    }
+
+    /// Posts the blocking request `trap`, or learns why it must not wait.
+    ///
+    /// On `Ok(())` the leaf returns `Pending`: the kernel will park the task
+    /// under `trap` after the poll. On `Err` the leaf completes with that
+    /// error: a `Cancelled` or `TimedOut` interrupt for its task, a
+    /// `ResourceBusy` answer to its previous post, `NoKernel` outside a
+    /// running kernel, or `Unsupported` for an immediate trap.
+    pub fn trap(&mut self, cx: &Context<'_>, trap: Trap) -> Result<(), TrapError> {
+        if !trap.is_blocking() {
+            return Err(TrapError::Unsupported("an immediate trap cannot be posted"));
+        }
+        let location = self.location;
+        let result = slot::post(self.ticket, |seq| Post {
+            seq,
+            trap,
+            waker: cx.waker().clone(),
+            location,
+        });
+        match result {
+            Ok(ticket) => {
+                self.ticket = Some(ticket);
+                Ok(())
+            }
+            Err(err) => {
+                self.done();
+                Err(err)
+            }
+        }
+    }
+
+    /// The leaf has completed: its park, if it still has one, is undone.
+    /// Called automatically on drop; calling it twice is harmless.
+    pub fn done(&mut self) {
+        if let Some(ticket) = self.ticket.take() {
+            slot::unpost(ticket);
+        }
+    }
+}
+
+impl Default for Leaf {
+    #[track_caller]
+    fn default() -> Leaf {
+        Leaf::new()
+    }
+}
+
+impl Drop for Leaf {
+    fn drop(&mut self) {
+        self.done();
+    }
+}

@@ -1,0 +1,267 @@
+//! The closed vocabulary of requests a leaf can make of its kernel.
+//!
+//! Blocking traps are *posted*: the leaf puts the request in the trap slot and
+//! returns `Pending`, and the kernel parks the task under it when the poll
+//! returns. Immediate traps are *called*: the kernel answers them at once,
+//! while the leaf waits on the line.
+//!
+//! Discussion: readiness carries no value. When a blocking trap fires the
+//! kernel only makes the task runnable again; the leaf, polled once more,
+//! re-checks its own condition (an I/O leaf retries its syscall, a sleep reads
+//! the clock) and traps again if it must. That is why a spurious poll is always
+//! harmless, and why a naive loop that just polls again works too (see the
+//! `by_hand` example of the `trapline` package).
+
+use std::fmt;
+use std::future::Future;
+use std::os::fd::RawFd;
+use std::panic::Location;
+use std::pin::Pin;
+use std::task::Waker;
+use std::time::Instant;
+
+use crate::ids::{QueueId, TaskId, TimeoutId};
+
+/// A task's body as the kernel holds it: boxed, pinned, producing nothing.
+/// Whatever a task returns travels to its joiner through the facade's own slot.
+pub type TaskFuture = Pin<Box<dyn Future<Output = ()>>>;
+
+/// One request a leaf future makes of its kernel.
+///
+/// The first six variants block: they are posted with [`crate::Leaf::trap`].
+/// The rest are immediate: they are answered synchronously through
+/// [`crate::call`] and the typed helpers beside it.
+///
+/// Every blocking trap resumes with nothing but the chance to look again; the
+/// `Cancelled` and `TimedOut` interrupts are taken by the next leaf about to
+/// trap (see [`crate::Inbox`]).
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Instant;
+/// use trapline_traps::Trap;
+///
+/// let t = Trap::ReadWait { fd: 7 };
+/// assert!(t.is_blocking());
+/// assert_eq!(t.to_string(), "ReadWait(fd 7)");
+/// assert!(!Trap::Clock.is_blocking());
+/// ```
+pub enum Trap {
+    /// Wait until `deadline`.
+    ///
+    /// Parks the task in the timer queue. Woken when the clock reaches the
+    /// deadline. Cancellation drops the park (the timer entry goes stale and is
+    /// skipped). The leaf resumes and compares the clock itself.
+    Sleep {
+        /// When to wake.
+        deadline: Instant,
+    },
+    /// Wait until `fd` can be read.
+    ///
+    /// Registers the fd with the kernel's poller on first use (edge-triggered,
+    /// once for its life) and parks the task as the fd's one reader. Woken by a
+    /// readable, read-closed or error event. If another leaf is already the
+    /// fd's reader, the leaf gets `ResourceBusy` instead. Cancellation clears
+    /// the reader seat; the registration stays until `IoRelease`.
+    /// The leaf resumes by retrying its syscall.
+    ReadWait {
+        /// The file descriptor.
+        fd: RawFd,
+    },
+    /// Wait until `fd` can be written. The mirror of `ReadWait`, with the
+    /// fd's one writer seat.
+    WriteWait {
+        /// The file descriptor.
+        fd: RawFd,
+    },
+    /// Wait in a FIFO wait queue until `SchedWake` names this queue.
+    ///
+    /// Parks the task at the back of `queue`. Woken by `SchedWake` in FIFO
+    /// order. Cancellation removes the task from the queue, so a cancelled
+    /// waiter is never woken in place of a live one. The leaf resumes by
+    /// re-checking the state of its primitive.
+    SchedWait {
+        /// The queue to wait in.
+        queue: QueueId,
+    },
+    /// Wait until `task` has ended.
+    ///
+    /// Parks the task among the target's joiners (or resumes it at once if the
+    /// target is already gone). Woken when the target completes, panics or is
+    /// dropped. Cancellation removes it from the joiners; the target runs on.
+    /// The leaf resumes by reading the target's result slot.
+    Join {
+        /// The task to wait for.
+        task: TaskId,
+    },
+    /// Wait on a foreign future: something outside the trap vocabulary will
+    /// wake the task through its `Waker`.
+    ///
+    /// Parks nothing but a marker. Woken only by an interrupt (cancel or
+    /// timeout) — the foreign future's own waker wakes the task otherwise.
+    /// It lets a cancellation or timeout reach a subtree that is waiting on a
+    /// future that never traps. The leaf resumes by polling that future again.
+    FutureWait,
+    /// Step aside: go to the back of the ready queue.
+    ///
+    /// Parks nothing; the task is made ready again at once and runs in the
+    /// next pass, after the kernel has looked at I/O and timers. Nothing to
+    /// cancel. The leaf resumes with `Ok`.
+    Yield,
+
+    /// Start a new task running `future`. Answers [`Reply::Task`].
+    Spawn {
+        /// The new task's body.
+        future: TaskFuture,
+    },
+    /// Cancel `task`: delivered as `Cancelled` at its current or next
+    /// blocking trap. A second cancel of the same task is ignored. Answers
+    /// [`Reply::Flag`]: whether this call was the one that cancelled it.
+    Cancel {
+        /// The task to cancel.
+        task: TaskId,
+    },
+    /// Wake up to `n` tasks parked in `queue`, oldest first. Answers
+    /// [`Reply::Count`]: how many were woken.
+    SchedWake {
+        /// The queue.
+        queue: QueueId,
+        /// The most tasks to wake.
+        n: usize,
+    },
+    /// Read the kernel's clock. Answers [`Reply::Time`].
+    Clock,
+    /// Which task is running. Answers [`Reply::Task`].
+    Current,
+    /// Arm a timeout for the calling task at `deadline`. When it expires the
+    /// task gets `TimedOut(id)`, taken only by a leaf inside the scope of that
+    /// id. Answers [`Reply::Timeout`].
+    SetTimeout {
+        /// When the timeout expires.
+        deadline: Instant,
+    },
+    /// Disarm a timeout, whether or not it has expired. Answers [`Reply::Unit`].
+    UnsetTimeout {
+        /// The timeout.
+        id: TimeoutId,
+    },
+    /// Forget `fd`: deregister it and empty its seats. Must come before the fd
+    /// is closed, or a reused fd number would inherit a dead registration.
+    /// Answers [`Reply::Unit`].
+    IoRelease {
+        /// The file descriptor about to be closed.
+        fd: RawFd,
+    },
+}
+
+impl Trap {
+    /// Whether the trap parks its task (posted) rather than being answered at once (called).
+    pub fn is_blocking(&self) -> bool {
+        matches!(
+            self,
+            Trap::Sleep { .. }
+                | Trap::ReadWait { .. }
+                | Trap::WriteWait { .. }
+                | Trap::SchedWait { .. }
+                | Trap::Join { .. }
+                | Trap::FutureWait
+                | Trap::Yield
+        )
+    }
+
+    /// The variant's name, for logs and monitors.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Trap::Sleep { .. } => "Sleep",
+            Trap::ReadWait { .. } => "ReadWait",
+            Trap::WriteWait { .. } => "WriteWait",
+            Trap::SchedWait { .. } => "SchedWait",
+            Trap::Join { .. } => "Join",
+            Trap::FutureWait => "FutureWait",
+            Trap::Yield => "Yield",
+            Trap::Spawn { .. } => "Spawn",
+            Trap::Cancel { .. } => "Cancel",
+            Trap::SchedWake { .. } => "SchedWake",
+            Trap::Clock => "Clock",
+            Trap::Current => "Current",
+            Trap::SetTimeout { .. } => "SetTimeout",
+            Trap::UnsetTimeout { .. } => "UnsetTimeout",
+            Trap::IoRelease { .. } => "IoRelease",
+        }
+    }
+}
+
+impl fmt::Display for Trap {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Trap::Sleep { deadline } => {
+                let left = deadline.saturating_duration_since(Instant::now());
+                write!(f, "Sleep(in {left:?})")
+            }
+            Trap::ReadWait { fd } => write!(f, "ReadWait(fd {fd})"),
+            Trap::WriteWait { fd } => write!(f, "WriteWait(fd {fd})"),
+            Trap::SchedWait { queue } => write!(f, "SchedWait({queue})"),
+            Trap::Join { task } => write!(f, "Join({task})"),
+            Trap::FutureWait => f.write_str("FutureWait"),
+            Trap::Yield => f.write_str("Yield"),
+            Trap::Spawn { .. } => f.write_str("Spawn"),
+            Trap::Cancel { task } => write!(f, "Cancel({task})"),
+            Trap::SchedWake { queue, n } => write!(f, "SchedWake({queue}, {n})"),
+            Trap::Clock => f.write_str("Clock"),
+            Trap::Current => f.write_str("Current"),
+            Trap::SetTimeout { deadline } => {
+                let left = deadline.saturating_duration_since(Instant::now());
+                write!(f, "SetTimeout(in {left:?})")
+            }
+            Trap::UnsetTimeout { id } => write!(f, "UnsetTimeout({id})"),
+            Trap::IoRelease { fd } => write!(f, "IoRelease(fd {fd})"),
+        }
+    }
+}
+
+impl fmt::Debug for Trap {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
+}
+
+/// A kernel's answer to an immediate trap.
+///
+/// # Examples
+///
+/// ```
+/// use trapline_traps::Reply;
+///
+/// assert_eq!(Reply::Count(2), Reply::Count(2));
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reply {
+    /// Done; nothing to say.
+    Unit,
+    /// A task id (`Spawn`, `Current`).
+    Task(TaskId),
+    /// A timeout id (`SetTimeout`).
+    Timeout(TimeoutId),
+    /// A time (`Clock`).
+    Time(Instant),
+    /// A count (`SchedWake`).
+    Count(usize),
+    /// Yes or no (`Cancel`).
+    Flag(bool),
+}
+
+/// A blocking request as it waits in the trap slot for the kernel to take it.
+#[derive(Debug)]
+pub struct Post {
+    /// The leaf's sequence number: its identity for this park.
+    pub seq: u64,
+    /// The request. Always a blocking one.
+    pub trap: Trap,
+    /// The waker current when the leaf trapped. If it is not the task's own
+    /// (the leaf sits inside a foreign combinator), the kernel wakes it when
+    /// the trap fires, so the combinator re-polls the right child.
+    pub waker: Waker,
+    /// The source line of the await that trapped.
+    pub location: &'static Location<'static>,
+}
