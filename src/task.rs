@@ -85,7 +85,6 @@ impl From<JoinError> for io::Error {
 ///
 /// Dropping the handle detaches the task: it runs on, and its result is
 /// dropped when it ends.
-#[must_use = "dropping a JoinHandle detaches the task"]
 pub struct JoinHandle<T> {
     id: TaskId,
     slot: Rc<RefCell<Outcome<T>>>,
@@ -150,14 +149,15 @@ where
     let body = async move {
         let finish = finish;
         let mut future = pin!(future);
-        let outcome = poll_fn(|cx| {
-            match catch_unwind(AssertUnwindSafe(|| future.as_mut().poll(cx))) {
-                Ok(Poll::Ready(v)) => Poll::Ready(Outcome::Done(v)),
-                Ok(Poll::Pending) => Poll::Pending,
-                Err(panic) => Poll::Ready(Outcome::Panicked(panic_message(panic))),
-            }
-        })
-        .await;
+        let outcome =
+            poll_fn(
+                |cx| match catch_unwind(AssertUnwindSafe(|| future.as_mut().poll(cx))) {
+                    Ok(Poll::Ready(v)) => Poll::Ready(Outcome::Done(v)),
+                    Ok(Poll::Pending) => Poll::Pending,
+                    Err(panic) => Poll::Ready(Outcome::Panicked(panic_message(panic))),
+                },
+            )
+            .await;
         *finish.slot.borrow_mut() = outcome;
     };
     let id = trapline_traps::spawn(Box::pin(body))?;

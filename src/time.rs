@@ -43,8 +43,7 @@ pub fn clock() -> Result<Instant, TrapError> {
 const FOREVER: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
 
 fn after(now: Instant, duration: Duration) -> Instant {
-    now.checked_add(duration)
-        .unwrap_or_else(|| now + FOREVER)
+    now.checked_add(duration).unwrap_or_else(|| now + FOREVER)
 }
 
 /// Sleeps for `duration`, counted from the first poll.

@@ -41,7 +41,9 @@ impl Shared {
                 }
                 let id = state.spawn(Some(future));
                 match current {
-                    Some(parent) => trace!(target: "trapline::trap", "task {} spawn {id}", parent.serial()),
+                    Some(parent) => {
+                        trace!(target: "trapline::trap", "task {} spawn {id}", parent.serial())
+                    }
                     None => trace!(target: "trapline::trap", "spawn {id}"),
                 }
                 Reply::Task(id)

@@ -76,7 +76,11 @@ impl IoTable {
             self.next_serial = self.next_serial.wrapping_add(1).max(1);
             let token = Token(at | (self.next_serial as usize) << 32);
             registry
-                .register(&mut SourceFd(&fd), token, Interest::READABLE | Interest::WRITABLE)
+                .register(
+                    &mut SourceFd(&fd),
+                    token,
+                    Interest::READABLE | Interest::WRITABLE,
+                )
                 .map_err(os_error)?;
             entry.serial = self.next_serial;
             self.registered += 1;

@@ -67,7 +67,9 @@ impl MainTask for NoMain {
 fn panic_message(panic: &Panic) -> &str {
     match panic.downcast_ref::<&str>() {
         Some(s) => s,
-        None => panic.downcast_ref::<String>().map_or("Box<dyn Any>", String::as_str),
+        None => panic
+            .downcast_ref::<String>()
+            .map_or("Box<dyn Any>", String::as_str),
     }
 }
 

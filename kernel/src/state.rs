@@ -95,7 +95,9 @@ impl State {
             return Err(TrapError::Unsupported("the kernel is shutting down"));
         }
         if self.tasks.vacant_key() >= MAX_TASKS {
-            return Err(TrapError::Unsupported("too many tasks (2^24) in one kernel"));
+            return Err(TrapError::Unsupported(
+                "too many tasks (2^24) in one kernel",
+            ));
         }
         Ok(())
     }
@@ -172,8 +174,14 @@ impl State {
                 self.timers.push(at, Alarm::Sleep(waiter));
                 Ok(())
             }
-            On::Read(fd) => self.io.wait(&self.registry, fd, Dir::Read, waiter).map_err(Some),
-            On::Write(fd) => self.io.wait(&self.registry, fd, Dir::Write, waiter).map_err(Some),
+            On::Read(fd) => self
+                .io
+                .wait(&self.registry, fd, Dir::Read, waiter)
+                .map_err(Some),
+            On::Write(fd) => self
+                .io
+                .wait(&self.registry, fd, Dir::Write, waiter)
+                .map_err(Some),
             On::Sched(queue) => {
                 self.queues.entry(queue).or_default().push_back(waiter);
                 Ok(())
@@ -222,8 +230,12 @@ impl State {
 
     /// The condition of `waiter`'s park holds: release the park and resume.
     pub(crate) fn fire(&mut self, waiter: Waiter) {
-        let Some(task) = self.task(waiter.task) else { return };
-        let Some(park) = task.take_park(waiter.seq) else { return };
+        let Some(task) = self.task(waiter.task) else {
+            return;
+        };
+        let Some(park) = task.take_park(waiter.seq) else {
+            return;
+        };
         trace!(target: "trapline::trap", "task {} resume {} (trapped at {})", waiter.task.serial(), park.on, park.location);
         // The fired condition's own record is already gone (the seat, queue
         // slot or joiner entry was taken to find this waiter); a sleep's entry
@@ -233,7 +245,10 @@ impl State {
 
     /// Takes back what a park holds in the wait structures.
     pub(crate) fn undo(&mut self, id: TaskId, park: &Park) {
-        let waiter = Waiter { task: id, seq: park.seq };
+        let waiter = Waiter {
+            task: id,
+            seq: park.seq,
+        };
         match park.on {
             On::Sleep(_) => self.timers.went_stale(),
             On::Read(fd) => self.io.leave(fd, Dir::Read, waiter),
@@ -258,7 +273,9 @@ impl State {
     /// A leaf completed or was dropped: undo its park, if it has one.
     pub(crate) fn unpost(&mut self, id: TaskId, seq: u64) {
         let Some(task) = self.task(id) else { return };
-        let Some(park) = task.take_park(seq) else { return };
+        let Some(park) = task.take_park(seq) else {
+            return;
+        };
         self.undo(id, &park);
     }
 
@@ -280,7 +297,9 @@ impl State {
 
     /// Cancels task `id` (not the running one: its inbox is in the trap slot).
     pub(crate) fn cancel(&mut self, id: TaskId) -> bool {
-        let Some(task) = self.task(id) else { return false };
+        let Some(task) = self.task(id) else {
+            return false;
+        };
         if !task.inbox.cancel() {
             return false;
         }
@@ -407,7 +426,9 @@ impl State {
     pub(crate) fn sched_wake(&mut self, queue: QueueId, n: usize) -> usize {
         let mut woken = 0;
         while woken < n {
-            let Some(q) = self.queues.get_mut(&queue) else { break };
+            let Some(q) = self.queues.get_mut(&queue) else {
+                break;
+            };
             let Some(waiter) = q.pop_front() else { break };
             if q.is_empty() {
                 self.queues.remove(&queue);

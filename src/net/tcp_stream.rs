@@ -147,7 +147,10 @@ impl TcpStream {
     ///
     /// If it is interrupted, some bytes may have been read into `buf`.
     #[track_caller]
-    pub fn read_exact<'a>(&'a self, buf: &'a mut [u8]) -> impl Future<Output = io::Result<()>> + 'a {
+    pub fn read_exact<'a>(
+        &'a self,
+        buf: &'a mut [u8],
+    ) -> impl Future<Output = io::Result<()>> + 'a {
         let location = Location::caller();
         async move {
             let mut filled = 0;

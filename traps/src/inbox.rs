@@ -82,7 +82,10 @@ impl Inbox {
     /// Records that timeout `id` expired. Idempotent.
     pub fn expire(&mut self, id: TimeoutId) {
         if !self.expired.iter().any(|e| e.id == id) {
-            self.expired.push(Expiry { id, delivered: false });
+            self.expired.push(Expiry {
+                id,
+                delivered: false,
+            });
         }
     }
 
@@ -124,7 +127,11 @@ impl Inbox {
             return None;
         }
         for id in scopes {
-            if let Some(e) = self.expired.iter_mut().find(|e| e.id == *id && !e.delivered) {
+            if let Some(e) = self
+                .expired
+                .iter_mut()
+                .find(|e| e.id == *id && !e.delivered)
+            {
                 e.delivered = true;
                 return Some(TrapError::TimedOut(*id));
             }

@@ -45,7 +45,9 @@ mod leaf;
 mod slot;
 mod trap;
 
-pub use calls::{cancel, clock, current, io_release, sched_wake, set_timeout, spawn, unset_timeout};
+pub use calls::{
+    cancel, clock, current, io_release, sched_wake, set_timeout, spawn, unset_timeout,
+};
 pub use error::TrapError;
 pub use ids::{QueueId, TaskId, Ticket, TimeoutId};
 pub use inbox::{CancelState, Inbox};

@@ -1,0 +1,94 @@
+//! An echo server: one task per connection, everything read is written back.
+//!
+//! Run it with:
+//!
+//! ```text
+//! cargo run --release --example echo_server -- --addr 127.0.0.1:7000
+//! ```
+//!
+//! and talk to it with `nc 127.0.0.1 7000`, or load it with
+//! `cargo run --release --example echo_client`. `RUST_LOG=trapline=trace`
+//! shows every trap and resume; `RUST_LOG=info` one line per connection.
+
+use std::io;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use log::{info, warn};
+use trapline::net::{TcpListener, TcpStream};
+
+const USAGE: &str = "usage: echo_server [--addr HOST:PORT]   (default 127.0.0.1:7000)";
+
+fn parse_args() -> Result<SocketAddr, String> {
+    let mut addr: SocketAddr = "127.0.0.1:7000".parse().expect("a valid default address");
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--addr" => {
+                let value = args.next().ok_or("--addr needs a value")?;
+                addr = value.parse().map_err(|e| {
+                    format!("--addr {value:?}: {e} (want HOST:PORT, e.g. 127.0.0.1:7000)")
+                })?;
+            }
+            "-h" | "--help" => return Err(USAGE.to_string()),
+            other => return Err(format!("unknown argument {other:?}\n{USAGE}")),
+        }
+    }
+    Ok(addr)
+}
+
+/// Echoes until the peer closes its side, then closes ours.
+async fn echo(stream: TcpStream) -> io::Result<u64> {
+    let mut buf = vec![0; 16 * 1024];
+    let mut total = 0;
+    loop {
+        let n = stream.read(&mut buf).await?;
+        if n == 0 {
+            return Ok(total);
+        }
+        stream.write_all(&buf[..n]).await?;
+        total += n as u64;
+    }
+}
+
+async fn serve(addr: SocketAddr) -> io::Result<()> {
+    let listener = TcpListener::bind(addr)?;
+    println!("echo_server listening on {}", listener.local_addr()?);
+    loop {
+        let (stream, peer) = match listener.accept().await {
+            Ok(accepted) => accepted,
+            Err(e) => {
+                // Out of fds, or the peer gave up between SYN and accept:
+                // back off a little instead of spinning on the error.
+                warn!("accept failed: {e}");
+                trapline::sleep(Duration::from_millis(10)).await?;
+                continue;
+            }
+        };
+        stream.set_nodelay(true)?;
+        trapline::spawn(async move {
+            match echo(stream).await {
+                Ok(bytes) => info!("{peer}: closed after {bytes} bytes"),
+                Err(e) => info!("{peer}: {e}"),
+            }
+        })?;
+    }
+}
+
+fn main() {
+    env_logger::init();
+    let addr = match parse_args() {
+        Ok(addr) => addr,
+        Err(msg) => {
+            eprintln!("{msg}");
+            std::process::exit(2);
+        }
+    };
+    match trapline::run(serve(addr)) {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) | Err(e) => {
+            eprintln!("echo_server: {addr}: {e}");
+            std::process::exit(1);
+        }
+    }
+}

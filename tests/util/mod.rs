@@ -1,0 +1,80 @@
+//! Helpers shared by the integration tests.
+#![allow(dead_code)]
+
+use std::future::Future;
+use std::io;
+use std::time::Duration;
+
+use trapline::net::{TcpListener, TcpStream};
+use trapline::{Kernel, Stats};
+
+/// Runs `future` on a fresh kernel (shutdown grace `grace`) and returns its
+/// output with the kernel's stats after the run.
+#[track_caller]
+pub fn run_with_grace<F: Future>(grace: Duration, future: F) -> (F::Output, Stats) {
+    let mut kernel = Kernel::builder()
+        .shutdown_grace(grace)
+        .build()
+        .expect("a kernel");
+    let out = kernel.run(future).expect("the kernel ran");
+    (out, kernel.stats())
+}
+
+/// Runs `future` on a fresh kernel and returns its output with the stats.
+#[track_caller]
+pub fn run_with_stats<F: Future>(future: F) -> (F::Output, Stats) {
+    run_with_grace(Duration::from_secs(1), future)
+}
+
+/// Runs `future` on a fresh kernel, asserts the kernel is empty afterwards
+/// (no task, park, registration, timer or timeout left) and returns the output.
+#[track_caller]
+pub fn run_clean<F: Future>(future: F) -> F::Output {
+    let (out, stats) = run_with_stats(future);
+    assert_clean(&stats);
+    out
+}
+
+/// Asserts that a kernel holds nothing any more.
+#[track_caller]
+pub fn assert_clean(stats: &Stats) {
+    assert_eq!(
+        (stats.tasks, stats.parked, stats.registrations, stats.timers, stats.timeouts, stats.wait_queues),
+        (0, 0, 0, 0, 0, 0),
+        "kernel not empty after run: {stats:?}"
+    );
+}
+
+/// A connected loopback pair (client, server side), made inside a kernel.
+pub async fn tcp_pair() -> io::Result<(TcpStream, TcpStream)> {
+    let listener = TcpListener::bind("127.0.0.1:0".parse().unwrap())?;
+    let addr = listener.local_addr()?;
+    let client = TcpStream::connect(addr);
+    let accepted = listener.accept();
+    let (client, accepted) = futures::join!(client, accepted);
+    Ok((client?, accepted?.0))
+}
+
+/// A deterministic pseudo-random byte generator (xorshift64*), for payloads.
+pub struct Rng(u64);
+
+impl Rng {
+    pub fn new(seed: u64) -> Rng {
+        Rng(seed.max(1))
+    }
+
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+
+    pub fn bytes(&mut self, len: usize) -> Vec<u8> {
+        (0..len).map(|_| self.next_u64() as u8).collect()
+    }
+
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next_u64() % n
+    }
+}
