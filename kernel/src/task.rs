@@ -50,6 +50,25 @@ impl On {
     }
 }
 
+impl On {
+    /// The condition without its countdown, for resume lines.
+    pub(crate) fn resumed(self) -> ResumeLabel {
+        ResumeLabel(self)
+    }
+}
+
+/// How a fired condition is named in a resume line.
+pub(crate) struct ResumeLabel(On);
+
+impl fmt::Display for ResumeLabel {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            On::Sleep(_) => f.write_str("Sleep"),
+            other => fmt::Display::fmt(&other, f),
+        }
+    }
+}
+
 impl fmt::Display for On {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
