@@ -186,6 +186,9 @@ impl State {
                 self.queues.entry(queue).or_default().push_back(waiter);
                 Ok(())
             }
+            On::Join(target) if target == id => {
+                Err(Some(TrapError::Unsupported("a task cannot join itself")))
+            }
             On::Join(target) => match self.task(target) {
                 Some(t) => {
                     t.joiners.push(waiter);
@@ -273,6 +276,7 @@ impl State {
     /// A leaf completed or was dropped: undo its park, if it has one.
     pub(crate) fn unpost(&mut self, id: TaskId, seq: u64) {
         let Some(task) = self.task(id) else { return };
+        task.inbox.take_answer(seq);
         let Some(park) = task.take_park(seq) else {
             return;
         };
