@@ -82,3 +82,8 @@ pub use trapline_traps::{TaskId, TimeoutId, TrapError};
 pub fn run<F: Future>(future: F) -> std::io::Result<F::Output> {
     Kernel::new()?.run(future)
 }
+
+/// The README's code, compiled and run as a doctest so it cannot rot.
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;

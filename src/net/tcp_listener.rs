@@ -25,8 +25,10 @@ use super::{inet, require_kernel, TcpStream};
 ///         println!("{peer} connected");
 ///         drop(stream);
 ///     }
-/// })?
-/// # ; Ok::<(), std::io::Error>(())
+///     # #[allow(unreachable_code)]
+///     Ok::<(), std::io::Error>(())
+/// })??;
+/// # Ok::<(), std::io::Error>(())
 /// ```
 #[derive(Debug)]
 pub struct TcpListener {
