@@ -24,6 +24,7 @@
 //! - `lib.rs`: [`Kernel`], [`Builder`], [`Stats`].
 //! - `run`: the loop's pass, polling one task, shutdown.
 //! - `state`: the kernel's state and park / fire / undo / finish.
+//! - `deadlines`: timeouts, and firing what the timer queue says is due.
 //! - `calls`: the answers to immediate traps.
 //! - `task`: a task record and its parks.
 //! - `io`: the fd table, one reader and one writer per fd.
@@ -46,6 +47,7 @@
 #![warn(missing_debug_implementations, clippy::undocumented_unsafe_blocks)]
 
 mod calls;
+mod deadlines;
 mod io;
 mod run;
 mod state;

@@ -1,0 +1,102 @@
+//! Deadlines: the timeouts a task arms, and firing what the timer queue says is due.
+//!
+//! A sleep's entry fires its park. A timeout's entry parks nothing: when it
+//! fires, the kernel records `TimedOut(id)` in the owner's inbox and
+//! interrupts the task, so that a leaf inside the timeout's scope takes it.
+
+use std::time::Instant;
+
+use trapline_traps::{TaskId, TimeoutId};
+
+use crate::state::{State, Timeout};
+use crate::task::On;
+use crate::timers::{Alarm, Entry};
+
+impl State {
+    /// Arms a timeout for task `task`.
+    pub(crate) fn set_timeout(&mut self, task: TaskId, deadline: Instant) -> TimeoutId {
+        self.next_timeout_serial = self.next_timeout_serial.wrapping_add(1).max(1);
+        let entry = self.timeouts.vacant_entry();
+        let id = TimeoutId::new(entry.key() as u32, self.next_timeout_serial);
+        entry.insert(Timeout {
+            id,
+            task,
+            deadline,
+            expired: false,
+        });
+        self.timers.push(deadline, Alarm::Timeout(id));
+        id
+    }
+
+    /// Disarms timeout `id`; `current` is the running task (whose inbox is in the slot).
+    pub(crate) fn unset_timeout(&mut self, id: TimeoutId, current: Option<TaskId>) {
+        let key = id.index() as usize;
+        if self.timeouts.get(key).map(|t| t.id) != Some(id) {
+            return;
+        }
+        let timeout = self.timeouts.remove(key);
+        if !timeout.expired {
+            self.timers.went_stale();
+        }
+        if current != Some(timeout.task) {
+            if let Some(task) = self.task(timeout.task) {
+                task.inbox.forget(id);
+            }
+        }
+    }
+
+    /// Whether a timer entry still means something.
+    fn is_live(&self, entry: &Entry) -> bool {
+        match entry.alarm {
+            Alarm::Sleep(w) => self
+                .tasks
+                .get(w.task.index() as usize)
+                .filter(|t| t.id == w.task)
+                .and_then(|t| t.parks.iter().find(|p| p.seq == w.seq))
+                .is_some_and(|p| p.on == On::Sleep(entry.at)),
+            Alarm::Timeout(id) => self
+                .timeouts
+                .get(id.index() as usize)
+                .is_some_and(|t| t.id == id && !t.expired && t.deadline == entry.at),
+        }
+    }
+
+    /// The next deadline that will fire, dropping stale entries on the way.
+    pub(crate) fn next_deadline(&mut self) -> Option<Instant> {
+        if self.timers.wants_compaction() {
+            let mut timers = std::mem::take(&mut self.timers);
+            timers.compact(|e| self.is_live(e));
+            self.timers = timers;
+        }
+        while let Some(top) = self.timers.peek() {
+            if self.is_live(&top) {
+                return Some(top.at);
+            }
+            self.timers.pop(false);
+        }
+        None
+    }
+
+    /// Fires every timer due at `now`.
+    pub(crate) fn expire(&mut self, now: Instant) {
+        while let Some(top) = self.timers.peek().filter(|e| e.at <= now) {
+            let live = self.is_live(&top);
+            self.timers.pop(live);
+            if !live {
+                continue;
+            }
+            match top.alarm {
+                Alarm::Sleep(waiter) => self.fire(waiter),
+                Alarm::Timeout(id) => {
+                    let timeout = &mut self.timeouts[id.index() as usize];
+                    timeout.expired = true;
+                    let task = timeout.task;
+                    if let Some(t) = self.task(task) {
+                        t.inbox.expire(id);
+                        self.interrupt(task, "TimedOut");
+                    }
+                }
+            }
+        }
+    }
+}
