@@ -114,7 +114,9 @@ fn main() -> std::io::Result<()> {
     let said = by_hand(addr)?;
     println!("read {said:?}\n");
 
-    println!("-- the same chain on the trapline kernel (RUST_LOG=trapline=trace to see its traps) --");
+    println!(
+        "-- the same chain on the trapline kernel (RUST_LOG=trapline=trace to see its traps) --"
+    );
     env_logger::init();
     let said = trapline::run(conversation(addr))??;
     println!("read {said:?}");

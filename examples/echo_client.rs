@@ -26,7 +26,8 @@ struct Args {
     connections: usize,
 }
 
-const USAGE: &str = "usage: echo_client [--addr HOST:PORT] [--messages N] [--size BYTES] [--connections C]\n\
+const USAGE: &str =
+    "usage: echo_client [--addr HOST:PORT] [--messages N] [--size BYTES] [--connections C]\n\
 defaults: --addr 127.0.0.1:7000 --messages 10000 --size 64 --connections 1";
 
 fn parse_args() -> Result<Args, String> {
@@ -41,7 +42,9 @@ fn parse_args() -> Result<Args, String> {
         if flag == "-h" || flag == "--help" {
             return Err(USAGE.to_string());
         }
-        let value = it.next().ok_or_else(|| format!("{flag} needs a value\n{USAGE}"))?;
+        let value = it
+            .next()
+            .ok_or_else(|| format!("{flag} needs a value\n{USAGE}"))?;
         let bad = |e: &dyn std::fmt::Display| format!("{flag} {value:?}: {e}\n{USAGE}");
         match flag.as_str() {
             "--addr" => args.addr = value.parse().map_err(|e| bad(&e))?,
@@ -52,7 +55,9 @@ fn parse_args() -> Result<Args, String> {
         }
     }
     if args.size == 0 || args.connections == 0 {
-        return Err(format!("--size and --connections must be at least 1\n{USAGE}"));
+        return Err(format!(
+            "--size and --connections must be at least 1\n{USAGE}"
+        ));
     }
     Ok(args)
 }
@@ -107,7 +112,8 @@ async fn load(args: Args) -> io::Result<()> {
     let mut tasks = Vec::new();
     for id in 0..args.connections {
         // Spread the messages evenly; the first connections take the remainder.
-        let share = args.messages / args.connections + usize::from(id < args.messages % args.connections);
+        let share =
+            args.messages / args.connections + usize::from(id < args.messages % args.connections);
         let task = client(args.addr, id, share, args.size, rtts.clone());
         tasks.push(trapline::spawn(task)?);
     }

@@ -200,6 +200,9 @@ impl<T> JoinHandle<T> {
 
     /// Cancels the task, waits for it to end, and returns how it ended.
     ///
+    /// The cancel is sent when this is called; awaiting the returned future
+    /// waits for the end.
+    ///
     /// The task sees `Cancelled` at its current or next blocking trap and may
     /// clean up (with more awaits) before it ends. If it catches the
     /// cancellation and returns a value, that value is `Ok` here.

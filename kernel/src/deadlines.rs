@@ -9,7 +9,6 @@ use std::time::Instant;
 use trapline_traps::{TaskId, TimeoutId};
 
 use crate::state::{State, Timeout};
-use crate::task::On;
 use crate::timers::{Alarm, Entry};
 
 impl State {
@@ -18,13 +17,13 @@ impl State {
         self.next_timeout_serial = self.next_timeout_serial.wrapping_add(1).max(1);
         let entry = self.timeouts.vacant_entry();
         let id = TimeoutId::new(entry.key() as u32, self.next_timeout_serial);
+        let timer = self.timers.push(deadline, Alarm::Timeout(id));
         entry.insert(Timeout {
             id,
             task,
-            deadline,
             expired: false,
+            timer,
         });
-        self.timers.push(deadline, Alarm::Timeout(id));
         id
     }
 
@@ -53,11 +52,11 @@ impl State {
                 .get(w.task.index() as usize)
                 .filter(|t| t.id == w.task)
                 .and_then(|t| t.parks.iter().find(|p| p.seq == w.seq))
-                .is_some_and(|p| p.on == On::Sleep(entry.at)),
+                .is_some_and(|p| p.timer == entry.tie),
             Alarm::Timeout(id) => self
                 .timeouts
                 .get(id.index() as usize)
-                .is_some_and(|t| t.id == id && !t.expired && t.deadline == entry.at),
+                .is_some_and(|t| t.id == id && !t.expired && t.timer == entry.tie),
         }
     }
 

@@ -21,7 +21,7 @@ use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use log::{debug, error, trace};
-use trapline_traps::{Handler, TaskId};
+use trapline_traps::{CancelState, Handler, TaskId};
 
 use crate::io::BELL;
 use crate::waker::{self, WakeRef};
@@ -189,13 +189,15 @@ impl Kernel {
 
     /// Polls task `id` once and parks it under what its leaves posted.
     fn run_task(&mut self, id: TaskId, main: &mut dyn MainTask, main_id: Option<TaskId>) {
-        let (mut future, inbox) = {
+        let (mut future, inbox, cancel_before) = {
             let mut st = self.shared.state.borrow_mut();
-            st.counters.polls += 1;
             let Some(task) = st.task(id) else { return };
             task.state = crate::task::RunState::Running { woken: false };
             task.polls += 1;
-            (task.future.take(), std::mem::take(&mut task.inbox))
+            let cancel_before = task.inbox.cancel_state();
+            let taken = (task.future.take(), std::mem::take(&mut task.inbox), cancel_before);
+            st.counters.polls += 1;
+            taken
         };
         trace!(target: "trapline::kernel", "run {id}");
         trapline_traps::enter(id, inbox);
@@ -226,6 +228,17 @@ impl Kernel {
                     }
                     for post in self.posts.drain(..) {
                         st.park(id, post);
+                    }
+                    // A task that cancelled itself during this poll, then
+                    // parked: deliver at those parks now, as for any cancel.
+                    // (Without parks it waits on a foreign waker, and the
+                    // cancel waits for its next trap.)
+                    if let Some(task) = st.task(id) {
+                        let cancelled_now = cancel_before == CancelState::None
+                            && task.inbox.cancel_state() == CancelState::Pending;
+                        if cancelled_now && !task.parks.is_empty() {
+                            st.interrupt(id, "Cancelled");
+                        }
                     }
                     None
                 }

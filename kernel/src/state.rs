@@ -26,8 +26,9 @@ use crate::waker::{self, WakeRef, MAX_TASKS};
 pub(crate) struct Timeout {
     pub id: TimeoutId,
     pub task: TaskId,
-    pub deadline: Instant,
     pub expired: bool,
+    /// The tie of its timer entry.
+    pub timer: u64,
 }
 
 /// Counters since the kernel was made.
@@ -168,10 +169,11 @@ impl State {
         }
         trace!(target: "trapline::trap", "task {} trap {on} at {location}", id.serial());
         let waiter = Waiter { task: id, seq };
+        let mut timer = 0;
         let parked = match on {
             On::Sleep(at) if at <= self.now() => Err(None),
             On::Sleep(at) => {
-                self.timers.push(at, Alarm::Sleep(waiter));
+                timer = self.timers.push(at, Alarm::Sleep(waiter));
                 Ok(())
             }
             On::Read(fd) => self
@@ -205,6 +207,7 @@ impl State {
                     on,
                     waker,
                     location,
+                    timer,
                 };
                 if let Some(task) = self.task(id) {
                     task.parks.push(park);
@@ -283,19 +286,24 @@ impl State {
         self.undo(id, &park);
     }
 
-    /// An interrupt arrived for task `id`: every park is undone and resumed,
-    /// so the leaf in the interrupt's scope can take it and the others re-trap.
+    /// An interrupt arrived for task `id`: every leaf it is parked at is
+    /// resumed, so the leaf in the interrupt's scope can take it.
+    ///
+    /// Discussion: the parks are *not* undone here. The leaf that takes the
+    /// interrupt undoes its own park when it completes with the error; the
+    /// others trap again under the same ticket, which leaves their parks
+    /// standing. Undoing them all would open a window in which a sibling
+    /// reader's fd seat is free for another task to take.
     pub(crate) fn interrupt(&mut self, id: TaskId, why: &str) {
         let Some(task) = self.task(id) else { return };
-        let parks = std::mem::take(&mut task.parks);
-        trace!(target: "trapline::trap", "task {} interrupt {why}: {} park(s) released", id.serial(), parks.len());
-        if parks.is_empty() {
-            // Waiting on a foreign waker: give it a look.
+        let wakers: Vec<Option<Waker>> = task.parks.iter().map(|p| p.waker.clone()).collect();
+        trace!(target: "trapline::trap", "task {} interrupt {why}: resuming {} park(s)", id.serial(), wakers.len());
+        if wakers.is_empty() {
+            // Waiting on a foreign waker, or not waiting: give it a look.
             self.schedule(id);
         }
-        for park in parks {
-            self.undo(id, &park);
-            self.resume(id, park.waker);
+        for waker in wakers {
+            self.resume(id, waker);
         }
     }
 

@@ -102,6 +102,8 @@ pub(crate) struct Park {
     /// `None` when the leaf trapped under the task's own waker.
     pub waker: Option<Waker>,
     pub location: &'static Location<'static>,
+    /// For a sleep, the tie of its timer entry (0 otherwise).
+    pub timer: u64,
 }
 
 /// A task.

@@ -25,7 +25,8 @@ pub(crate) enum Alarm {
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Entry {
     pub at: Instant,
-    tie: u64,
+    /// Unique per entry: the park or timeout it serves keeps the same number.
+    pub tie: u64,
     pub alarm: Alarm,
 }
 
@@ -60,7 +61,8 @@ impl Timers {
         self.live
     }
 
-    pub(crate) fn push(&mut self, at: Instant, alarm: Alarm) {
+    /// Adds an entry; returns its tie, which the owner keeps to recognise it.
+    pub(crate) fn push(&mut self, at: Instant, alarm: Alarm) -> u64 {
         self.next_tie += 1;
         self.heap.push(Reverse(Entry {
             at,
@@ -68,6 +70,7 @@ impl Timers {
             alarm,
         }));
         self.live += 1;
+        self.next_tie
     }
 
     /// One live entry went stale (its park was undone, its timeout unset).

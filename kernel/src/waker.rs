@@ -131,31 +131,46 @@ impl Remote {
 }
 
 /// The kernels of this process, by id, for wakes from other threads.
-static KERNELS: Mutex<Vec<Option<Arc<Remote>>>> = Mutex::new(Vec::new());
+///
+/// Discussion: ids are handed out round-robin, not first-free. Task serials
+/// restart in every kernel, so a waker kept from a finished kernel would name
+/// a task of the next kernel given the same id; cycling through all 65,536
+/// ids before reusing one keeps such a stale waker pointing at nobody.
+struct Kernels {
+    slots: Vec<Option<Arc<Remote>>>,
+    next: usize,
+}
+
+static KERNELS: Mutex<Kernels> = Mutex::new(Kernels {
+    slots: Vec::new(),
+    next: 0,
+});
+
+const KERNEL_IDS: usize = 1 << 16;
 
 /// Registers a kernel's remote queue; returns the kernel's id.
 pub(crate) fn register(remote: Arc<Remote>) -> std::io::Result<u16> {
     let mut all = KERNELS.lock().unwrap_or_else(PoisonError::into_inner);
-    let at = match all.iter().position(Option::is_none) {
-        Some(free) => free,
-        None if all.len() < u16::MAX as usize => {
-            all.push(None);
-            all.len() - 1
+    for step in 0..KERNEL_IDS {
+        let at = (all.next + step) % KERNEL_IDS;
+        if at >= all.slots.len() {
+            all.slots.resize(at + 1, None);
         }
-        None => {
-            return Err(std::io::Error::other(
-                "trapline: too many kernels alive in this process (65535)",
-            ))
+        if all.slots[at].is_none() {
+            all.slots[at] = Some(remote);
+            all.next = (at + 1) % KERNEL_IDS;
+            return Ok(at as u16);
         }
-    };
-    all[at] = Some(remote);
-    Ok(at as u16)
+    }
+    Err(std::io::Error::other(
+        "trapline: too many kernels alive in this process (65536)",
+    ))
 }
 
 /// Forgets a kernel: later wakes addressed to it are dropped.
 pub(crate) fn unregister(id: u16) {
     let mut all = KERNELS.lock().unwrap_or_else(PoisonError::into_inner);
-    if let Some(slot) = all.get_mut(id as usize) {
+    if let Some(slot) = all.slots.get_mut(id as usize) {
         *slot = None;
     }
 }
@@ -184,7 +199,7 @@ fn deliver(wake: WakeRef) {
     if local != Ok(true) {
         let remote = {
             let all = KERNELS.lock().unwrap_or_else(PoisonError::into_inner);
-            all.get(wake.kernel as usize).cloned().flatten()
+            all.slots.get(wake.kernel as usize).cloned().flatten()
         };
         if let Some(remote) = remote {
             remote.push(wake);

@@ -39,7 +39,14 @@ pub fn run_clean<F: Future>(future: F) -> F::Output {
 #[track_caller]
 pub fn assert_clean(stats: &Stats) {
     assert_eq!(
-        (stats.tasks, stats.parked, stats.registrations, stats.timers, stats.timeouts, stats.wait_queues),
+        (
+            stats.tasks,
+            stats.parked,
+            stats.registrations,
+            stats.timers,
+            stats.timeouts,
+            stats.wait_queues
+        ),
         (0, 0, 0, 0, 0, 0),
         "kernel not empty after run: {stats:?}"
     );

@@ -1,0 +1,306 @@
+//! Keys are never trusted stale: a waker, a timer entry or an fd event that
+//! outlives what it named never resumes whoever came after.
+
+mod util;
+
+use std::cell::{Cell, RefCell};
+use std::future::{poll_fn, Future};
+use std::pin::Pin;
+use std::rc::Rc;
+use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::task::{Context, Poll, Waker};
+use std::thread;
+use std::time::Duration;
+
+use futures::channel::oneshot;
+use trapline::{sleep, spawn, traps, yield_now, TaskId, TrapError};
+use util::{run_clean, tcp_pair};
+
+fn ms(n: u64) -> Duration {
+    Duration::from_millis(n)
+}
+
+/// The tests of this file run one at a time, so that no other kernel of this
+/// process is made or dropped while one runs (kernel ids are process-wide).
+fn one_at_a_time() -> MutexGuard<'static, ()> {
+    static LOCK: Mutex<()> = Mutex::new(());
+    LOCK.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Counts every poll of the future it wraps.
+struct Counted<F> {
+    polls: Rc<Cell<u64>>,
+    inner: Pin<Box<F>>,
+}
+
+impl<F: Future> Counted<F> {
+    fn new(polls: Rc<Cell<u64>>, inner: F) -> Counted<F> {
+        Counted {
+            polls,
+            inner: Box::pin(inner),
+        }
+    }
+}
+
+impl<F: Future> Future for Counted<F> {
+    type Output = F::Output;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        self.polls.set(self.polls.get() + 1);
+        self.inner.as_mut().poll(cx)
+    }
+}
+
+/// Stores a clone of the waker it is polled with, and completes at once.
+async fn capture_waker(into: Rc<RefCell<Option<Waker>>>) {
+    poll_fn(|cx| {
+        *into.borrow_mut() = Some(cx.waker().clone());
+        Poll::Ready(())
+    })
+    .await
+}
+
+/// Lets the kernel make a few passes, so that wakes queued now are gathered
+/// and whatever they made ready has run.
+async fn settle() {
+    for _ in 0..3 {
+        yield_now().await.expect("yield");
+    }
+}
+
+/// A finished task's waker, woken after another task took its slot (same
+/// index, new serial) — from the kernel's thread and from another thread —
+/// never polls the new occupant, while the occupant's own waker, woken the
+/// same way, does.
+#[test]
+fn stale_waker_after_slot_reuse_never_polls_the_new_occupant() {
+    let _serial = one_at_a_time();
+    let polls = Rc::new(Cell::new(0u64));
+    let (ids, seen) = run_clean(async move {
+        let stale = Rc::new(RefCell::new(None));
+        let a = spawn(capture_waker(stale.clone())).expect("spawn A");
+        let a_id = a.id();
+        a.join().await.expect("A ends");
+        let stale: Waker = stale.take().expect("A stored its waker");
+
+        let (tx, rx) = oneshot::channel::<u8>();
+        let own = Rc::new(RefCell::new(None));
+        let b = spawn(Counted::new(polls.clone(), {
+            let own = own.clone();
+            async move {
+                capture_waker(own).await;
+                rx.await
+            }
+        }))
+        .expect("spawn B");
+        let b_id = b.id();
+        let mut seen = Vec::new();
+        settle().await;
+        seen.push(polls.get()); // B polled once, waiting on the oneshot
+
+        stale.wake_by_ref(); // same thread
+        settle().await;
+        seen.push(polls.get());
+
+        let remote = stale.clone();
+        thread::spawn(move || remote.wake())
+            .join()
+            .expect("waking thread");
+        settle().await;
+        seen.push(polls.get());
+
+        // Control: B's own waker, woken the same way, does poll B.
+        let own: Waker = own.take().expect("B stored its waker");
+        thread::spawn(move || own.wake())
+            .join()
+            .expect("waking thread");
+        settle().await;
+        seen.push(polls.get());
+
+        tx.send(5).expect("B waits");
+        let got = b.join().await.expect("B ends").expect("B received");
+        seen.push(polls.get());
+        seen.push(u64::from(got));
+        ((a_id, b_id), seen)
+    });
+    let (a_id, b_id): (TaskId, TaskId) = ids;
+    assert_eq!(a_id.index(), b_id.index(), "B reuses A's slot");
+    assert_ne!(a_id.serial(), b_id.serial());
+    assert_eq!(
+        seen,
+        [1, 1, 1, 2, 3, 5],
+        "polls of B: start, local stale wake, remote stale wake, own wake, end; value"
+    );
+}
+
+/// A task cancelled at a sleep catches `Cancelled` and then waits on a
+/// foreign future: when the cancelled sleep's old deadline passes, the task
+/// is not polled.
+#[test]
+fn cancelled_sleep_timer_never_polls_the_task_later() {
+    let _serial = one_at_a_time();
+    let polls = Rc::new(Cell::new(0u64));
+    let out = run_clean(async move {
+        let (tx, rx) = oneshot::channel::<u8>();
+        let task = spawn(Counted::new(polls.clone(), async move {
+            let caught = sleep(ms(50)).await;
+            let got = rx.await;
+            (caught, got)
+        }))
+        .expect("spawn");
+        settle().await; // the task is parked at its sleep
+        let before = polls.get();
+        assert!(traps::cancel(task.id()).expect("cancel"));
+        settle().await; // the task took Cancelled and waits on the oneshot
+        let after_cancel = polls.get();
+        sleep(ms(100)).await.expect("sleep"); // past the old deadline
+        let after_deadline = polls.get();
+        tx.send(1).expect("the task waits");
+        let result = task.join().await.expect("the task ends");
+        ([before, after_cancel, after_deadline, polls.get()], result)
+    });
+    assert_eq!(out, ([1, 2, 2, 3], (Err(TrapError::Cancelled), Ok(1))));
+}
+
+/// A task cancelled at a sleep catches `Cancelled` and then sleeps again,
+/// longer: the old deadline passing does not poll it; the new one does.
+#[test]
+fn cancelled_sleep_then_another_sleep() {
+    let _serial = one_at_a_time();
+    let polls = Rc::new(Cell::new(0u64));
+    let out = run_clean(async move {
+        let task = spawn(Counted::new(polls.clone(), async {
+            let caught = sleep(ms(50)).await;
+            let again = sleep(ms(80)).await;
+            (caught, again)
+        }))
+        .expect("spawn");
+        settle().await;
+        assert!(traps::cancel(task.id()).expect("cancel"));
+        let result = task.join().await.expect("the task ends");
+        (result, polls.get())
+    });
+    // One poll to start, one for the cancel, one for the second deadline.
+    assert_eq!(out, ((Err(TrapError::Cancelled), Ok(())), 3));
+}
+
+/// A task cancelled at a sleep ends; another task takes its slot. The dead
+/// task's timer entry, reaching its deadline, names the old serial and never
+/// polls the new occupant.
+#[test]
+fn cancelled_sleep_timer_after_slot_reuse() {
+    let _serial = one_at_a_time();
+    let polls = Rc::new(Cell::new(0u64));
+    let out = run_clean(async move {
+        let a = spawn(sleep(ms(50))).expect("spawn A");
+        let a_id = a.id();
+        settle().await; // A is parked at its sleep
+        let a_result = a.cancel().await.expect("A ends");
+        let (tx, rx) = oneshot::channel::<u8>();
+        let b = spawn(Counted::new(polls.clone(), rx)).expect("spawn B");
+        let same_slot = b.id().index() == a_id.index() && b.id() != a_id;
+        settle().await;
+        let before = polls.get();
+        sleep(ms(100)).await.expect("sleep"); // past A's old deadline
+        let after = polls.get();
+        tx.send(2).expect("B waits");
+        let got = b.join().await.expect("B ends").expect("B received");
+        (a_result, same_slot, before, after, polls.get(), got)
+    });
+    assert_eq!(out, (Err(TrapError::Cancelled), true, 1, 1, 2, 2));
+}
+
+/// A task cancelled while it waits to read a socket, which then waits on
+/// something else: data arriving later on that socket (an fd event for the
+/// seat it left) does not poll it.
+#[test]
+fn cancelled_read_event_never_polls_the_task_later() {
+    let _serial = one_at_a_time();
+    let polls = Rc::new(Cell::new(0u64));
+    let out = run_clean(async move {
+        let (a, b) = tcp_pair().await.expect("a tcp pair");
+        let a = Rc::new(a);
+        let reader = a.clone();
+        let (tx, rx) = oneshot::channel::<u8>();
+        let task = spawn(Counted::new(polls.clone(), async move {
+            let mut buf = [0u8; 8];
+            let caught = reader
+                .read(&mut buf)
+                .await
+                .map_err(|e| TrapError::from_io(&e).cloned());
+            let got = rx.await;
+            (caught, got)
+        }))
+        .expect("spawn");
+        settle().await;
+        assert!(traps::cancel(task.id()).expect("cancel"));
+        settle().await;
+        let after_cancel = polls.get();
+        b.write_all(b"late").await.expect("write");
+        sleep(ms(10)).await.expect("sleep"); // let the event arrive
+        let after_data = polls.get();
+        tx.send(3).expect("the task waits");
+        let result = task.join().await.expect("the task ends");
+        // The data is still there for the next reader.
+        let mut buf = [0u8; 8];
+        let n = a.read(&mut buf).await.expect("read");
+        (
+            after_cancel,
+            after_data,
+            polls.get(),
+            result,
+            buf[..n].to_vec(),
+        )
+    });
+    assert_eq!(
+        out,
+        (
+            2,
+            2,
+            3,
+            (Err(Some(TrapError::Cancelled)), Ok(3)),
+            b"late".to_vec()
+        )
+    );
+}
+
+/// A waker that outlives its kernel — kept from a finished `run` on this
+/// thread — woken inside a later kernel never polls that kernel's tasks
+/// (kernel ids are reused, so the waker must name its kernel's generation).
+#[test]
+fn waker_from_a_finished_kernel_never_polls_a_later_kernel() {
+    let _serial = one_at_a_time();
+    // The first kernel: its main task leaves its waker behind.
+    let kept = Rc::new(RefCell::new(None));
+    run_clean(capture_waker(kept.clone()));
+    let stale: Waker = kept.take().expect("the main task stored its waker");
+
+    // The second kernel: its main task waits on a oneshot that a helper fires
+    // after waking the stale waker.
+    let main_polls = Rc::new(Cell::new(0u64));
+    let got = run_clean(Counted::new(main_polls.clone(), async move {
+        let (tx, rx) = oneshot::channel::<u8>();
+        let helper = spawn(async move {
+            stale.wake_by_ref();
+            let remote = stale.clone();
+            thread::spawn(move || remote.wake())
+                .join()
+                .expect("waking thread");
+            settle().await;
+            let _ = tx.send(4);
+        })
+        .expect("spawn");
+        let got = rx.await.expect("the helper sent");
+        helper.join().await.expect("the helper ends");
+        got
+    }));
+    assert_eq!(got, 4);
+    // One poll to start, one for the oneshot (the helper has ended by then).
+    // Regression: kernel ids used to be reused first-free while task serials
+    // restart per kernel, so the stale waker named the new main task.
+    assert_eq!(
+        main_polls.get(),
+        2,
+        "the stale waker polled the new main task"
+    );
+}
