@@ -195,7 +195,11 @@ impl Kernel {
             task.state = crate::task::RunState::Running { woken: false };
             task.polls += 1;
             let cancel_before = task.inbox.cancel_state();
-            let taken = (task.future.take(), std::mem::take(&mut task.inbox), cancel_before);
+            let taken = (
+                task.future.take(),
+                std::mem::take(&mut task.inbox),
+                cancel_before,
+            );
             st.counters.polls += 1;
             taken
         };
