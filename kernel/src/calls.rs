@@ -16,16 +16,22 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
-    /// Wakes the foreign wakers that fired parks queued, outside any borrow.
+    /// Wakes the foreign wakers that fired parks queued, and drops the ones
+    /// that released parks left behind, outside any borrow.
     pub(crate) fn wake_foreign(&self) {
         loop {
-            let wakers: Vec<Waker> = std::mem::take(&mut self.state.borrow_mut().foreign_wakes);
-            if wakers.is_empty() {
+            let (wake, drop): (Vec<Waker>, Vec<Waker>) = {
+                let mut st = self.state.borrow_mut();
+                (
+                    std::mem::take(&mut st.foreign_wakes),
+                    std::mem::take(&mut st.graveyard),
+                )
+            };
+            if wake.is_empty() && drop.is_empty() {
                 return;
             }
-            for w in wakers {
-                w.wake();
-            }
+            wake.into_iter().for_each(Waker::wake);
+            std::mem::drop(drop);
         }
     }
 
@@ -91,5 +97,6 @@ impl Handler for Shared {
 
     fn unpost(&self, ticket: Ticket) {
         self.state.borrow_mut().unpost(ticket.task, ticket.seq);
+        self.wake_foreign();
     }
 }

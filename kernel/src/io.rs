@@ -68,23 +68,24 @@ impl IoTable {
         waiter: Waiter,
     ) -> Result<(), TrapError> {
         let at = usize::try_from(fd).map_err(|_| TrapError::Os(EBADF))?;
-        if at >= self.fds.len() {
-            self.fds.resize_with(at + 1, Entry::default);
-        }
-        let entry = &mut self.fds[at];
-        if entry.serial == 0 {
-            self.next_serial = self.next_serial.wrapping_add(1).max(1);
-            let token = Token(at | (self.next_serial as usize) << 32);
+        let registered = self.fds.get(at).is_some_and(|e| e.serial != 0);
+        if !registered {
+            // Register before growing the table: a bogus fd number is refused
+            // here (EBADF) instead of sizing the table after it.
+            let serial = self.next_serial.wrapping_add(1).max(1);
+            let token = Token(at | (serial as usize) << 32);
+            let both = Interest::READABLE | Interest::WRITABLE;
             registry
-                .register(
-                    &mut SourceFd(&fd),
-                    token,
-                    Interest::READABLE | Interest::WRITABLE,
-                )
+                .register(&mut SourceFd(&fd), token, both)
                 .map_err(os_error)?;
-            entry.serial = self.next_serial;
+            self.next_serial = serial;
+            if at >= self.fds.len() {
+                self.fds.resize_with(at + 1, Entry::default);
+            }
+            self.fds[at].serial = serial;
             self.registered += 1;
         }
+        let entry = &mut self.fds[at];
         let seat = match dir {
             Dir::Read => &mut entry.reader,
             Dir::Write => &mut entry.writer,
@@ -126,6 +127,26 @@ impl IoTable {
         let seated = [entry.reader.take(), entry.writer.take()];
         entry.serial = 0;
         seated
+    }
+
+    /// Deregisters every fd still registered; returns how many there were.
+    ///
+    /// Called when a run ends: a socket that outlives its kernel's run can no
+    /// longer tell the kernel when it closes, and a later socket given the
+    /// same fd number must not inherit its registration. The fds are still
+    /// open (their owners hold them), so deregistering succeeds; a socket
+    /// used in a later run registers again.
+    pub(crate) fn release_all(&mut self, registry: &Registry) -> usize {
+        let mut released = 0;
+        for (at, entry) in self.fds.iter_mut().enumerate() {
+            if entry.serial != 0 {
+                let _ = registry.deregister(&mut SourceFd(&(at as RawFd)));
+                *entry = Entry::default();
+                released += 1;
+            }
+        }
+        self.registered = 0;
+        released
     }
 
     /// The waiters an event for `token` fires: `[reader, writer]`.

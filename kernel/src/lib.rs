@@ -178,6 +178,7 @@ impl Kernel {
             events: st.counters.events,
             wakeups: st.counters.wakeups,
             spawned: st.counters.spawned,
+            released_at_exit: st.counters.released_at_exit,
         }
     }
 }
@@ -237,4 +238,8 @@ pub struct Stats {
     pub wakeups: u64,
     /// Tasks started so far, the main one included.
     pub spawned: u64,
+    /// Fd registrations the kernel had to release itself when its last run
+    /// ended, because their sockets outlived the run (returned from it, or
+    /// leaked). 0 when every socket was dropped inside the run.
+    pub released_at_exit: usize,
 }

@@ -248,17 +248,17 @@ impl Kernel {
                 }
                 Ok(Poll::Ready(())) => {
                     debug!(target: "trapline::kernel", "{id} exit");
-                    self.posts.clear();
                     st.finish(id)
                 }
                 Err(panic) => {
                     error!(target: "trapline::kernel", "{id} panicked: {}", panic_message(&panic));
-                    self.posts.clear();
                     st.finish(id)
                 }
             }
         };
-        // User code (destructors) runs only now that the state is released.
+        // User code (destructors, wakers' drops) runs only now that the state
+        // is released. Posts are left only by a task that has ended.
+        self.posts.clear();
         drop_quietly(future);
         drop_quietly(leftover);
         self.shared.wake_foreign();
@@ -266,7 +266,8 @@ impl Kernel {
 
     /// Cancels what is left, lets it clean up within the grace, drops the rest.
     fn shutdown(&mut self) -> io::Result<()> {
-        let limit = Instant::now() + self.grace;
+        // A grace too long to represent means: wait for every task.
+        let limit = Instant::now().checked_add(self.grace);
         loop {
             let left: Vec<TaskId> = {
                 let st = self.shared.state.borrow();
@@ -283,10 +284,10 @@ impl Kernel {
                 }
             }
             self.shared.wake_foreign();
-            if Instant::now() >= limit {
+            if limit.is_some_and(|limit| Instant::now() >= limit) {
                 break;
             }
-            self.pass(&mut NoMain, None, Some(limit))?;
+            self.pass(&mut NoMain, None, limit)?;
         }
         self.shared.state.borrow_mut().closing = true;
         loop {
@@ -304,6 +305,11 @@ impl Kernel {
         st.ready.clear();
         st.next_deadline();
         st.closing = false;
+        let st = &mut *st;
+        st.counters.released_at_exit = st.io.release_all(&st.registry);
+        if st.counters.released_at_exit > 0 {
+            debug!(target: "trapline::kernel", "{} fd(s) outlive the run: registrations released", st.counters.released_at_exit);
+        }
         Ok(())
     }
 }

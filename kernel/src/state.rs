@@ -39,6 +39,7 @@ pub(crate) struct Counters {
     pub events: u64,
     pub wakeups: u64,
     pub spawned: u64,
+    pub released_at_exit: usize,
 }
 
 pub(crate) struct State {
@@ -52,6 +53,9 @@ pub(crate) struct State {
     pub queues: HashMap<QueueId, VecDeque<Waiter>>,
     /// Foreign wakers to wake once the borrow of the state ends.
     pub foreign_wakes: Vec<Waker>,
+    /// Foreign wakers to drop once the borrow ends: a waker's `Drop` is user
+    /// code too (it may own the last reference to a socket).
+    pub graveyard: Vec<Waker>,
     pub counters: Counters,
     /// Set once shutdown starts dropping tasks: no more spawns.
     pub closing: bool,
@@ -71,6 +75,7 @@ impl State {
             timeouts: Slab::new(),
             queues: HashMap::new(),
             foreign_wakes: Vec::new(),
+            graveyard: Vec::new(),
             counters: Counters::default(),
             closing: false,
             next_serial: 0,
@@ -156,16 +161,19 @@ impl State {
             }
             return;
         };
-        let Some(task) = self.task(id) else { return };
+        let Some(task) = self.task(id) else {
+            return self.bury(waker);
+        };
         if let Some(at) = task.parks.iter().position(|p| p.seq == seq) {
             if task.parks[at].on == on {
                 // The same leaf trapped again on the same condition (a spurious
                 // poll): the park stands; only its waker may have changed.
-                task.parks[at].waker = waker;
-                return;
+                let old = std::mem::replace(&mut task.parks[at].waker, waker);
+                return self.bury(old);
             }
             let old = task.parks.swap_remove(at);
             self.undo(id, &old);
+            self.bury(old.waker);
         }
         trace!(target: "trapline::trap", "task {} trap {on} at {location}", id.serial());
         let waiter = Waiter { task: id, seq };
@@ -209,8 +217,9 @@ impl State {
                     location,
                     timer,
                 };
-                if let Some(task) = self.task(id) {
-                    task.parks.push(park);
+                match self.task(id) {
+                    Some(task) => task.parks.push(park),
+                    None => self.bury(park.waker),
                 }
             }
             // The condition already holds: resume at once.
@@ -223,6 +232,13 @@ impl State {
                 }
                 self.resume(id, waker);
             }
+        }
+    }
+
+    /// Keeps a waker to drop after the borrow of the state ends.
+    fn bury(&mut self, waker: Option<Waker>) {
+        if let Some(w) = waker {
+            self.graveyard.push(w);
         }
     }
 
@@ -284,6 +300,7 @@ impl State {
             return;
         };
         self.undo(id, &park);
+        self.bury(park.waker);
     }
 
     /// An interrupt arrived for task `id`: every leaf it is parked at is
@@ -323,8 +340,9 @@ impl State {
     pub(crate) fn finish(&mut self, id: TaskId) -> Option<TaskFuture> {
         self.task(id)?;
         let task = self.tasks.remove(id.index() as usize);
-        for park in &task.parks {
-            self.undo(id, park);
+        for park in task.parks {
+            self.undo(id, &park);
+            self.bury(park.waker);
         }
         for joiner in task.joiners {
             self.fire(joiner);

@@ -11,6 +11,18 @@
 //! another writes, share the stream: every method takes `&self`, so an
 //! `Rc<TcpStream>` in each task does it.
 //!
+//! A socket belongs to the kernel of the thread that made it — its fd is
+//! registered there — so the socket types are not `Send`:
+//!
+//! ```compile_fail
+//! fn send<T: Send>(_: T) {}
+//! trapline::run(async {
+//!     let listener = trapline::net::TcpListener::bind("127.0.0.1:0".parse().unwrap()).unwrap();
+//!     send(listener); // error: `*const ()` cannot be sent between threads safely
+//! })
+//! .unwrap();
+//! ```
+//!
 //! Linux only (the kernel is built on epoll).
 
 mod io;

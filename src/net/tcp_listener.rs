@@ -6,6 +6,8 @@ use std::net::SocketAddr;
 use std::os::fd::{AsRawFd, RawFd};
 use std::panic::Location;
 
+use std::marker::PhantomData;
+
 use socket2::{Domain, Protocol, Socket, Type};
 
 use super::io::{Io, Wait};
@@ -33,6 +35,8 @@ use super::{inet, require_kernel, TcpStream};
 #[derive(Debug)]
 pub struct TcpListener {
     socket: Socket,
+    /// Not `Send`: the fd is registered with the kernel of this thread.
+    _kernel: PhantomData<*const ()>,
 }
 
 impl TcpListener {
@@ -66,7 +70,10 @@ impl TcpListener {
         socket.set_reuse_address(true)?;
         socket.bind(&addr.into())?;
         socket.listen(backlog)?;
-        Ok(TcpListener { socket })
+        Ok(TcpListener {
+            socket,
+            _kernel: PhantomData,
+        })
     }
 
     /// Waits for a connection; returns the connected stream and the peer's address.

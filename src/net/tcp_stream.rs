@@ -6,6 +6,8 @@ use std::net::{Shutdown, SocketAddr};
 use std::os::fd::{AsRawFd, RawFd};
 use std::panic::Location;
 
+use std::marker::PhantomData;
+
 use socket2::{Domain, Protocol, Socket, Type};
 
 use super::io::{Io, Wait};
@@ -41,11 +43,16 @@ const MSG_NOSIGNAL: i32 = 0x4000;
 #[derive(Debug)]
 pub struct TcpStream {
     socket: Socket,
+    /// Not `Send`: the fd is registered with the kernel of this thread.
+    _kernel: PhantomData<*const ()>,
 }
 
 impl TcpStream {
     pub(crate) fn from_socket(socket: Socket) -> TcpStream {
-        TcpStream { socket }
+        TcpStream {
+            socket,
+            _kernel: PhantomData,
+        }
     }
 
     /// Connects to `addr`.
@@ -59,7 +66,10 @@ impl TcpStream {
             require_kernel()?;
             let ty = Type::STREAM.nonblocking().cloexec();
             let socket = Socket::new(Domain::for_address(addr), ty, Some(Protocol::TCP))?;
-            let stream = TcpStream { socket };
+            let stream = TcpStream {
+                socket,
+                _kernel: PhantomData,
+            };
             match stream.socket.connect(&addr.into()) {
                 Ok(()) => return Ok(stream),
                 Err(e) if e.raw_os_error() == Some(EINPROGRESS) => {}

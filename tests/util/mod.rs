@@ -42,7 +42,7 @@ pub fn assert_clean(stats: &Stats) {
         (
             stats.tasks,
             stats.parked,
-            stats.registrations,
+            stats.registrations + stats.released_at_exit,
             stats.timers,
             stats.timeouts,
             stats.wait_queues

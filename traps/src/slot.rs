@@ -11,6 +11,7 @@
 
 use std::cell::RefCell;
 use std::rc::Rc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::error::TrapError;
 use crate::ids::{TaskId, Ticket, TimeoutId};
@@ -178,15 +179,47 @@ pub fn call(trap: Trap) -> Result<Reply, TrapError> {
     handler.ok_or(TrapError::NoKernel)?.call(current, trap)
 }
 
+/// Sequence numbers carry their thread in the high bits, so a leaf moved
+/// to another thread (and kernel) never collides with the leaves there.
+const THREAD_SHIFT: u32 = 40;
+
+impl Slot {
+    /// The next sequence number of this thread.
+    fn next_seq(&mut self) -> u64 {
+        if self.next_seq == 0 {
+            static THREADS: AtomicU64 = AtomicU64::new(1);
+            self.next_seq = THREADS.fetch_add(1, Ordering::Relaxed) << THREAD_SHIFT;
+        }
+        self.next_seq += 1;
+        self.next_seq
+    }
+
+    /// Whether `ticket` was issued to the running task by this thread.
+    fn issued_here(&self, ticket: Ticket) -> bool {
+        Some(ticket.task) == self.current
+            && self.next_seq != 0
+            && ticket.seq >> THREAD_SHIFT == self.next_seq >> THREAD_SHIFT
+    }
+}
+
 /// A leaf's post: called by [`crate::Leaf::trap`].
 pub(crate) fn post(
     ticket: Option<Ticket>,
     post: impl FnOnce(u64) -> Post,
 ) -> Result<Ticket, TrapError> {
+    // A leaf that moved to another task keeps a park in its old one: undo it
+    // first. (A ticket from another thread matches no park here: harmless.)
+    let moved = SLOT.with(|s| {
+        let s = s.borrow();
+        ticket.filter(|t| s.current.is_some() && !s.issued_here(*t))
+    });
+    if let Some(old) = moved {
+        unpost(old);
+    }
     SLOT.with(|s| {
         let s = &mut *s.borrow_mut();
         let task = s.current.ok_or(TrapError::NoKernel)?;
-        let mine = ticket.filter(|t| t.task == task);
+        let mine = ticket.filter(|t| s.issued_here(*t));
         if let Some(t) = mine {
             if let Some(err) = s.inbox.take_answer(t.seq) {
                 return Err(err);
@@ -197,10 +230,7 @@ pub(crate) fn post(
         }
         let seq = match mine {
             Some(t) => t.seq,
-            None => {
-                s.next_seq += 1;
-                s.next_seq
-            }
+            None => s.next_seq(),
         };
         let new = post(seq);
         match s.posts.iter_mut().find(|p| p.seq == seq) {
