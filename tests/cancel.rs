@@ -5,7 +5,6 @@
 
 mod util;
 
-use std::cell::RefCell;
 use std::io;
 use std::rc::Rc;
 use std::time::Duration;
@@ -14,23 +13,9 @@ use futures::channel::oneshot;
 use trapline::net::TcpListener;
 use trapline::traps;
 use trapline::{clock, current, sleep, sleep_until, spawn, yield_now, JoinError, TrapError};
-use util::{run_clean, tcp_pair};
+use util::{entries, log, push, run_clean, tcp_pair};
 
 const HOUR: Duration = Duration::from_secs(3600);
-
-type Log = Rc<RefCell<Vec<String>>>;
-
-fn log() -> Log {
-    Rc::new(RefCell::new(Vec::new()))
-}
-
-fn push(log: &Log, entry: impl Into<String>) {
-    log.borrow_mut().push(entry.into());
-}
-
-fn entries(log: &Log) -> Vec<String> {
-    log.borrow().clone()
-}
 
 /// Lets every task spawned so far run up to its first trap: after one yield
 /// of the spawner, they have all been polled once (they were ready before it).

@@ -5,43 +5,16 @@
 mod util;
 
 use std::cell::{Cell, RefCell};
-use std::future::Future;
-use std::pin::Pin;
 use std::rc::Rc;
-use std::task::{Context, Poll};
 use std::time::Duration;
 
 use futures::stream::{FuturesUnordered, StreamExt};
 use futures::FutureExt;
 use trapline::{sleep, spawn, TrapError};
-use util::{assert_clean, run_clean, run_with_stats, tcp_pair};
+use util::{assert_clean, run_clean, run_with_stats, tcp_pair, Counted};
 
 fn ms(n: u64) -> Duration {
     Duration::from_millis(n)
-}
-
-/// Counts every poll of the future it wraps.
-struct Counted<F> {
-    polls: Rc<Cell<u64>>,
-    inner: Pin<Box<F>>,
-}
-
-impl<F: Future> Counted<F> {
-    fn new(polls: Rc<Cell<u64>>, inner: F) -> Counted<F> {
-        Counted {
-            polls,
-            inner: Box::pin(inner),
-        }
-    }
-}
-
-impl<F: Future> Future for Counted<F> {
-    type Output = F::Output;
-
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
-        self.polls.set(self.polls.get() + 1);
-        self.inner.as_mut().poll(cx)
-    }
 }
 
 /// 50 sleeping children with distinct durations (1..=50 ms) in a

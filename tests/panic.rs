@@ -3,30 +3,14 @@
 
 mod util;
 
-use std::cell::RefCell;
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::rc::Rc;
 use std::time::Duration;
 
 use futures::channel::oneshot;
 use trapline::{clock, sleep, spawn, yield_now, JoinError, Kernel, TrapError};
-use util::{assert_clean, run_clean, tcp_pair};
+use util::{assert_clean, entries, log, push, run_clean, tcp_pair};
 
 const HOUR: Duration = Duration::from_secs(3600);
-
-type Log = Rc<RefCell<Vec<String>>>;
-
-fn log() -> Log {
-    Rc::new(RefCell::new(Vec::new()))
-}
-
-fn push(log: &Log, entry: impl Into<String>) {
-    log.borrow_mut().push(entry.into());
-}
-
-fn entries(log: &Log) -> Vec<String> {
-    log.borrow().clone()
-}
 
 /// The message of a panic payload, as `&str` or `String`.
 fn message(payload: &(dyn std::any::Any + Send)) -> Option<&str> {

@@ -11,20 +11,10 @@ use std::time::Duration;
 use futures::executor::block_on;
 use trapline::net::TcpListener;
 use trapline::{sleep, spawn, timeout_after, yield_now, JoinError, JoinHandle, TrapError};
-use util::{assert_clean, run_clean, run_with_grace, tcp_pair};
+use util::{assert_clean, log, push, run_clean, run_with_grace, tcp_pair, Log};
 
 const HOUR: Duration = Duration::from_secs(3600);
 const GRACE: Duration = Duration::from_millis(200);
-
-type Log = Rc<RefCell<Vec<String>>>;
-
-fn log() -> Log {
-    Rc::new(RefCell::new(Vec::new()))
-}
-
-fn push(log: &Log, entry: impl Into<String>) {
-    log.borrow_mut().push(entry.into());
-}
 
 fn sorted(log: &Log) -> Vec<String> {
     let mut all = log.borrow().clone();

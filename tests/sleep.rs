@@ -3,26 +3,10 @@
 
 mod util;
 
-use std::cell::RefCell;
-use std::rc::Rc;
 use std::time::Duration;
 
 use trapline::{clock, sleep, sleep_until, spawn, yield_now, TrapError};
-use util::{run_clean, run_with_stats};
-
-type Log = Rc<RefCell<Vec<String>>>;
-
-fn log() -> Log {
-    Rc::new(RefCell::new(Vec::new()))
-}
-
-fn push(log: &Log, entry: impl Into<String>) {
-    log.borrow_mut().push(entry.into());
-}
-
-fn entries(log: &Log) -> Vec<String> {
-    log.borrow().clone()
-}
+use util::{entries, log, push, run_clean, run_with_stats};
 
 /// Tasks spawned in the order 30, 10, 20 ms, sleeping that long, wake in
 /// deadline order: 10, 20, 30; each sleep resolves to `Ok(())`.

@@ -3,7 +3,7 @@
 
 mod util;
 
-use std::cell::{Cell, RefCell};
+use std::cell::Cell;
 use std::io;
 use std::net::SocketAddr;
 use std::rc::Rc;
@@ -14,21 +14,7 @@ use trapline::net::{TcpListener, TcpStream};
 use trapline::{
     clock, current, sleep, sleep_until, spawn, timeout_after, yield_now, JoinError, TrapError,
 };
-use util::{run_clean, run_with_stats};
-
-type Log = Rc<RefCell<Vec<String>>>;
-
-fn log() -> Log {
-    Rc::new(RefCell::new(Vec::new()))
-}
-
-fn push(log: &Log, entry: impl Into<String>) {
-    log.borrow_mut().push(entry.into());
-}
-
-fn entries(log: &Log) -> Vec<String> {
-    log.borrow().clone()
-}
+use util::{entries, log, push, run_clean, run_with_stats};
 
 /// Tasks start in spawn order, in the pass after the one that spawned them;
 /// the spawner keeps running (immediate traps included) until it reaches a

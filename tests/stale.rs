@@ -4,17 +4,16 @@
 mod util;
 
 use std::cell::{Cell, RefCell};
-use std::future::{poll_fn, Future};
-use std::pin::Pin;
+use std::future::poll_fn;
 use std::rc::Rc;
 use std::sync::{Mutex, MutexGuard, PoisonError};
-use std::task::{Context, Poll, Waker};
+use std::task::{Poll, Waker};
 use std::thread;
 use std::time::Duration;
 
 use futures::channel::oneshot;
 use trapline::{sleep, spawn, traps, yield_now, TaskId, TrapError};
-use util::{run_clean, tcp_pair};
+use util::{run_clean, tcp_pair, Counted};
 
 fn ms(n: u64) -> Duration {
     Duration::from_millis(n)
@@ -25,30 +24,6 @@ fn ms(n: u64) -> Duration {
 fn one_at_a_time() -> MutexGuard<'static, ()> {
     static LOCK: Mutex<()> = Mutex::new(());
     LOCK.lock().unwrap_or_else(PoisonError::into_inner)
-}
-
-/// Counts every poll of the future it wraps.
-struct Counted<F> {
-    polls: Rc<Cell<u64>>,
-    inner: Pin<Box<F>>,
-}
-
-impl<F: Future> Counted<F> {
-    fn new(polls: Rc<Cell<u64>>, inner: F) -> Counted<F> {
-        Counted {
-            polls,
-            inner: Box::pin(inner),
-        }
-    }
-}
-
-impl<F: Future> Future for Counted<F> {
-    type Output = F::Output;
-
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
-        self.polls.set(self.polls.get() + 1);
-        self.inner.as_mut().poll(cx)
-    }
 }
 
 /// Stores a clone of the waker it is polled with, and completes at once.

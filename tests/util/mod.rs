@@ -1,8 +1,12 @@
 //! Helpers shared by the integration tests.
 #![allow(dead_code)]
 
+use std::cell::{Cell, RefCell};
 use std::future::Future;
 use std::io;
+use std::pin::Pin;
+use std::rc::Rc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use trapline::net::{TcpListener, TcpStream};
@@ -83,5 +87,47 @@ impl Rng {
 
     pub fn below(&mut self, n: u64) -> u64 {
         self.next_u64() % n
+    }
+}
+
+/// A shared, ordered record of what happened, for asserting exact order.
+pub type Log = Rc<RefCell<Vec<String>>>;
+
+/// An empty log.
+pub fn log() -> Log {
+    Rc::new(RefCell::new(Vec::new()))
+}
+
+/// Appends `entry` to `log`.
+pub fn push(log: &Log, entry: impl Into<String>) {
+    log.borrow_mut().push(entry.into());
+}
+
+/// What `log` holds, in order.
+pub fn entries(log: &Log) -> Vec<String> {
+    log.borrow().clone()
+}
+
+/// Counts every poll of the future it wraps.
+pub struct Counted<F> {
+    polls: Rc<Cell<u64>>,
+    inner: Pin<Box<F>>,
+}
+
+impl<F: Future> Counted<F> {
+    pub fn new(polls: Rc<Cell<u64>>, inner: F) -> Counted<F> {
+        Counted {
+            polls,
+            inner: Box::pin(inner),
+        }
+    }
+}
+
+impl<F: Future> Future for Counted<F> {
+    type Output = F::Output;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        self.polls.set(self.polls.get() + 1);
+        self.inner.as_mut().poll(cx)
     }
 }
