@@ -161,3 +161,86 @@ impl IoTable {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::fd::AsRawFd;
+    use trapline_traps::TaskId;
+
+    fn waiter(seq: u64) -> Waiter {
+        Waiter {
+            task: TaskId::new(0, 1),
+            seq,
+        }
+    }
+
+    /// One reader per fd: the same leaf may sit again, another leaf is refused.
+    #[test]
+    fn one_reader_per_fd() {
+        let poll = mio::Poll::new().unwrap();
+        let (a, _b) = std::os::unix::net::UnixStream::pair().unwrap();
+        let fd = a.as_raw_fd();
+        let mut table = IoTable::default();
+        assert_eq!(
+            table.wait(poll.registry(), fd, Dir::Read, waiter(1)),
+            Ok(())
+        );
+        assert_eq!(
+            table.wait(poll.registry(), fd, Dir::Read, waiter(1)),
+            Ok(())
+        );
+        assert_eq!(
+            table.wait(poll.registry(), fd, Dir::Read, waiter(2)),
+            Err(TrapError::ResourceBusy)
+        );
+        assert_eq!(
+            table.wait(poll.registry(), fd, Dir::Write, waiter(2)),
+            Ok(())
+        );
+        assert_eq!(table.registered(), 1, "registered once for both directions");
+        assert_eq!(
+            table.release(poll.registry(), fd),
+            [Some(waiter(1)), Some(waiter(2))]
+        );
+        assert_eq!(table.registered(), 0);
+    }
+
+    /// An event whose token names an earlier registration of the same fd
+    /// number fires nobody.
+    #[test]
+    fn stale_token_fires_nobody() {
+        let poll = mio::Poll::new().unwrap();
+        let (a, _b) = std::os::unix::net::UnixStream::pair().unwrap();
+        let fd = a.as_raw_fd();
+        let mut table = IoTable::default();
+        table
+            .wait(poll.registry(), fd, Dir::Read, waiter(1))
+            .unwrap();
+        let old = Token(fd as usize | (table.next_serial as usize) << 32);
+        table.release(poll.registry(), fd);
+        table
+            .wait(poll.registry(), fd, Dir::Read, waiter(2))
+            .unwrap();
+        assert_eq!(table.event(old, true, true), [None, None]);
+        let new = Token(fd as usize | (table.next_serial as usize) << 32);
+        assert_eq!(table.event(new, true, true), [Some(waiter(2)), None]);
+    }
+
+    /// A number that is no open fd is refused by the poller, and the table
+    /// does not grow to its size.
+    #[test]
+    fn bogus_fd_is_refused() {
+        let poll = mio::Poll::new().unwrap();
+        let mut table = IoTable::default();
+        assert_eq!(
+            table.wait(poll.registry(), i32::MAX, Dir::Read, waiter(1)),
+            Err(TrapError::Os(EBADF))
+        );
+        assert_eq!(
+            table.wait(poll.registry(), -1, Dir::Read, waiter(1)),
+            Err(TrapError::Os(EBADF))
+        );
+        assert!(table.fds.is_empty());
+    }
+}

@@ -105,3 +105,53 @@ impl Timers {
         self.live = self.heap.len();
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+    use trapline_traps::TaskId;
+
+    fn sleep_alarm(seq: u64) -> Alarm {
+        Alarm::Sleep(Waiter {
+            task: TaskId::new(0, 1),
+            seq,
+        })
+    }
+
+    /// Entries come out earliest first, and equal deadlines in the order set.
+    #[test]
+    fn earliest_first_then_in_order_set() {
+        let t0 = Instant::now();
+        let mut timers = Timers::default();
+        let late = timers.push(t0 + Duration::from_millis(20), sleep_alarm(1));
+        let tie_a = timers.push(t0 + Duration::from_millis(10), sleep_alarm(2));
+        let tie_b = timers.push(t0 + Duration::from_millis(10), sleep_alarm(3));
+        let order: Vec<u64> = std::iter::from_fn(|| timers.pop(true).map(|e| e.tie)).collect();
+        assert_eq!(order, [tie_a, tie_b, late]);
+        assert_eq!(timers.live(), 0);
+    }
+
+    /// Compaction keeps exactly the entries the owner still recognises, and
+    /// the live count follows it.
+    #[test]
+    fn compaction_keeps_only_live_entries() {
+        let t0 = Instant::now();
+        let mut timers = Timers::default();
+        let ties: Vec<u64> = (0..3000)
+            .map(|i| timers.push(t0 + Duration::from_millis(i), sleep_alarm(i)))
+            .collect();
+        // All but every hundredth entry go stale.
+        for _ in 0..ties.len() - 30 {
+            timers.went_stale();
+        }
+        assert_eq!(timers.live(), 30);
+        assert!(timers.wants_compaction());
+        timers.compact(|e| (e.tie - ties[0]) % 100 == 0);
+        assert_eq!(timers.live(), 30);
+        assert!(!timers.wants_compaction());
+        let kept: Vec<u64> =
+            std::iter::from_fn(|| timers.pop(true).map(|e| e.tie - ties[0])).collect();
+        assert_eq!(kept, (0..30).map(|i| i * 100).collect::<Vec<_>>());
+    }
+}
