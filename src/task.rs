@@ -51,6 +51,8 @@ pub enum JoinError {
     /// The *joining* task was interrupted while it waited (cancelled, timed
     /// out), or no kernel runs here. The joined task goes on.
     Interrupted(TrapError),
+    /// An earlier join through the same handle already took the output.
+    AlreadyJoined,
 }
 
 impl JoinError {
@@ -66,6 +68,7 @@ impl fmt::Display for JoinError {
             JoinError::Panicked(msg) => write!(f, "task panicked: {msg}"),
             JoinError::Dropped => f.write_str("task was dropped before it finished"),
             JoinError::Interrupted(e) => write!(f, "join interrupted: {e}"),
+            JoinError::AlreadyJoined => f.write_str("the task's output was already taken"),
         }
     }
 }
@@ -177,7 +180,10 @@ impl<T> JoinHandle<T> {
 
     /// Waits for the task to end and returns its output.
     ///
-    /// A `Join` trap: cancellable and timeout-able (the joined task goes on).
+    /// A `Join` trap: cancellable and timeout-able. An interrupted join leaves
+    /// the handle as it was: the task goes on and can be joined (or
+    /// cancelled) again. Once a join has returned the output, another join
+    /// returns [`JoinError::AlreadyJoined`].
     ///
     /// # Examples
     ///
@@ -190,10 +196,9 @@ impl<T> JoinHandle<T> {
     /// # Ok::<(), std::io::Error>(())
     /// ```
     #[track_caller]
-    pub fn join(self) -> Join<T> {
+    pub fn join(&self) -> Join<'_, T> {
         Join {
-            id: self.id,
-            slot: self.slot,
+            handle: self,
             leaf: Leaf::new(),
         }
     }
@@ -221,35 +226,34 @@ impl<T> JoinHandle<T> {
     /// # Ok::<(), std::io::Error>(())
     /// ```
     #[track_caller]
-    pub fn cancel(self) -> Join<T> {
+    pub fn cancel(&self) -> Join<'_, T> {
         let join = self.join();
         // Outside a kernel this fails, and so will the join, which reports it.
-        let _ = trapline_traps::cancel(join.id);
+        let _ = trapline_traps::cancel(self.id);
         join
     }
 }
 
 /// The future of [`JoinHandle::join`] and [`JoinHandle::cancel`].
 #[must_use = "futures do nothing unless awaited"]
-pub struct Join<T> {
-    id: TaskId,
-    slot: Rc<RefCell<Outcome<T>>>,
+pub struct Join<'a, T> {
+    handle: &'a JoinHandle<T>,
     leaf: Leaf,
 }
 
-impl<T> fmt::Debug for Join<T> {
+impl<T> fmt::Debug for Join<'_, T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Join").field("id", &self.id).finish()
+        f.debug_struct("Join").field("id", &self.handle.id).finish()
     }
 }
 
-impl<T> Future for Join<T> {
+impl<T> Future for Join<'_, T> {
     type Output = Result<T, JoinError>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.get_mut();
         let ended = {
-            let mut slot = this.slot.borrow_mut();
+            let mut slot = this.handle.slot.borrow_mut();
             match std::mem::replace(&mut *slot, Outcome::Taken) {
                 Outcome::Running => {
                     *slot = Outcome::Running;
@@ -257,14 +261,23 @@ impl<T> Future for Join<T> {
                 }
                 Outcome::Done(v) => Some(Ok(v)),
                 Outcome::Panicked(msg) => Some(Err(JoinError::Panicked(msg))),
-                Outcome::Dropped | Outcome::Taken => Some(Err(JoinError::Dropped)),
+                Outcome::Dropped => {
+                    *slot = Outcome::Dropped;
+                    Some(Err(JoinError::Dropped))
+                }
+                Outcome::Taken => Some(Err(JoinError::AlreadyJoined)),
             }
         };
         if let Some(result) = ended {
             this.leaf.done();
             return Poll::Ready(result);
         }
-        match this.leaf.trap(cx, Trap::Join { task: this.id }) {
+        match this.leaf.trap(
+            cx,
+            Trap::Join {
+                task: this.handle.id,
+            },
+        ) {
             Ok(()) => Poll::Pending,
             Err(e) => Poll::Ready(Err(JoinError::Interrupted(e))),
         }

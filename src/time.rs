@@ -20,7 +20,7 @@ use std::pin::{pin, Pin};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-use trapline_traps::{Leaf, TimeoutId, Trap, TrapError};
+use trapline_traps::{Leaf, TaskId, TimeoutId, Trap, TrapError};
 
 /// The kernel's clock.
 ///
@@ -141,63 +141,107 @@ enum Ending<T> {
     Expired(TimeoutId),
 }
 
-/// Unsets a timeout when its scope is left, however it is left.
-struct Armed(TimeoutId);
+/// A timeout in force for the task polling a `timeout_after`; unset when
+/// the block is left, however it is left.
+struct Armed {
+    id: TimeoutId,
+    owner: Option<TaskId>,
+    deadline: Instant,
+}
+
+impl Armed {
+    fn set(deadline: Instant) -> Result<Armed, TrapError> {
+        Ok(Armed {
+            id: trapline_traps::set_timeout(deadline)?,
+            owner: trapline_traps::running(),
+            deadline,
+        })
+    }
+
+    /// A future can be moved to another task between polls; the kernel
+    /// delivers a timeout to the task that set it, so the timeout follows.
+    fn follow(&mut self) -> Result<(), TrapError> {
+        let now = trapline_traps::running();
+        if now != self.owner {
+            let _ = trapline_traps::unset_timeout(self.id);
+            self.id = trapline_traps::set_timeout(self.deadline)?;
+            self.owner = now;
+        }
+        Ok(())
+    }
+}
 
 impl Drop for Armed {
     fn drop(&mut self) {
         // Outside a kernel there is nothing to unset.
-        let _ = trapline_traps::unset_timeout(self.0);
+        let _ = trapline_traps::unset_timeout(self.id);
     }
 }
 
 /// Polls `future` with a timeout at `deadline` in force.
+///
+/// Discussion: how the block ended is read from the task's inbox, not from
+/// `future`'s output, which may be anything. If a leaf inside took this
+/// timeout's expiry, the block expired, whatever `future` returned after
+/// cleaning up. If a leaf inside took the expiry of an *enclosing* timeout,
+/// the block reports `OuterTimeout`, so code around it cannot mistake the
+/// end of the outer limit for the end of its own.
 async fn within<F: Future>(
     deadline: Instant,
     future: F,
     location: &'static Location<'static>,
 ) -> Result<Ending<F::Output>, TrapError> {
-    let id = trapline_traps::set_timeout(deadline)?;
-    let _armed = Armed(id);
+    let mut armed = Armed::set(deadline)?;
+    let outer_before = trapline_traps::delivered_scopes();
     let mut future = pin!(future);
     // The wrapper is a leaf too: when `future` waits on something that never
     // traps (a foreign future), this `FutureWait` is where the expiry, or a
     // cancellation, is delivered.
     let mut leaf = Leaf::at(location);
     poll_fn(|cx| {
-        let _scope = trapline_traps::enter_scope(id);
-        match future.as_mut().poll(cx) {
+        if let Err(e) = armed.follow() {
+            return Poll::Ready(Err(e));
+        }
+        let scope = trapline_traps::enter_scope(armed.id);
+        let ended = match future.as_mut().poll(cx) {
             Poll::Ready(v) => {
                 leaf.done();
-                if trapline_traps::timeout_delivered(id) {
-                    Poll::Ready(Ok(Ending::Expired(id)))
-                } else {
-                    Poll::Ready(Ok(Ending::Done(v)))
-                }
+                Ok(v)
             }
             Poll::Pending => match leaf.trap(cx, Trap::FutureWait) {
-                Ok(()) => Poll::Pending,
-                Err(TrapError::TimedOut(t)) if t == id => Poll::Ready(Ok(Ending::Expired(id))),
-                Err(e) => Poll::Ready(Err(e)),
+                Ok(()) => return Poll::Pending,
+                Err(e) => Err(e),
             },
+        };
+        drop(scope);
+        if trapline_traps::timeout_delivered(armed.id) {
+            return Poll::Ready(Ok(Ending::Expired(armed.id)));
         }
+        let outer_now = trapline_traps::delivered_scopes();
+        if let Some(outer) = outer_now.iter().find(|id| !outer_before.contains(id)) {
+            return Poll::Ready(Err(TrapError::OuterTimeout(*outer)));
+        }
+        Poll::Ready(ended.map(Ending::Done))
     })
     .await
 }
 
 /// Runs `future` with a time limit of `duration`.
 ///
-/// If the limit passes while `future` waits at a trap, that trap fails with
-/// `TimedOut(id)`; `future` may handle it and clean up, and whatever it then
-/// returns is dropped: the result is `Err(TrapError::TimedOut(id))`. If
-/// `future` completes first, or completes without waiting after the limit,
-/// the result is its output.
+/// When the limit passes, every leaf inside `future` that is waiting fails
+/// with `TimedOut(id)` (and so does any leaf inside that traps in the same
+/// poll); `future` may handle that and clean up with more awaits, and
+/// whatever it then returns is dropped: the result is
+/// `Err(TrapError::TimedOut(id))`. If `future` completes first, or completes
+/// without waiting after the limit, the result is its output.
 ///
-/// Nested timeouts keep apart: an outer limit that passes inside an inner
-/// `timeout_after` reaches the inner future as the *outer* id, and the inner
-/// `timeout_after` hands it through as part of its output. Other errors:
-/// `Cancelled` if the task is cancelled while `future` waits on a foreign
-/// future, `NoKernel` outside a kernel.
+/// Nested timeouts keep apart: if an *enclosing* limit passes while this one
+/// is in force, this returns `Err(TrapError::OuterTimeout(outer))`, never
+/// `TimedOut`, and the enclosing `timeout_after` returns
+/// `Err(TrapError::TimedOut(outer))`. A retry loop that matches `TimedOut`
+/// therefore ends when the outer limit does. Other errors: `Cancelled` if the
+/// task is cancelled while `future` waits on a foreign future, `NoKernel`
+/// outside a kernel.
 ///
 /// # Examples
 ///

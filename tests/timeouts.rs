@@ -62,8 +62,9 @@ fn inner_and_outer_timeout_ids_differ() {
 }
 
 /// An outer timeout that expires while an inner `timeout_after` waits reaches
-/// the inner future as the *outer* id; the inner `timeout_after` hands that
-/// through as `Ok(Err(TimedOut(outer)))`, and the outer one reports
+/// the leaf inside as the *outer* id; the inner `timeout_after` reports
+/// `Err(OuterTimeout(outer))` — never `TimedOut`, so code around it cannot
+/// take the outer expiry for its own — and the outer one reports
 /// `Err(TimedOut(outer))`.
 #[test]
 fn outer_timeout_fires_inside_inner() {
@@ -80,7 +81,7 @@ fn outer_timeout_fires_inside_inner() {
     let outer_id = timed_out(out);
     assert_eq!(
         inner_result.take(),
-        Some(Ok(Err(TrapError::TimedOut(outer_id))))
+        Some(Err(TrapError::OuterTimeout(outer_id)))
     );
 }
 
@@ -370,9 +371,9 @@ fn cancel_then_timeout_both_pending() {
     );
 }
 
-/// Nested `ignore_after`s: an outer limit passing inside the inner one
-/// reaches the inner future as the outer id; the inner `ignore_after` hands
-/// that through as `Some(Err(..))`, and the outer one gives `None`.
+/// Nested `ignore_after`s: an outer limit passing inside the inner one makes
+/// the inner `ignore_after` fail with `OuterTimeout` (it is not its own limit,
+/// so it must not quietly give `None`), and the outer one gives `None`.
 #[test]
 fn nested_ignore_after_outer_fires() {
     let inner_result = Rc::new(RefCell::new(None));
@@ -386,7 +387,7 @@ fn nested_ignore_after_outer_fires() {
     });
     assert_eq!(out, Ok(None));
     let inner = inner_result.take().expect("the inner block ended");
-    let Ok(Some(Err(TrapError::TimedOut(_)))) = inner else {
-        panic!("the inner future sees the outer expiry: {inner:?}");
+    let Err(TrapError::OuterTimeout(_)) = inner else {
+        panic!("the inner block reports the outer expiry: {inner:?}");
     };
 }

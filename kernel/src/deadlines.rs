@@ -6,7 +6,7 @@
 
 use std::time::Instant;
 
-use trapline_traps::{TaskId, TimeoutId};
+use trapline_traps::{TaskId, TimeoutId, TrapError};
 
 use crate::state::{State, Timeout};
 use crate::timers::{Alarm, Entry};
@@ -21,6 +21,7 @@ impl State {
         entry.insert(Timeout {
             id,
             task,
+            parent: trapline_traps::innermost_scope(),
             expired: false,
             timer,
         });
@@ -92,7 +93,7 @@ impl State {
                     let task = timeout.task;
                     if let Some(t) = self.task(task) {
                         t.inbox.expire(id);
-                        self.interrupt(task, "TimedOut");
+                        self.interrupt(task, TrapError::TimedOut(id));
                     }
                 }
             }

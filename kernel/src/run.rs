@@ -21,7 +21,7 @@ use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use log::{debug, error, trace};
-use trapline_traps::{CancelState, Handler, TaskId};
+use trapline_traps::{Delivery, Handler, TaskId, TrapError};
 
 use crate::io::BELL;
 use crate::waker::{self, WakeRef};
@@ -191,6 +191,7 @@ impl Kernel {
     fn run_task(&mut self, id: TaskId, main: &mut dyn MainTask, main_id: Option<TaskId>) {
         let (mut future, inbox, cancel_before) = {
             let mut st = self.shared.state.borrow_mut();
+            st.clear_fired(id);
             let Some(task) = st.task(id) else { return };
             task.state = crate::task::RunState::Running { woken: false };
             task.polls += 1;
@@ -238,10 +239,10 @@ impl Kernel {
                     // (Without parks it waits on a foreign waker, and the
                     // cancel waits for its next trap.)
                     if let Some(task) = st.task(id) {
-                        let cancelled_now = cancel_before == CancelState::None
-                            && task.inbox.cancel_state() == CancelState::Pending;
+                        let cancelled_now = cancel_before == Delivery::None
+                            && task.inbox.cancel_state() == Delivery::Pending;
                         if cancelled_now && !task.parks.is_empty() {
-                            st.interrupt(id, "Cancelled");
+                            st.interrupt(id, TrapError::Cancelled);
                         }
                     }
                     None

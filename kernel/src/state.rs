@@ -21,11 +21,34 @@ use crate::task::{On, Park, RunState, Task, Waiter};
 use crate::timers::{Alarm, Timers};
 use crate::waker::{self, WakeRef, MAX_TASKS};
 
+/// What `interrupt` needs to know of a park.
+struct ParkView {
+    seq: u64,
+    on: On,
+    scope: Option<TimeoutId>,
+    fired: bool,
+    waker: Option<Waker>,
+}
+
+impl ParkView {
+    fn of(park: &Park) -> ParkView {
+        ParkView {
+            seq: park.seq,
+            on: park.on,
+            scope: park.scope,
+            fired: park.fired,
+            waker: park.waker.clone(),
+        }
+    }
+}
+
 /// A `SetTimeout` in force.
 #[derive(Debug)]
 pub(crate) struct Timeout {
     pub id: TimeoutId,
     pub task: TaskId,
+    /// The timeout whose scope it was set in, if any.
+    pub parent: Option<TimeoutId>,
     pub expired: bool,
     /// The tie of its timer entry.
     pub timer: u64,
@@ -151,6 +174,7 @@ impl State {
             trap,
             waker,
             location,
+            scope,
         } = post;
         let own = waker.will_wake(&waker::task_waker(WakeRef::new(self.kernel_id, id)));
         let waker = (!own).then_some(waker);
@@ -165,7 +189,7 @@ impl State {
             return self.bury(waker);
         };
         if let Some(at) = task.parks.iter().position(|p| p.seq == seq) {
-            if task.parks[at].on == on {
+            if task.parks[at].on == on && !task.parks[at].fired {
                 // The same leaf trapped again on the same condition (a spurious
                 // poll): the park stands; only its waker may have changed.
                 let old = std::mem::replace(&mut task.parks[at].waker, waker);
@@ -216,6 +240,8 @@ impl State {
                     waker,
                     location,
                     timer,
+                    scope,
+                    fired: false,
                 };
                 match self.task(id) {
                     Some(task) => task.parks.push(park),
@@ -255,18 +281,44 @@ impl State {
         let Some(task) = self.task(waiter.task) else {
             return;
         };
-        let Some(park) = task.take_park(waiter.seq) else {
+        let Some(park) = task
+            .parks
+            .iter_mut()
+            .find(|p| p.seq == waiter.seq && !p.fired)
+        else {
             return;
         };
-        trace!(target: "trapline::trap", "task {} resume {} (trapped at {})", waiter.task.serial(), park.on.resumed(), park.location);
         // The fired condition's own record is already gone (the seat, queue
-        // slot or joiner entry was taken to find this waiter); a sleep's entry
-        // was popped by the caller.
-        self.resume(waiter.task, park.waker);
+        // slot or joiner entry was taken to find this waiter; a sleep's entry
+        // was popped by the caller). The park stays, marked fired, until the
+        // task is next polled: an interrupt arriving meanwhile is still owed
+        // to this leaf.
+        park.fired = true;
+        let waker = park.waker.clone();
+        trace!(target: "trapline::trap", "task {} resume {} (trapped at {})", waiter.task.serial(), park.on.resumed(), park.location);
+        self.resume(waiter.task, waker);
+    }
+
+    /// The task is about to be polled: its fired parks have done their job.
+    pub(crate) fn clear_fired(&mut self, id: TaskId) {
+        let Some(task) = self.task(id) else { return };
+        if !task.parks.iter().any(|p| p.fired) {
+            return;
+        }
+        let (fired, standing): (Vec<Park>, Vec<Park>) = std::mem::take(&mut task.parks)
+            .into_iter()
+            .partition(|p| p.fired);
+        task.parks = standing;
+        for park in fired {
+            self.bury(park.waker);
+        }
     }
 
     /// Takes back what a park holds in the wait structures.
     pub(crate) fn undo(&mut self, id: TaskId, park: &Park) {
+        if park.fired {
+            return; // firing already took its record out
+        }
         let waiter = Waiter {
             task: id,
             seq: park.seq,
@@ -295,7 +347,7 @@ impl State {
     /// A leaf completed or was dropped: undo its park, if it has one.
     pub(crate) fn unpost(&mut self, id: TaskId, seq: u64) {
         let Some(task) = self.task(id) else { return };
-        task.inbox.take_answer(seq);
+        task.inbox.scrub(seq);
         let Some(park) = task.take_park(seq) else {
             return;
         };
@@ -303,24 +355,81 @@ impl State {
         self.bury(park.waker);
     }
 
-    /// An interrupt arrived for task `id`: every leaf it is parked at is
-    /// resumed, so the leaf in the interrupt's scope can take it.
+    /// An interrupt (`Cancelled` or `TimedOut`) arrived for task `id`: every
+    /// leaf parked in its scope is owed it and resumed.
     ///
-    /// Discussion: the parks are *not* undone here. The leaf that takes the
-    /// interrupt undoes its own park when it completes with the error; the
-    /// others trap again under the same ticket, which leaves their parks
-    /// standing. Undoing them all would open a window in which a sibling
-    /// reader's fd seat is free for another task to take.
-    pub(crate) fn interrupt(&mut self, id: TaskId, why: &str) {
+    /// Discussion: the parks are *not* undone here. Each owed leaf gets an
+    /// answer for its ticket; polled again, it retries its operation and, if
+    /// it would still wait, takes the answer and completes with the error,
+    /// undoing its own park. Parks outside the scope are left alone, so a
+    /// sibling reader keeps its fd seat and a waiter its place in line. With
+    /// no park at all (the task waits on a foreign waker, or is running),
+    /// the interrupt stays pending for the next leaf that traps.
+    pub(crate) fn interrupt(&mut self, id: TaskId, err: TrapError) {
         let Some(task) = self.task(id) else { return };
-        let wakers: Vec<Option<Waker>> = task.parks.iter().map(|p| p.waker.clone()).collect();
-        trace!(target: "trapline::trap", "task {} interrupt {why}: resuming {} park(s)", id.serial(), wakers.len());
-        if wakers.is_empty() {
+        let parked = !task.parks.is_empty();
+        // What each park needs here, copied out: the loop below borrows `self`.
+        let parks: Vec<ParkView> = task.parks.iter().map(ParkView::of).collect();
+        let reached: Vec<&ParkView> = parks
+            .iter()
+            .filter(|p| self.in_scope(p.scope, &err))
+            .collect();
+        let mut owed = Vec::new();
+        for park in &reached {
+            // A timeout block's own `FutureWait` stands for the foreign
+            // futures inside it: it is owed the interrupt only when no real
+            // leaf inside the block is.
+            let covered = park.on == On::FutureWait
+                && reached.iter().any(|other| {
+                    other.on != On::FutureWait && self.within(other.scope, park.scope)
+                });
+            if covered {
+                continue;
+            }
+            owed.push(park.seq);
+            if !park.fired {
+                self.resume(id, park.waker.clone()); // a fired park was resumed already
+            }
+        }
+        for park in parks {
+            self.bury(park.waker);
+        }
+        trace!(target: "trapline::trap", "task {} interrupt {err}: owed to {} leaf(s)", id.serial(), owed.len());
+        if let Some(task) = self.task(id) {
+            task.inbox.owe(owed, err);
+        }
+        if !parked {
             // Waiting on a foreign waker, or not waiting: give it a look.
             self.schedule(id);
         }
-        for waker in wakers {
-            self.resume(id, waker);
+    }
+
+    /// Whether timeout scope `inner` lies within scope `outer` (or is it).
+    fn within(&self, inner: Option<TimeoutId>, outer: Option<TimeoutId>) -> bool {
+        let Some(outer) = outer else { return true };
+        let mut at = inner;
+        while let Some(id) = at {
+            if id == outer {
+                return true;
+            }
+            at = self.parent(id);
+        }
+        false
+    }
+
+    /// The timeout whose scope timeout `id` was set in.
+    fn parent(&self, id: TimeoutId) -> Option<TimeoutId> {
+        self.timeouts
+            .get(id.index() as usize)
+            .filter(|t| t.id == id)
+            .and_then(|t| t.parent)
+    }
+
+    /// Whether a leaf that trapped in timeout scope `scope` is reached by `err`.
+    fn in_scope(&self, scope: Option<TimeoutId>, err: &TrapError) -> bool {
+        match *err {
+            TrapError::TimedOut(expired) => self.within(scope, Some(expired)),
+            _ => true, // a cancellation reaches every leaf
         }
     }
 
@@ -332,7 +441,7 @@ impl State {
         if !task.inbox.cancel() {
             return false;
         }
-        self.interrupt(id, "Cancelled");
+        self.interrupt(id, TrapError::Cancelled);
         true
     }
 

@@ -11,7 +11,7 @@ use std::panic::Location;
 use std::task::Waker;
 use std::time::Instant;
 
-use trapline_traps::{Inbox, QueueId, TaskFuture, TaskId, Trap};
+use trapline_traps::{Inbox, QueueId, TaskFuture, TaskId, TimeoutId, Trap};
 
 /// Where a task is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -104,6 +104,11 @@ pub(crate) struct Park {
     pub location: &'static Location<'static>,
     /// For a sleep, the tie of its timer entry (0 otherwise).
     pub timer: u64,
+    /// The innermost timeout scope the leaf trapped in.
+    pub scope: Option<TimeoutId>,
+    /// The condition held and the task was resumed; the park is kept until
+    /// the task's next poll so that an interrupt still reaches this leaf.
+    pub fired: bool,
 }
 
 /// A task.

@@ -31,6 +31,11 @@ pub enum TrapError {
     Cancelled,
     /// The timeout `id` expired while this leaf was inside its scope.
     TimedOut(TimeoutId),
+    /// An *enclosing* timeout, `id`, expired inside a `timeout_after` block:
+    /// that block reports this instead of its own `TimedOut`, so a retry loop
+    /// around an inner timeout does not mistake the end of the outer one for
+    /// its own. The enclosing block then reports `TimedOut(id)`.
+    OuterTimeout(TimeoutId),
     /// Another leaf already waits on this fd in the same direction
     /// (one reader and one writer per fd).
     ResourceBusy,
@@ -55,9 +60,13 @@ impl TrapError {
         TrapError::from_io(err) == Some(&TrapError::Cancelled)
     }
 
-    /// Whether `err` is a timeout delivered by the kernel.
+    /// Whether `err` is a timeout delivered by the kernel (its own or an
+    /// enclosing one).
     pub fn is_timeout(err: &io::Error) -> bool {
-        matches!(TrapError::from_io(err), Some(TrapError::TimedOut(_)))
+        matches!(
+            TrapError::from_io(err),
+            Some(TrapError::TimedOut(_) | TrapError::OuterTimeout(_))
+        )
     }
 }
 
@@ -66,6 +75,7 @@ impl fmt::Display for TrapError {
         match self {
             TrapError::Cancelled => f.write_str("task cancelled"),
             TrapError::TimedOut(id) => write!(f, "{id} expired"),
+            TrapError::OuterTimeout(id) => write!(f, "enclosing {id} expired"),
             TrapError::ResourceBusy => {
                 f.write_str("another task is already waiting on this fd in the same direction")
             }
@@ -82,7 +92,7 @@ impl From<TrapError> for io::Error {
     fn from(err: TrapError) -> io::Error {
         // Never `Interrupted`: std's I/O helpers retry that kind forever.
         let kind = match err {
-            TrapError::TimedOut(_) => io::ErrorKind::TimedOut,
+            TrapError::TimedOut(_) | TrapError::OuterTimeout(_) => io::ErrorKind::TimedOut,
             TrapError::ResourceBusy => io::ErrorKind::ResourceBusy,
             TrapError::Os(code) => io::Error::from_raw_os_error(code).kind(),
             TrapError::Cancelled | TrapError::NoKernel | TrapError::Unsupported(_) => {

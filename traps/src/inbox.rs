@@ -1,26 +1,37 @@
 //! What the kernel has to tell a task: interrupts and per-leaf answers.
 //!
-//! Discussion: interrupts belong to the task, not to a leaf. The kernel cannot
-//! know which leaf should see a cancellation, so it leaves it here and the
-//! next leaf *about to trap* takes it. A leaf that can still make progress
-//! completes normally; only a leaf that would wait learns that it must stop.
-//! A timeout is narrower: it is taken only by a leaf polled inside the scope
-//! of that timeout (see [`crate::enter_scope`]), so `join!(timeout_after(d, x), y)`
-//! never hands x's timeout to y. Two interrupts can be pending at once (a
-//! cancel and a timeout); cancellation wins, then the outermost timeout.
+//! Discussion: interrupts (`Cancelled`, `TimedOut`) belong to the task, not
+//! to a leaf, and reach leaves in one of two ways.
+//!
+//! - **Owed.** Every leaf waiting in the interrupt's scope when it arrives is
+//!   owed it: the kernel leaves an answer for that leaf's ticket and resumes
+//!   it. A cancelled `join!` of two sleeps sees both sleeps fail.
+//! - **Pending.** If no leaf was waiting (the task was running, or woken by a
+//!   foreign waker), or none of the owed leaves takes its answer because each
+//!   could make progress instead, the interrupt is pending, and the next leaf
+//!   about to trap in its scope takes it.
+//!
+//! Once taken, an interrupt is spent: the task may catch the error and wait
+//! again, to clean up. A timeout is scoped (see [`crate::enter_scope`]), so
+//! `join!(timeout_after(d, x), y)` never hands x's timeout to y. A cancel and
+//! timeouts can be pending at once; cancellation wins, then the outermost
+//! timeout.
 
 use crate::error::TrapError;
 use crate::ids::TimeoutId;
 
-/// Where a task's cancellation stands.
+/// How far an interrupt has got.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum CancelState {
-    /// Nobody cancelled the task.
+pub enum Delivery {
+    /// No such interrupt.
     #[default]
     None,
-    /// Cancelled; not yet taken by a leaf.
+    /// Arrived; the next leaf that traps in its scope takes it.
     Pending,
-    /// Cancelled and taken: later cancels are ignored.
+    /// Owed to the leaves that were waiting when it arrived. If none of them
+    /// takes it, it becomes pending again.
+    Answered,
+    /// Taken by a leaf. Spent: a second cancel is ignored.
     Delivered,
 }
 
@@ -28,7 +39,7 @@ pub enum CancelState {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Expiry {
     id: TimeoutId,
-    delivered: bool,
+    delivery: Delivery,
 }
 
 /// A task's pending interrupts and the answers owed to its leaves.
@@ -39,43 +50,54 @@ struct Expiry {
 /// # Examples
 ///
 /// ```
-/// use trapline_traps::{Inbox, TrapError};
+/// use trapline_traps::{Delivery, Inbox, TrapError};
 ///
 /// let mut inbox = Inbox::default();
 /// assert!(inbox.cancel());
 /// assert!(!inbox.cancel(), "a second cancel is ignored");
-/// assert_eq!(inbox.take_interrupt(&[]), Some(TrapError::Cancelled));
+/// // Two leaves were waiting: both are owed the cancellation.
+/// inbox.owe([7, 8], TrapError::Cancelled);
+/// assert_eq!(inbox.take_answer(7), Some(TrapError::Cancelled));
+/// assert_eq!(inbox.take_answer(8), Some(TrapError::Cancelled));
+/// // Spent: a leaf that traps now, to clean up, waits normally.
 /// assert_eq!(inbox.take_interrupt(&[]), None);
+/// assert_eq!(inbox.cancel_state(), Delivery::Delivered);
 /// ```
 #[derive(Debug, Default)]
 pub struct Inbox {
-    cancel: CancelState,
+    cancel: Delivery,
     expired: Vec<Expiry>,
     answers: Vec<(u64, TrapError)>,
+}
+
+fn spend(delivery: &mut Delivery) {
+    if *delivery != Delivery::None {
+        *delivery = Delivery::Delivered;
+    }
 }
 
 impl Inbox {
     /// An empty inbox.
     pub const fn new() -> Inbox {
         Inbox {
-            cancel: CancelState::None,
+            cancel: Delivery::None,
             expired: Vec::new(),
             answers: Vec::new(),
         }
     }
 
     /// Marks the task cancelled. Returns `false`, changing nothing, if it was
-    /// cancelled before (pending or delivered).
+    /// cancelled before (whether or not that cancel was taken yet).
     pub fn cancel(&mut self) -> bool {
-        if self.cancel != CancelState::None {
+        if self.cancel != Delivery::None {
             return false;
         }
-        self.cancel = CancelState::Pending;
+        self.cancel = Delivery::Pending;
         true
     }
 
-    /// Where the task's cancellation stands.
-    pub fn cancel_state(&self) -> CancelState {
+    /// How far the task's cancellation has got.
+    pub fn cancel_state(&self) -> Delivery {
         self.cancel
     }
 
@@ -84,55 +106,108 @@ impl Inbox {
         if !self.expired.iter().any(|e| e.id == id) {
             self.expired.push(Expiry {
                 id,
-                delivered: false,
+                delivery: Delivery::Pending,
             });
         }
     }
 
-    /// Forgets timeout `id` (its scope has ended).
+    /// Forgets timeout `id`: its scope has ended.
     pub fn forget(&mut self, id: TimeoutId) {
         self.expired.retain(|e| e.id != id);
+        self.answers.retain(|(_, e)| *e != TrapError::TimedOut(id));
     }
 
-    /// Whether timeout `id` expired and was taken by a leaf in its scope.
+    /// Whether timeout `id` expired and was taken by a leaf.
     pub fn was_delivered(&self, id: TimeoutId) -> bool {
-        self.expired.iter().any(|e| e.id == id && e.delivered)
+        self.expired
+            .iter()
+            .any(|e| e.id == id && e.delivery == Delivery::Delivered)
     }
 
-    /// Whether an interrupt waits to be taken (by a leaf in the right scope).
-    pub fn has_pending_interrupt(&self) -> bool {
-        self.cancel == CancelState::Pending || self.expired.iter().any(|e| !e.delivered)
+    /// The timeouts among `scopes` whose expiry a leaf has taken.
+    pub fn delivered_among(&self, scopes: &[TimeoutId]) -> Vec<TimeoutId> {
+        scopes
+            .iter()
+            .copied()
+            .filter(|id| self.was_delivered(*id))
+            .collect()
     }
 
-    /// Leaves a leaf-specific answer for the leaf whose sequence number is `seq`.
+    fn delivery(&mut self, err: &TrapError) -> Option<&mut Delivery> {
+        match *err {
+            TrapError::Cancelled => Some(&mut self.cancel),
+            TrapError::TimedOut(id) => self
+                .expired
+                .iter_mut()
+                .find(|e| e.id == id)
+                .map(|e| &mut e.delivery),
+            _ => None,
+        }
+    }
+
+    /// Leaves interrupt `err` (already recorded with [`Inbox::cancel`] or
+    /// [`Inbox::expire`]) as an answer for each waiting leaf in `seqs`.
+    pub fn owe(&mut self, seqs: impl IntoIterator<Item = u64>, err: TrapError) {
+        let before = self.answers.len();
+        for seq in seqs {
+            self.answers.push((seq, err.clone()));
+        }
+        if self.answers.len() > before {
+            if let Some(d) = self.delivery(&err) {
+                if *d == Delivery::Pending {
+                    *d = Delivery::Answered;
+                }
+            }
+        }
+    }
+
+    /// Leaves a leaf-specific answer (such as `ResourceBusy`) for leaf `seq`.
     pub fn answer(&mut self, seq: u64, err: TrapError) {
         self.answers.push((seq, err));
     }
 
-    /// Takes the answer left for leaf `seq`, if any.
+    /// Takes the answer left for leaf `seq`, if any (a cancellation before
+    /// anything else). Taking an interrupt spends it.
     pub fn take_answer(&mut self, seq: u64) -> Option<TrapError> {
-        let at = self.answers.iter().position(|(s, _)| *s == seq)?;
-        Some(self.answers.swap_remove(at).1)
+        let mine = |(s, _): &(u64, TrapError)| *s == seq;
+        let at = self
+            .answers
+            .iter()
+            .position(|a| mine(a) && a.1 == TrapError::Cancelled)
+            .or_else(|| self.answers.iter().position(mine))?;
+        let err = self.answers.remove(at).1;
+        if let Some(d) = self.delivery(&err) {
+            spend(d);
+        }
+        Some(err)
     }
 
-    /// Takes the interrupt a leaf about to trap must see, given the timeout
-    /// scopes it is polled in (outermost first): a pending cancel first, then
-    /// the outermost expired timeout in scope.
+    /// Drops the answers left for leaf `seq` untaken (the leaf completed, or
+    /// was dropped). An interrupt none of its owed leaves took is pending again.
+    pub fn scrub(&mut self, seq: u64) {
+        while let Some(at) = self.answers.iter().position(|(s, _)| *s == seq) {
+            let err = self.answers.remove(at).1;
+            let still_owed = self.answers.iter().any(|(_, e)| *e == err);
+            if let Some(d) = self.delivery(&err) {
+                if *d == Delivery::Answered && !still_owed {
+                    *d = Delivery::Pending;
+                }
+            }
+        }
+    }
+
+    /// Takes the pending interrupt a leaf about to trap must see, given the
+    /// timeout scopes it is polled in (outermost first): a cancel first, then
+    /// the outermost pending timeout in scope.
     pub fn take_interrupt(&mut self, scopes: &[TimeoutId]) -> Option<TrapError> {
-        if self.cancel == CancelState::Pending {
-            self.cancel = CancelState::Delivered;
+        if self.cancel == Delivery::Pending {
+            self.cancel = Delivery::Delivered;
             return Some(TrapError::Cancelled);
         }
-        if self.expired.is_empty() {
-            return None;
-        }
         for id in scopes {
-            if let Some(e) = self
-                .expired
-                .iter_mut()
-                .find(|e| e.id == *id && !e.delivered)
-            {
-                e.delivered = true;
+            let pending = |e: &&mut Expiry| e.id == *id && e.delivery == Delivery::Pending;
+            if let Some(e) = self.expired.iter_mut().find(pending) {
+                e.delivery = Delivery::Delivered;
                 return Some(TrapError::TimedOut(*id));
             }
         }
@@ -141,6 +216,49 @@ impl Inbox {
 
     /// Whether the inbox holds nothing at all.
     pub fn is_empty(&self) -> bool {
-        self.cancel == CancelState::None && self.expired.is_empty() && self.answers.is_empty()
+        self.cancel == Delivery::None && self.expired.is_empty() && self.answers.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An owed interrupt that no leaf takes (each could progress) becomes
+    /// pending again, for the next leaf that traps.
+    #[test]
+    fn untaken_answers_fall_back_to_pending() {
+        let mut inbox = Inbox::new();
+        inbox.cancel();
+        inbox.owe([1, 2], TrapError::Cancelled);
+        assert_eq!(inbox.take_interrupt(&[]), None, "owed, not pending");
+        inbox.scrub(1);
+        assert_eq!(inbox.cancel_state(), Delivery::Answered);
+        inbox.scrub(2);
+        assert_eq!(inbox.cancel_state(), Delivery::Pending);
+        assert_eq!(inbox.take_interrupt(&[]), Some(TrapError::Cancelled));
+        assert_eq!(inbox.take_interrupt(&[]), None, "spent");
+    }
+
+    /// A timeout reaches only leaves in its scope, outermost first.
+    #[test]
+    fn timeouts_reach_their_scope_outermost_first() {
+        let (outer, inner) = (TimeoutId::new(0, 1), TimeoutId::new(1, 2));
+        let mut inbox = Inbox::new();
+        inbox.expire(inner);
+        inbox.expire(outer);
+        assert_eq!(inbox.take_interrupt(&[]), None, "no scope, no timeout");
+        assert_eq!(
+            inbox.take_interrupt(&[outer, inner]),
+            Some(TrapError::TimedOut(outer))
+        );
+        assert_eq!(
+            inbox.take_interrupt(&[outer, inner]),
+            Some(TrapError::TimedOut(inner))
+        );
+        assert_eq!(inbox.take_interrupt(&[outer, inner]), None);
+        assert_eq!(inbox.delivered_among(&[outer, inner]), [outer, inner]);
+        inbox.forget(outer);
+        assert_eq!(inbox.delivered_among(&[outer, inner]), [inner]);
     }
 }

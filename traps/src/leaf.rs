@@ -12,7 +12,7 @@ use std::task::Context;
 use crate::error::TrapError;
 use crate::ids::Ticket;
 use crate::slot;
-use crate::trap::{Post, Trap};
+use crate::trap::Trap;
 
 /// The trap-side state of one leaf future: its ticket (sequence number) once
 /// it has posted, and the source line of the await that made it.
@@ -89,13 +89,7 @@ impl Leaf {
         if !trap.is_blocking() {
             return Err(TrapError::Unsupported("an immediate trap cannot be posted"));
         }
-        let location = self.location;
-        let result = slot::post(self.ticket, |seq| Post {
-            seq,
-            trap,
-            waker: cx.waker().clone(),
-            location,
-        });
+        let result = slot::post(self.ticket, trap, cx.waker().clone(), self.location);
         match result {
             Ok(ticket) => {
                 self.ticket = Some(ticket);

@@ -50,10 +50,10 @@ pub use calls::{
 };
 pub use error::TrapError;
 pub use ids::{QueueId, TaskId, Ticket, TimeoutId};
-pub use inbox::{CancelState, Inbox};
+pub use inbox::{Delivery, Inbox};
 pub use leaf::Leaf;
 pub use slot::{
-    call, enter, enter_scope, in_kernel, install, leave, timeout_delivered, with_current_inbox,
-    Handler, Installed, Scope,
+    call, delivered_scopes, enter, enter_scope, in_kernel, innermost_scope, install, leave,
+    running, timeout_delivered, with_current_inbox, Handler, Installed, Scope,
 };
 pub use trap::{Post, Reply, TaskFuture, Trap};

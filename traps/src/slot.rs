@@ -10,8 +10,10 @@
 //! the task returns `Pending`. The kernel parks the task under each of them.
 
 use std::cell::RefCell;
+use std::panic::Location;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::task::Waker;
 
 use crate::error::TrapError;
 use crate::ids::{TaskId, Ticket, TimeoutId};
@@ -92,14 +94,15 @@ pub struct Installed {
 
 impl Drop for Installed {
     fn drop(&mut self) {
-        let handler = SLOT.with(|s| {
+        let (handler, posts) = SLOT.with(|s| {
             let mut s = s.borrow_mut();
             s.current = None;
-            s.posts.clear();
             s.scopes.clear();
-            s.handler.take()
+            (s.handler.take(), std::mem::take(&mut s.posts))
         });
-        // Dropped outside the borrow: the handler's own drop may run user code.
+        // Dropped outside the borrow: dropping a handler or a waker may run
+        // user code, which may call back in.
+        drop(posts);
         drop(handler);
     }
 }
@@ -202,10 +205,13 @@ impl Slot {
     }
 }
 
-/// A leaf's post: called by [`crate::Leaf::trap`].
+/// A leaf's post: called by [`crate::Leaf::trap`]. `waker` was cloned before
+/// the slot is borrowed (cloning a foreign waker runs its code).
 pub(crate) fn post(
     ticket: Option<Ticket>,
-    post: impl FnOnce(u64) -> Post,
+    trap: Trap,
+    waker: Waker,
+    location: &'static Location<'static>,
 ) -> Result<Ticket, TrapError> {
     // A leaf that moved to another task keeps a park in its old one: undo it
     // first. (A ticket from another thread matches no park here: harmless.)
@@ -216,7 +222,8 @@ pub(crate) fn post(
     if let Some(old) = moved {
         unpost(old);
     }
-    SLOT.with(|s| {
+    let mut replaced = None;
+    let result = SLOT.with(|s| {
         let s = &mut *s.borrow_mut();
         let task = s.current.ok_or(TrapError::NoKernel)?;
         let mine = ticket.filter(|t| s.issued_here(*t));
@@ -232,25 +239,37 @@ pub(crate) fn post(
             Some(t) => t.seq,
             None => s.next_seq(),
         };
-        let new = post(seq);
+        let new = Post {
+            seq,
+            trap,
+            waker,
+            location,
+            scope: s.scopes.last().copied(),
+        };
         match s.posts.iter_mut().find(|p| p.seq == seq) {
-            Some(old) => *old = new,
+            Some(old) => replaced = Some(std::mem::replace(old, new)),
             None => s.posts.push(new),
         }
         Ok(Ticket { task, seq })
-    })
+    });
+    drop(replaced); // outside the borrow: it holds a waker
+    result
 }
 
 /// A leaf's unpost: scrub the slot, then let the kernel undo its park.
 pub(crate) fn unpost(ticket: Ticket) {
-    let handler = SLOT.with(|s| {
+    let (handler, scrubbed) = SLOT.with(|s| {
         let s = &mut *s.borrow_mut();
+        let mut scrubbed = None;
         if s.current == Some(ticket.task) {
-            s.posts.retain(|p| p.seq != ticket.seq);
-            s.inbox.take_answer(ticket.seq);
+            if let Some(at) = s.posts.iter().position(|p| p.seq == ticket.seq) {
+                scrubbed = Some(s.posts.swap_remove(at));
+            }
+            s.inbox.scrub(ticket.seq);
         }
-        s.handler.clone()
+        (s.handler.clone(), scrubbed)
     });
+    drop(scrubbed); // outside the borrow: it holds a waker
     if let Some(h) = handler {
         h.unpost(ticket);
     }
@@ -295,6 +314,27 @@ impl Drop for Scope {
 /// Whether timeout `id` of the running task expired and was taken by a leaf.
 pub fn timeout_delivered(id: TimeoutId) -> bool {
     SLOT.with(|s| s.borrow().inbox.was_delivered(id))
+}
+
+/// The timeout scopes in force right now (outermost first) whose expiry a
+/// leaf of the running task has taken.
+pub fn delivered_scopes() -> Vec<TimeoutId> {
+    SLOT.with(|s| {
+        let s = s.borrow();
+        s.inbox.delivered_among(&s.scopes)
+    })
+}
+
+/// The innermost timeout scope in force right now. A kernel records it as
+/// the parent of a timeout being set, to know which parks an expiry reaches.
+pub fn innermost_scope() -> Option<TimeoutId> {
+    SLOT.with(|s| s.borrow().scopes.last().copied())
+}
+
+/// The task being polled on this thread, if any. Answers what `Current`
+/// answers, without a trap.
+pub fn running() -> Option<TaskId> {
+    SLOT.with(|s| s.borrow().current)
 }
 
 /// Forgets timeout `id` in the running task's inbox (its scope is over).

@@ -32,9 +32,12 @@ pub type TaskFuture = Pin<Box<dyn Future<Output = ()>>>;
 /// The rest are immediate: they are answered synchronously through
 /// [`crate::call`] and the typed helpers beside it.
 ///
-/// Every blocking trap resumes with nothing but the chance to look again; the
-/// `Cancelled` and `TimedOut` interrupts are taken by the next leaf about to
-/// trap (see [`crate::Inbox`]).
+/// Every blocking trap resumes with nothing but the chance to look again.
+/// An interrupt (`Cancelled`, or `TimedOut` for a leaf inside the timeout's
+/// scope) resumes every leaf waiting when it arrives, and is otherwise taken
+/// by the next leaf about to trap (see [`crate::Inbox`]). "Undone" below is
+/// what happens to the park when its leaf completes or is dropped, the way an
+/// interrupted leaf ends: the kernel takes back what the park holds.
 ///
 /// # Examples
 ///
@@ -51,8 +54,8 @@ pub enum Trap {
     /// Wait until `deadline`.
     ///
     /// Parks the task in the timer queue. Woken when the clock reaches the
-    /// deadline. Cancellation drops the park (the timer entry goes stale and is
-    /// skipped). The leaf resumes and compares the clock itself.
+    /// deadline. Undone: the timer entry goes stale, and is skipped when it
+    /// comes up. The leaf resumes and compares the clock itself.
     Sleep {
         /// When to wake.
         deadline: Instant,
@@ -62,8 +65,8 @@ pub enum Trap {
     /// Registers the fd with the kernel's poller on first use (edge-triggered,
     /// once for its life) and parks the task as the fd's one reader. Woken by a
     /// readable, read-closed or error event. If another leaf is already the
-    /// fd's reader, the leaf gets `ResourceBusy` instead. Cancellation clears
-    /// the reader seat; the registration stays until `IoRelease`.
+    /// fd's reader, the leaf gets `ResourceBusy` instead. Undone: the reader
+    /// seat is emptied; the registration stays until `IoRelease`.
     /// The leaf resumes by retrying its syscall.
     ReadWait {
         /// The file descriptor.
@@ -78,8 +81,8 @@ pub enum Trap {
     /// Wait in a FIFO wait queue until `SchedWake` names this queue.
     ///
     /// Parks the task at the back of `queue`. Woken by `SchedWake` in FIFO
-    /// order. Cancellation removes the task from the queue, so a cancelled
-    /// waiter is never woken in place of a live one. The leaf resumes by
+    /// order. Undone: the task leaves the queue, so a cancelled waiter is
+    /// never woken in place of a live one. The leaf resumes by
     /// re-checking the state of its primitive.
     SchedWait {
         /// The queue to wait in.
@@ -89,7 +92,7 @@ pub enum Trap {
     ///
     /// Parks the task among the target's joiners (or resumes it at once if the
     /// target is already gone). Woken when the target completes, panics or is
-    /// dropped. Cancellation removes it from the joiners; the target runs on.
+    /// dropped. Undone: it leaves the joiners; the target runs on.
     /// The leaf resumes by reading the target's result slot.
     Join {
         /// The task to wait for.
@@ -99,9 +102,11 @@ pub enum Trap {
     /// wake the task through its `Waker`.
     ///
     /// Parks nothing but a marker. Woken only by an interrupt (cancel or
-    /// timeout) — the foreign future's own waker wakes the task otherwise.
-    /// It lets a cancellation or timeout reach a subtree that is waiting on a
-    /// future that never traps. The leaf resumes by polling that future again.
+    /// timeout) — the foreign future's own waker wakes the task otherwise —
+    /// and only when no other leaf inside the same timeout scope is waiting:
+    /// it lets an interrupt reach a subtree that waits on a future that never
+    /// traps. Undone: nothing to take back. The leaf resumes by polling that
+    /// future again.
     FutureWait,
     /// Step aside: go to the back of the ready queue.
     ///
@@ -264,4 +269,7 @@ pub struct Post {
     pub waker: Waker,
     /// The source line of the await that trapped.
     pub location: &'static Location<'static>,
+    /// The innermost timeout scope in force when the leaf trapped: a
+    /// timeout's expiry is owed to the parks inside its scope.
+    pub scope: Option<TimeoutId>,
 }
