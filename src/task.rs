@@ -57,6 +57,25 @@ pub enum JoinError {
 
 impl JoinError {
     /// Whether the joiner itself was cancelled while it waited.
+    ///
+    /// # Examples
+    ///
+    /// A task that waits to join a sleeper is cancelled: its join fails, the
+    /// sleeper goes on.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use trapline::{sleep, spawn};
+    ///
+    /// trapline::run(async {
+    ///     let sleeper = spawn(async { sleep(Duration::from_secs(3600)).await })?;
+    ///     let joiner = spawn(async move { sleeper.join().await })?;
+    ///     let joined = joiner.cancel().await?;
+    ///     assert!(joined.unwrap_err().is_cancelled());
+    ///     Ok::<(), std::io::Error>(())
+    /// })??;
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn is_cancelled(&self) -> bool {
         *self == JoinError::Interrupted(TrapError::Cancelled)
     }
@@ -88,6 +107,33 @@ impl From<JoinError> for io::Error {
 ///
 /// Dropping the handle detaches the task: it runs on, and its result is
 /// dropped when it ends.
+///
+/// # Examples
+///
+/// ```
+/// use trapline::spawn;
+///
+/// trapline::run(async {
+///     let task = spawn(async { 40 + 2 })?;
+///     assert!(!task.is_finished(), "it starts at the kernel's next pass");
+///     assert_eq!(task.join().await?, 42);
+///     assert!(task.is_finished());
+///     Ok::<(), std::io::Error>(())
+/// })??;
+/// # Ok::<(), std::io::Error>(())
+/// ```
+///
+/// A handle shares its task's result slot through an `Rc`, so it stays on
+/// the thread of its kernel: it is not `Send`.
+///
+/// ```compile_fail,E0277
+/// fn send<T: Send>(_: T) {}
+/// trapline::run(async {
+///     let task = trapline::spawn(async { 1 }).unwrap();
+///     send(task); // error: `Rc<RefCell<..>>` cannot be sent between threads safely
+/// })
+/// .unwrap();
+/// ```
 pub struct JoinHandle<T> {
     id: TaskId,
     slot: Rc<RefCell<Outcome<T>>>,
@@ -169,11 +215,35 @@ where
 
 impl<T> JoinHandle<T> {
     /// The task's id.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// trapline::run(async {
+    ///     let task = trapline::spawn(async { trapline::current() })?;
+    ///     assert_eq!(task.join().await??, task.id());
+    ///     Ok::<(), std::io::Error>(())
+    /// })??;
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn id(&self) -> TaskId {
         self.id
     }
 
     /// Whether the task has ended.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// trapline::run(async {
+    ///     let task = trapline::spawn(async {})?;
+    ///     assert!(!task.is_finished());
+    ///     trapline::yield_now().await?; // the task runs in the next pass
+    ///     assert!(task.is_finished());
+    ///     Ok::<(), std::io::Error>(())
+    /// })??;
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn is_finished(&self) -> bool {
         !matches!(*self.slot.borrow(), Outcome::Running)
     }
@@ -235,6 +305,25 @@ impl<T> JoinHandle<T> {
 }
 
 /// The future of [`JoinHandle::join`] and [`JoinHandle::cancel`].
+///
+/// # Examples
+///
+/// A join is a trap like any other: a timeout interrupts the join, not the
+/// task joined.
+///
+/// ```
+/// use std::time::Duration;
+/// use trapline::{sleep, spawn, timeout_after, TrapError};
+///
+/// trapline::run(async {
+///     let task = spawn(async { sleep(Duration::from_secs(3600)).await })?;
+///     let waited = timeout_after(Duration::from_millis(10), task.join()).await;
+///     assert!(matches!(waited, Err(TrapError::TimedOut(_))));
+///     assert!(!task.is_finished());
+///     Ok::<(), std::io::Error>(())
+/// })??;
+/// # Ok::<(), std::io::Error>(())
+/// ```
 #[must_use = "futures do nothing unless awaited"]
 pub struct Join<'a, T> {
     handle: &'a JoinHandle<T>,
@@ -322,6 +411,23 @@ pub fn yield_now() -> YieldNow {
 }
 
 /// The future of [`yield_now`].
+///
+/// # Examples
+///
+/// ```
+/// use std::cell::Cell;
+/// use std::rc::Rc;
+///
+/// trapline::run(async {
+///     let ran = Rc::new(Cell::new(false));
+///     let flag = ran.clone();
+///     trapline::spawn(async move { flag.set(true) })?;
+///     trapline::yield_now().await?; // the spawned task runs first
+///     assert!(ran.get());
+///     Ok::<(), trapline::TrapError>(())
+/// })??;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug)]
 #[must_use = "futures do nothing unless awaited"]
 pub struct YieldNow {

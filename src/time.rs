@@ -100,6 +100,24 @@ enum When {
 }
 
 /// The future of [`sleep`] and [`sleep_until`].
+///
+/// # Examples
+///
+/// A sleep counts from its first poll, not from when it was made:
+///
+/// ```
+/// use std::time::Duration;
+/// use trapline::{sleep, Sleep};
+///
+/// trapline::run(async {
+///     let nap: Sleep = sleep(Duration::from_millis(5));
+///     let t0 = trapline::clock()?;
+///     nap.await?;
+///     assert!(trapline::clock()? >= t0 + Duration::from_millis(5));
+///     Ok::<(), trapline::TrapError>(())
+/// })??;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug)]
 #[must_use = "futures do nothing unless awaited"]
 pub struct Sleep {

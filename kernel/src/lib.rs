@@ -85,6 +85,16 @@ pub struct Builder {
 
 impl Builder {
     /// The default settings: a one-second shutdown grace, 1024 events per poll.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use trapline_kernel::Builder;
+    ///
+    /// let mut kernel = Builder::new().build()?;
+    /// assert_eq!(kernel.run(async { 1 + 1 })?, 2);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn new() -> Builder {
         Builder {
             grace: Duration::from_secs(1),
@@ -94,18 +104,65 @@ impl Builder {
 
     /// How long tasks still alive when the main future ends may run after
     /// being cancelled, to clean up, before they are dropped.
+    ///
+    /// # Examples
+    ///
+    /// With no grace, a task still alive when the main future ends is dropped at
+    /// once, even one that would never reach a trap to see its cancellation:
+    ///
+    /// ```
+    /// use std::future::pending;
+    /// use std::time::{Duration, Instant};
+    /// use trapline_kernel::Builder;
+    ///
+    /// let mut kernel = Builder::new().shutdown_grace(Duration::ZERO).build()?;
+    /// let started = Instant::now();
+    /// kernel.run(async {
+    ///     trapline_traps::spawn(Box::pin(pending())).unwrap();
+    /// })?;
+    /// assert!(started.elapsed() < Duration::from_secs(1), "the default grace is a second");
+    /// assert_eq!(kernel.stats().tasks, 0);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn shutdown_grace(mut self, grace: Duration) -> Builder {
         self.grace = grace;
         self
     }
 
     /// How many I/O events one `epoll_wait` may return.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use trapline_kernel::Builder;
+    ///
+    /// // Events past the 64th wait for the next pass of the loop.
+    /// let mut kernel = Builder::new().events_per_poll(64).build()?;
+    /// kernel.run(async {})?;
+    /// // 0 is taken as 1.
+    /// Builder::new().events_per_poll(0).build()?.run(async {})?;
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn events_per_poll(mut self, events: usize) -> Builder {
         self.events = events.max(1);
         self
     }
 
     /// Makes the kernel: an epoll instance and a cross-thread bell.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use trapline_kernel::Builder;
+    ///
+    /// let builder = Builder::new().shutdown_grace(Duration::from_millis(100));
+    /// // Settings are plain values: one builder can make several kernels.
+    /// let mut a = builder.clone().build()?;
+    /// let mut b = builder.build()?;
+    /// assert_eq!(a.run(async { 1 })? + b.run(async { 2 })?, 3);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn build(self) -> std::io::Result<Kernel> {
         let poll = mio::Poll::new()?;
         let bell = mio::Waker::new(poll.registry(), io::BELL)?;
@@ -136,7 +193,22 @@ impl Default for Builder {
 /// A trapline kernel: runs one main future and every task it spawns, on the
 /// calling thread.
 ///
-/// See the crate docs for an example.
+/// # Examples
+///
+/// The main future runs as a task like any other, and can spawn more:
+///
+/// ```
+/// use trapline_kernel::Kernel;
+///
+/// let mut kernel = Kernel::new()?;
+/// let (main, child) = kernel.run(async {
+///     let child = trapline_traps::spawn(Box::pin(async {})).unwrap();
+///     (trapline_traps::current().unwrap(), child)
+/// })?;
+/// assert_ne!(main, child);
+/// assert_eq!(kernel.stats().spawned, 2);
+/// # Ok::<(), std::io::Error>(())
+/// ```
 pub struct Kernel {
     shared: Rc<Shared>,
     poll: mio::Poll,
@@ -150,11 +222,32 @@ pub struct Kernel {
 
 impl Kernel {
     /// A kernel with the default settings.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use trapline_kernel::Kernel;
+    ///
+    /// let mut kernel = Kernel::new()?;
+    /// assert_eq!(kernel.run(async { 6 * 7 })?, 42);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn new() -> std::io::Result<Kernel> {
         Builder::new().build()
     }
 
     /// The settings builder.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use trapline_kernel::Kernel;
+    ///
+    /// let mut kernel = Kernel::builder().shutdown_grace(Duration::from_millis(50)).build()?;
+    /// kernel.run(async {})?;
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn builder() -> Builder {
         Builder::new()
     }
@@ -163,6 +256,23 @@ impl Kernel {
     ///
     /// After [`Kernel::run`] returns, `tasks`, `parked`, `registrations`,
     /// `timers` and `timeouts` are all 0 unless something leaked.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use trapline_kernel::Kernel;
+    ///
+    /// let mut kernel = Kernel::new()?;
+    /// kernel.run(async {
+    ///     for _ in 0..3 {
+    ///         trapline_traps::spawn(Box::pin(async {})).unwrap();
+    ///     }
+    /// })?;
+    /// let stats = kernel.stats();
+    /// assert_eq!(stats.spawned, 4, "main and three children");
+    /// assert_eq!((stats.tasks, stats.parked, stats.timers, stats.timeouts), (0, 0, 0, 0));
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn stats(&self) -> Stats {
         let st = self.shared.state.borrow();
         Stats {

@@ -83,6 +83,21 @@ impl Kernel {
     /// Fails if a kernel is already running on this thread, or if the poller
     /// fails. A panic in `main` is raised again here, after shutdown; a panic
     /// in any other task ends only that task.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use trapline_kernel::Kernel;
+    ///
+    /// let mut kernel = Kernel::new()?;
+    /// let refused = kernel.run(async {
+    ///     let mut second = Kernel::new().unwrap();
+    ///     second.run(async {}).is_err() // one kernel runs per thread at a time
+    /// })?;
+    /// assert!(refused);
+    /// assert_eq!(kernel.run(async { "again" })?, "again", "a kernel runs again once a run ends");
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn run<F: Future>(&mut self, main: F) -> io::Result<F::Output> {
         let handler: Rc<dyn Handler> = self.shared.clone();
         let installed = trapline_traps::install(handler)

@@ -24,6 +24,33 @@
 //! ```
 //!
 //! Linux only (the kernel is built on epoll).
+//!
+//! # Examples
+//!
+//! One echo, with the server in a task of its own:
+//!
+//! ```
+//! use trapline::net::{TcpListener, TcpStream};
+//!
+//! trapline::run(async {
+//!     let listener = TcpListener::bind("127.0.0.1:0".parse().unwrap())?;
+//!     let addr = listener.local_addr()?;
+//!     let server = trapline::spawn(async move {
+//!         let (stream, _) = listener.accept().await?;
+//!         let mut buf = [0; 4];
+//!         stream.read_exact(&mut buf).await?;
+//!         stream.write_all(&buf).await
+//!     })?;
+//!     let client = TcpStream::connect(addr).await?;
+//!     client.write_all(b"ping").await?;
+//!     let mut buf = [0; 4];
+//!     client.read_exact(&mut buf).await?;
+//!     assert_eq!(&buf, b"ping");
+//!     server.join().await??;
+//!     Ok::<(), std::io::Error>(())
+//! })??;
+//! # Ok::<(), std::io::Error>(())
+//! ```
 
 mod io;
 mod tcp_listener;

@@ -41,6 +41,14 @@ pub struct TcpListener {
 
 impl TcpListener {
     /// The backlog [`TcpListener::bind`] uses.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use trapline::net::TcpListener;
+    ///
+    /// assert_eq!(TcpListener::DEFAULT_BACKLOG, 1024);
+    /// ```
     pub const DEFAULT_BACKLOG: i32 = 1024;
 
     /// Binds to `addr` with `SO_REUSEADDR` and a backlog of
@@ -63,6 +71,24 @@ impl TcpListener {
     }
 
     /// Binds to `addr` with `SO_REUSEADDR` and the given backlog.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use trapline::net::TcpListener;
+    /// use trapline::TrapError;
+    ///
+    /// let addr = "127.0.0.1:0".parse().unwrap();
+    /// // Outside a kernel there is no one to watch the fd.
+    /// let err = TcpListener::bind_with_backlog(addr, 16).unwrap_err();
+    /// assert_eq!(TrapError::from_io(&err), Some(&TrapError::NoKernel));
+    /// trapline::run(async {
+    ///     let listener = TcpListener::bind_with_backlog(addr, 16)?;
+    ///     assert!(listener.local_addr()?.ip().is_loopback());
+    ///     Ok::<(), std::io::Error>(())
+    /// })??;
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn bind_with_backlog(addr: SocketAddr, backlog: i32) -> io::Result<TcpListener> {
         require_kernel()?;
         let ty = Type::STREAM.nonblocking().cloexec();
@@ -79,6 +105,22 @@ impl TcpListener {
     /// Waits for a connection; returns the connected stream and the peer's address.
     ///
     /// A `ReadWait` trap on the listening socket: cancellable, timeout-able.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use trapline::net::{TcpListener, TcpStream};
+    ///
+    /// trapline::run(async {
+    ///     let listener = TcpListener::bind("127.0.0.1:0".parse().unwrap())?;
+    ///     let client = TcpStream::connect(listener.local_addr()?).await?;
+    ///     let (server, peer) = listener.accept().await?;
+    ///     assert_eq!(peer, client.local_addr()?);
+    ///     assert_eq!(server.peer_addr()?, peer);
+    ///     Ok::<(), std::io::Error>(())
+    /// })??;
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     #[track_caller]
     pub fn accept(&self) -> impl Future<Output = io::Result<(TcpStream, SocketAddr)>> + '_ {
         let location = Location::caller();
@@ -90,6 +132,21 @@ impl TcpListener {
     }
 
     /// The address the listener is bound to.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use trapline::net::TcpListener;
+    ///
+    /// trapline::run(async {
+    ///     let listener = TcpListener::bind("[::1]:0".parse().unwrap())?;
+    ///     let addr = listener.local_addr()?;
+    ///     assert!(addr.is_ipv6() && addr.ip().is_loopback());
+    ///     assert_ne!(addr.port(), 0, "port 0 became a free port");
+    ///     Ok::<(), std::io::Error>(())
+    /// })??;
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
         inet(self.socket.local_addr()?)
     }

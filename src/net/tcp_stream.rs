@@ -59,6 +59,25 @@ impl TcpStream {
     ///
     /// A `WriteWait` trap while the handshake runs: cancellable, timeout-able.
     /// A refused connection fails with `ConnectionRefused`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::io::ErrorKind;
+    /// use trapline::net::{TcpListener, TcpStream};
+    ///
+    /// trapline::run(async {
+    ///     let listener = TcpListener::bind("127.0.0.1:0".parse().unwrap())?;
+    ///     let addr = listener.local_addr()?;
+    ///     let stream = TcpStream::connect(addr).await?;
+    ///     assert_eq!(stream.peer_addr()?, addr);
+    ///     drop(listener); // nobody listens there any more
+    ///     let refused = TcpStream::connect(addr).await.unwrap_err();
+    ///     assert_eq!(refused.kind(), ErrorKind::ConnectionRefused);
+    ///     Ok::<(), std::io::Error>(())
+    /// })??;
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     #[track_caller]
     pub fn connect(addr: SocketAddr) -> impl Future<Output = io::Result<TcpStream>> {
         let location = Location::caller();
@@ -99,6 +118,26 @@ impl TcpStream {
     ///
     /// A `ReadWait` trap: cancellable, timeout-able; `ResourceBusy` if another
     /// leaf is reading this stream.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use trapline::net::{TcpListener, TcpStream};
+    ///
+    /// trapline::run(async {
+    ///     let listener = TcpListener::bind("127.0.0.1:0".parse().unwrap())?;
+    ///     let client = TcpStream::connect(listener.local_addr()?).await?;
+    ///     let (server, _) = listener.accept().await?;
+    ///     client.write_all(b"hello").await?;
+    ///     drop(client);
+    ///     let mut buf = [0; 16];
+    ///     let n = server.read(&mut buf).await?;
+    ///     assert_eq!(&buf[..n], b"hello");
+    ///     assert_eq!(server.read(&mut buf).await?, 0, "end of stream");
+    ///     Ok::<(), std::io::Error>(())
+    /// })??;
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     #[track_caller]
     pub fn read<'a>(&'a self, buf: &'a mut [u8]) -> impl Future<Output = io::Result<usize>> + 'a {
         self.read_at(buf, Location::caller())
@@ -119,6 +158,25 @@ impl TcpStream {
     ///
     /// A `WriteWait` trap when it waits: cancellable, timeout-able;
     /// `ResourceBusy` if another leaf is writing this stream.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use trapline::net::{TcpListener, TcpStream};
+    ///
+    /// trapline::run(async {
+    ///     let listener = TcpListener::bind("127.0.0.1:0".parse().unwrap())?;
+    ///     let client = TcpStream::connect(listener.local_addr()?).await?;
+    ///     let (server, _) = listener.accept().await?;
+    ///     let n = client.write(b"ping").await?;
+    ///     assert_eq!(n, 4, "an empty send buffer takes it all");
+    ///     let mut buf = [0; 4];
+    ///     server.read_exact(&mut buf).await?;
+    ///     assert_eq!(&buf, b"ping");
+    ///     Ok::<(), std::io::Error>(())
+    /// })??;
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     #[track_caller]
     pub fn write<'a>(&'a self, buf: &'a [u8]) -> impl Future<Output = io::Result<usize>> + 'a {
         self.write_at(buf, Location::caller())
@@ -138,6 +196,30 @@ impl TcpStream {
     ///
     /// If it is interrupted (cancelled, timed out, an error), some of `buf`
     /// may have been written.
+    ///
+    /// # Examples
+    ///
+    /// More than the socket buffers hold: the writer waits for a reader in
+    /// another task.
+    ///
+    /// ```
+    /// use trapline::net::{TcpListener, TcpStream};
+    ///
+    /// trapline::run(async {
+    ///     let listener = TcpListener::bind("127.0.0.1:0".parse().unwrap())?;
+    ///     let client = TcpStream::connect(listener.local_addr()?).await?;
+    ///     let (server, _) = listener.accept().await?;
+    ///     let reader = trapline::spawn(async move {
+    ///         let mut got = vec![0; 4 << 20];
+    ///         server.read_exact(&mut got).await.map(|()| got)
+    ///     })?;
+    ///     let sent = vec![7; 4 << 20];
+    ///     client.write_all(&sent).await?;
+    ///     assert_eq!(reader.join().await??, sent);
+    ///     Ok::<(), std::io::Error>(())
+    /// })??;
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     #[track_caller]
     pub fn write_all<'a>(&'a self, buf: &'a [u8]) -> impl Future<Output = io::Result<()>> + 'a {
         let location = Location::caller();
@@ -156,6 +238,31 @@ impl TcpStream {
     /// Reads exactly `buf.len()` bytes; `UnexpectedEof` if the stream ends first.
     ///
     /// If it is interrupted, some bytes may have been read into `buf`.
+    ///
+    /// # Examples
+    ///
+    /// Reading a frame with a one-byte length prefix:
+    ///
+    /// ```
+    /// use trapline::net::{TcpListener, TcpStream};
+    ///
+    /// trapline::run(async {
+    ///     let listener = TcpListener::bind("127.0.0.1:0".parse().unwrap())?;
+    ///     let client = TcpStream::connect(listener.local_addr()?).await?;
+    ///     let (server, _) = listener.accept().await?;
+    ///     client.write_all(b"\x05hello").await?;
+    ///     let mut len = [0; 1];
+    ///     server.read_exact(&mut len).await?;
+    ///     let mut body = vec![0; len[0].into()];
+    ///     server.read_exact(&mut body).await?;
+    ///     assert_eq!(body, b"hello");
+    ///     drop(client);
+    ///     let eof = server.read_exact(&mut len).await.unwrap_err();
+    ///     assert_eq!(eof.kind(), std::io::ErrorKind::UnexpectedEof);
+    ///     Ok::<(), std::io::Error>(())
+    /// })??;
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     #[track_caller]
     pub fn read_exact<'a>(
         &'a self,
@@ -176,26 +283,117 @@ impl TcpStream {
 
     /// Shuts down the read half, the write half (the peer reads end of
     /// stream), or both.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::net::Shutdown;
+    /// use trapline::net::{TcpListener, TcpStream};
+    ///
+    /// trapline::run(async {
+    ///     let listener = TcpListener::bind("127.0.0.1:0".parse().unwrap())?;
+    ///     let client = TcpStream::connect(listener.local_addr()?).await?;
+    ///     let (server, _) = listener.accept().await?;
+    ///     client.write_all(b"bye").await?;
+    ///     client.shutdown(Shutdown::Write)?;
+    ///     let mut buf = [0; 3];
+    ///     server.read_exact(&mut buf).await?;
+    ///     assert_eq!(server.read(&mut buf).await?, 0, "end of stream, though `client` lives on");
+    ///     server.write_all(b"ok").await?; // the other direction still works
+    ///     client.read_exact(&mut buf[..2]).await?;
+    ///     Ok::<(), std::io::Error>(())
+    /// })??;
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn shutdown(&self, how: Shutdown) -> io::Result<()> {
         self.socket.shutdown(how)
     }
 
     /// The local address of the connection.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use trapline::net::{TcpListener, TcpStream};
+    ///
+    /// trapline::run(async {
+    ///     let listener = TcpListener::bind("127.0.0.1:0".parse().unwrap())?;
+    ///     let client = TcpStream::connect(listener.local_addr()?).await?;
+    ///     let (server, _) = listener.accept().await?;
+    ///     assert_eq!(server.local_addr()?, listener.local_addr()?);
+    ///     assert_eq!(client.local_addr()?, server.peer_addr()?);
+    ///     Ok::<(), std::io::Error>(())
+    /// })??;
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
         inet(self.socket.local_addr()?)
     }
 
     /// The peer's address.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use trapline::net::{TcpListener, TcpStream};
+    ///
+    /// trapline::run(async {
+    ///     let listener = TcpListener::bind("127.0.0.1:0".parse().unwrap())?;
+    ///     let client = TcpStream::connect(listener.local_addr()?).await?;
+    ///     let (server, _) = listener.accept().await?;
+    ///     assert_eq!(client.peer_addr()?, listener.local_addr()?);
+    ///     assert_eq!(server.peer_addr()?, client.local_addr()?);
+    ///     Ok::<(), std::io::Error>(())
+    /// })??;
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn peer_addr(&self) -> io::Result<SocketAddr> {
         inet(self.socket.peer_addr()?)
     }
 
     /// Sets `TCP_NODELAY`: send small writes at once instead of batching them.
+    ///
+    /// # Examples
+    ///
+    /// A request-response server sends each small reply at once:
+    ///
+    /// ```
+    /// use trapline::net::{TcpListener, TcpStream};
+    ///
+    /// trapline::run(async {
+    ///     let listener = TcpListener::bind("127.0.0.1:0".parse().unwrap())?;
+    ///     let client = TcpStream::connect(listener.local_addr()?).await?;
+    ///     let (server, _) = listener.accept().await?;
+    ///     server.set_nodelay(true)?;
+    ///     assert!(server.nodelay()?);
+    ///     drop(client);
+    ///     Ok::<(), std::io::Error>(())
+    /// })??;
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn set_nodelay(&self, nodelay: bool) -> io::Result<()> {
         self.socket.set_tcp_nodelay(nodelay)
     }
 
     /// Whether `TCP_NODELAY` is set.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use trapline::net::{TcpListener, TcpStream};
+    ///
+    /// trapline::run(async {
+    ///     let listener = TcpListener::bind("127.0.0.1:0".parse().unwrap())?;
+    ///     let client = TcpStream::connect(listener.local_addr()?).await?;
+    ///     let (server, _) = listener.accept().await?;
+    ///     assert!(!client.nodelay()?, "off unless set");
+    ///     client.set_nodelay(true)?;
+    ///     assert!(client.nodelay()?);
+    ///     drop(server);
+    ///     Ok::<(), std::io::Error>(())
+    /// })??;
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn nodelay(&self) -> io::Result<bool> {
         self.socket.tcp_nodelay()
     }

@@ -51,17 +51,55 @@ pub enum TrapError {
 
 impl TrapError {
     /// The trap error inside an `io::Error`, if it carries one.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::io;
+    /// use trapline_traps::{TimeoutId, TrapError};
+    ///
+    /// let id = TimeoutId::new(0, 3);
+    /// let err: io::Error = TrapError::TimedOut(id).into();
+    /// assert_eq!(err.kind(), io::ErrorKind::TimedOut);
+    /// assert_eq!(TrapError::from_io(&err), Some(&TrapError::TimedOut(id)));
+    /// assert_eq!(TrapError::from_io(&io::Error::other("disk on fire")), None);
+    /// ```
     pub fn from_io(err: &io::Error) -> Option<&TrapError> {
         err.get_ref()?.downcast_ref::<TrapError>()
     }
 
     /// Whether `err` is a cancellation delivered by the kernel.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::io;
+    /// use trapline_traps::TrapError;
+    ///
+    /// let cancelled: io::Error = TrapError::Cancelled.into();
+    /// assert!(TrapError::is_cancellation(&cancelled));
+    /// let refused = io::Error::from(io::ErrorKind::ConnectionRefused);
+    /// assert!(!TrapError::is_cancellation(&refused));
+    /// ```
     pub fn is_cancellation(err: &io::Error) -> bool {
         TrapError::from_io(err) == Some(&TrapError::Cancelled)
     }
 
     /// Whether `err` is a timeout delivered by the kernel (its own or an
     /// enclosing one).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::io;
+    /// use trapline_traps::{TimeoutId, TrapError};
+    ///
+    /// let id = TimeoutId::new(0, 1);
+    /// let own: io::Error = TrapError::TimedOut(id).into();
+    /// let outer: io::Error = TrapError::OuterTimeout(id).into();
+    /// assert!(TrapError::is_timeout(&own) && TrapError::is_timeout(&outer));
+    /// assert!(!TrapError::is_timeout(&TrapError::Cancelled.into()));
+    /// ```
     pub fn is_timeout(err: &io::Error) -> bool {
         matches!(
             TrapError::from_io(err),

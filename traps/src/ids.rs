@@ -28,17 +28,48 @@ pub struct TaskId {
 
 impl TaskId {
     /// Makes an id from a slot index and a serial number. Only a kernel does this.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use trapline_traps::TaskId;
+    ///
+    /// // Slot 0, reused by a later task: the serial tells the two apart.
+    /// let (old, new) = (TaskId::new(0, 1), TaskId::new(0, 2));
+    /// assert_eq!(old.index(), new.index());
+    /// assert_ne!(old, new);
+    /// ```
     pub const fn new(index: u32, serial: u32) -> TaskId {
         TaskId { index, serial }
     }
 
     /// The slot the task lives in. Reused after the task ends.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use trapline_traps::TaskId;
+    ///
+    /// let id = TaskId::new(4, 17);
+    /// assert_eq!(id.index(), 4);
+    /// assert_eq!(format!("{id:?}"), "TaskId(17@4)");
+    /// ```
     pub const fn index(self) -> u32 {
         self.index
     }
 
     /// The serial number of the task, unique for the life of its kernel
     /// (until it wraps after 2^32 spawns).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use trapline_traps::TaskId;
+    ///
+    /// let id = TaskId::new(4, 17);
+    /// assert_eq!(id.serial(), 17);
+    /// assert_eq!(id.to_string(), "task 17", "people see the serial");
+    /// ```
     pub const fn serial(self) -> u32 {
         self.serial
     }
@@ -75,16 +106,44 @@ pub struct TimeoutId {
 
 impl TimeoutId {
     /// Makes an id from a slot index and a serial number. Only a kernel does this.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use trapline_traps::TimeoutId;
+    ///
+    /// let (outer, inner) = (TimeoutId::new(0, 1), TimeoutId::new(1, 2));
+    /// assert_ne!(outer, inner);
+    /// assert_eq!(format!("{inner:?}"), "TimeoutId(2@1)");
+    /// ```
     pub const fn new(index: u32, serial: u32) -> TimeoutId {
         TimeoutId { index, serial }
     }
 
     /// The slot the timeout lives in.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use trapline_traps::TimeoutId;
+    ///
+    /// assert_eq!(TimeoutId::new(3, 9).index(), 3);
+    /// ```
     pub const fn index(self) -> u32 {
         self.index
     }
 
     /// The serial number the kernel gave this timeout.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use trapline_traps::TimeoutId;
+    ///
+    /// let id = TimeoutId::new(3, 9);
+    /// assert_eq!(id.serial(), 9);
+    /// assert_eq!(id.to_string(), "timeout 9");
+    /// ```
     pub const fn serial(self) -> u32 {
         self.serial
     }
@@ -122,12 +181,34 @@ pub struct QueueId(u64);
 
 impl QueueId {
     /// A queue id never handed out before in this process.
+    ///
+    /// # Examples
+    ///
+    /// A sync primitive makes its queue when it is made, kernel or no kernel:
+    ///
+    /// ```
+    /// use trapline_traps::{in_kernel, QueueId};
+    ///
+    /// assert!(!in_kernel());
+    /// let queue = QueueId::new();
+    /// assert_ne!(queue, QueueId::new());
+    /// assert_ne!(queue, QueueId::default());
+    /// ```
     pub fn new() -> QueueId {
         static NEXT: AtomicU64 = AtomicU64::new(1);
         QueueId(NEXT.fetch_add(1, Ordering::Relaxed))
     }
 
     /// The number behind the id, for logs.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use trapline_traps::QueueId;
+    ///
+    /// let queue = QueueId::new();
+    /// assert_eq!(queue.to_string(), format!("queue {}", queue.get()));
+    /// ```
     pub const fn get(self) -> u64 {
         self.0
     }

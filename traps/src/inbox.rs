@@ -21,6 +21,23 @@ use crate::error::TrapError;
 use crate::ids::TimeoutId;
 
 /// How far an interrupt has got.
+///
+/// # Examples
+///
+/// A cancellation's way through a task's inbox:
+///
+/// ```
+/// use trapline_traps::{Delivery, Inbox, TrapError};
+///
+/// let mut inbox = Inbox::new();
+/// assert_eq!(inbox.cancel_state(), Delivery::None);
+/// inbox.cancel();
+/// assert_eq!(inbox.cancel_state(), Delivery::Pending);
+/// inbox.owe([1], TrapError::Cancelled); // leaf 1 was waiting
+/// assert_eq!(inbox.cancel_state(), Delivery::Answered);
+/// assert_eq!(inbox.take_answer(1), Some(TrapError::Cancelled));
+/// assert_eq!(inbox.cancel_state(), Delivery::Delivered);
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Delivery {
     /// No such interrupt.
@@ -78,6 +95,17 @@ fn spend(delivery: &mut Delivery) {
 
 impl Inbox {
     /// An empty inbox.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use trapline_traps::{Delivery, Inbox};
+    ///
+    /// // `const`, so a thread-local can start with one.
+    /// const EMPTY: Inbox = Inbox::new();
+    /// assert!(EMPTY.is_empty());
+    /// assert_eq!(EMPTY.cancel_state(), Delivery::None);
+    /// ```
     pub const fn new() -> Inbox {
         Inbox {
             cancel: Delivery::None,
@@ -88,6 +116,18 @@ impl Inbox {
 
     /// Marks the task cancelled. Returns `false`, changing nothing, if it was
     /// cancelled before (whether or not that cancel was taken yet).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use trapline_traps::{Inbox, TrapError};
+    ///
+    /// let mut inbox = Inbox::new();
+    /// assert!(inbox.cancel());
+    /// assert!(!inbox.cancel(), "cancelled before");
+    /// assert_eq!(inbox.take_interrupt(&[]), Some(TrapError::Cancelled));
+    /// assert!(!inbox.cancel(), "taken, and still cancelled before");
+    /// ```
     pub fn cancel(&mut self) -> bool {
         if self.cancel != Delivery::None {
             return false;
@@ -97,11 +137,36 @@ impl Inbox {
     }
 
     /// How far the task's cancellation has got.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use trapline_traps::{Delivery, Inbox};
+    ///
+    /// let mut inbox = Inbox::new();
+    /// inbox.cancel();
+    /// assert_eq!(inbox.cancel_state(), Delivery::Pending, "no leaf has taken it");
+    /// inbox.take_interrupt(&[]);
+    /// assert_eq!(inbox.cancel_state(), Delivery::Delivered);
+    /// ```
     pub fn cancel_state(&self) -> Delivery {
         self.cancel
     }
 
     /// Records that timeout `id` expired. Idempotent.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use trapline_traps::{Inbox, TimeoutId, TrapError};
+    ///
+    /// let id = TimeoutId::new(0, 1);
+    /// let mut inbox = Inbox::new();
+    /// inbox.expire(id);
+    /// inbox.expire(id); // a late second report changes nothing
+    /// assert_eq!(inbox.take_interrupt(&[id]), Some(TrapError::TimedOut(id)));
+    /// assert_eq!(inbox.take_interrupt(&[id]), None, "one expiry, taken once");
+    /// ```
     pub fn expire(&mut self, id: TimeoutId) {
         if !self.expired.iter().any(|e| e.id == id) {
             self.expired.push(Expiry {
@@ -112,12 +177,39 @@ impl Inbox {
     }
 
     /// Forgets timeout `id`: its scope has ended.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use trapline_traps::{Inbox, TimeoutId, TrapError};
+    ///
+    /// let id = TimeoutId::new(0, 1);
+    /// let mut inbox = Inbox::new();
+    /// inbox.expire(id);
+    /// inbox.owe([5], TrapError::TimedOut(id)); // leaf 5 was waiting in the scope
+    /// inbox.forget(id); // the scope ended before leaf 5 looked
+    /// assert_eq!(inbox.take_answer(5), None);
+    /// assert!(inbox.is_empty());
+    /// ```
     pub fn forget(&mut self, id: TimeoutId) {
         self.expired.retain(|e| e.id != id);
         self.answers.retain(|(_, e)| *e != TrapError::TimedOut(id));
     }
 
     /// Whether timeout `id` expired and was taken by a leaf.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use trapline_traps::{Inbox, TimeoutId};
+    ///
+    /// let id = TimeoutId::new(0, 1);
+    /// let mut inbox = Inbox::new();
+    /// inbox.expire(id);
+    /// assert!(!inbox.was_delivered(id), "expired, not yet taken");
+    /// inbox.take_interrupt(&[id]);
+    /// assert!(inbox.was_delivered(id));
+    /// ```
     pub fn was_delivered(&self, id: TimeoutId) -> bool {
         self.expired
             .iter()
@@ -125,6 +217,19 @@ impl Inbox {
     }
 
     /// The timeouts among `scopes` whose expiry a leaf has taken.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use trapline_traps::{Inbox, TimeoutId};
+    ///
+    /// let (outer, inner) = (TimeoutId::new(0, 1), TimeoutId::new(1, 2));
+    /// let mut inbox = Inbox::new();
+    /// inbox.expire(outer);
+    /// inbox.expire(inner);
+    /// inbox.take_interrupt(&[outer, inner]); // the outermost goes first
+    /// assert_eq!(inbox.delivered_among(&[outer, inner]), [outer]);
+    /// ```
     pub fn delivered_among(&self, scopes: &[TimeoutId]) -> Vec<TimeoutId> {
         scopes
             .iter()
@@ -147,6 +252,19 @@ impl Inbox {
 
     /// Leaves interrupt `err` (already recorded with [`Inbox::cancel`] or
     /// [`Inbox::expire`]) as an answer for each waiting leaf in `seqs`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use trapline_traps::{Inbox, TrapError};
+    ///
+    /// let mut inbox = Inbox::new();
+    /// inbox.cancel();
+    /// inbox.owe([7, 8], TrapError::Cancelled); // leaves 7 and 8 were waiting
+    /// assert_eq!(inbox.take_interrupt(&[]), None, "owed to 7 and 8, not pending");
+    /// assert_eq!(inbox.take_answer(8), Some(TrapError::Cancelled));
+    /// assert_eq!(inbox.take_answer(7), Some(TrapError::Cancelled));
+    /// ```
     pub fn owe(&mut self, seqs: impl IntoIterator<Item = u64>, err: TrapError) {
         let before = self.answers.len();
         for seq in seqs {
@@ -162,12 +280,38 @@ impl Inbox {
     }
 
     /// Leaves a leaf-specific answer (such as `ResourceBusy`) for leaf `seq`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use trapline_traps::{Inbox, TrapError};
+    ///
+    /// let mut inbox = Inbox::new();
+    /// inbox.answer(3, TrapError::ResourceBusy); // leaf 3 asked for a taken fd seat
+    /// assert_eq!(inbox.take_answer(4), None, "not for leaf 4");
+    /// assert_eq!(inbox.take_answer(3), Some(TrapError::ResourceBusy));
+    /// assert!(inbox.is_empty());
+    /// ```
     pub fn answer(&mut self, seq: u64, err: TrapError) {
         self.answers.push((seq, err));
     }
 
     /// Takes the answer left for leaf `seq`, if any (a cancellation before
     /// anything else). Taking an interrupt spends it.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use trapline_traps::{Inbox, TrapError};
+    ///
+    /// let mut inbox = Inbox::new();
+    /// inbox.answer(3, TrapError::ResourceBusy);
+    /// inbox.cancel();
+    /// inbox.owe([3], TrapError::Cancelled);
+    /// assert_eq!(inbox.take_answer(3), Some(TrapError::Cancelled), "cancellation first");
+    /// assert_eq!(inbox.take_answer(3), Some(TrapError::ResourceBusy));
+    /// assert_eq!(inbox.take_answer(3), None);
+    /// ```
     pub fn take_answer(&mut self, seq: u64) -> Option<TrapError> {
         let mine = |(s, _): &(u64, TrapError)| *s == seq;
         let at = self
@@ -184,6 +328,19 @@ impl Inbox {
 
     /// Drops the answers left for leaf `seq` untaken (the leaf completed, or
     /// was dropped). An interrupt none of its owed leaves took is pending again.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use trapline_traps::{Delivery, Inbox, TrapError};
+    ///
+    /// let mut inbox = Inbox::new();
+    /// inbox.cancel();
+    /// inbox.owe([7], TrapError::Cancelled);
+    /// inbox.scrub(7); // leaf 7 could go on, and completed without looking
+    /// assert_eq!(inbox.cancel_state(), Delivery::Pending);
+    /// assert_eq!(inbox.take_interrupt(&[]), Some(TrapError::Cancelled), "the next leaf to trap");
+    /// ```
     pub fn scrub(&mut self, seq: u64) {
         while let Some(at) = self.answers.iter().position(|(s, _)| *s == seq) {
             let err = self.answers.remove(at).1;
@@ -199,6 +356,20 @@ impl Inbox {
     /// Takes the pending interrupt a leaf about to trap must see, given the
     /// timeout scopes it is polled in (outermost first): a cancel first, then
     /// the outermost pending timeout in scope.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use trapline_traps::{Inbox, TimeoutId, TrapError};
+    ///
+    /// let (outer, inner) = (TimeoutId::new(0, 1), TimeoutId::new(1, 2));
+    /// let mut inbox = Inbox::new();
+    /// inbox.expire(inner);
+    /// inbox.cancel();
+    /// assert_eq!(inbox.take_interrupt(&[outer, inner]), Some(TrapError::Cancelled), "cancel first");
+    /// assert_eq!(inbox.take_interrupt(&[outer]), None, "outside inner's scope");
+    /// assert_eq!(inbox.take_interrupt(&[outer, inner]), Some(TrapError::TimedOut(inner)));
+    /// ```
     pub fn take_interrupt(&mut self, scopes: &[TimeoutId]) -> Option<TrapError> {
         if self.cancel == Delivery::Pending {
             self.cancel = Delivery::Delivered;
@@ -215,6 +386,17 @@ impl Inbox {
     }
 
     /// Whether the inbox holds nothing at all.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use trapline_traps::Inbox;
+    ///
+    /// let mut inbox = Inbox::new();
+    /// assert!(inbox.is_empty());
+    /// inbox.cancel();
+    /// assert!(!inbox.is_empty());
+    /// ```
     pub fn is_empty(&self) -> bool {
         self.cancel == Delivery::None && self.expired.is_empty() && self.answers.is_empty()
     }

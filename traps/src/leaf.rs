@@ -55,12 +55,39 @@ pub struct Leaf {
 
 impl Leaf {
     /// A leaf that has not trapped yet, made at the caller's source line.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use trapline_traps::Leaf;
+    ///
+    /// let (leaf, line) = (Leaf::new(), line!());
+    /// assert_eq!(leaf.location().line(), line, "made here");
+    /// assert_eq!(leaf.ticket(), None, "it has not trapped");
+    /// ```
     #[track_caller]
     pub fn new() -> Leaf {
         Leaf::at(Location::caller())
     }
 
     /// A leaf that reports `location` as the line of its await.
+    ///
+    /// # Examples
+    ///
+    /// A leaf made inside a library function reports the line of the user's await:
+    ///
+    /// ```
+    /// use std::panic::Location;
+    /// use trapline_traps::Leaf;
+    ///
+    /// #[track_caller]
+    /// fn my_read() -> Leaf {
+    ///     Leaf::at(Location::caller())
+    /// }
+    ///
+    /// let (leaf, line) = (my_read(), line!());
+    /// assert_eq!(leaf.location().line(), line);
+    /// ```
     pub fn at(location: &'static Location<'static>) -> Leaf {
         Leaf {
             ticket: None,
@@ -69,11 +96,47 @@ impl Leaf {
     }
 
     /// The source line this leaf reports.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use trapline_traps::Leaf;
+    ///
+    /// let (leaf, line) = (Leaf::new(), line!());
+    /// assert_eq!(leaf.location().file(), file!());
+    /// assert_eq!(leaf.location().line(), line);
+    /// ```
     pub fn location(&self) -> &'static Location<'static> {
         self.location
     }
 
     /// The leaf's ticket, once it has trapped.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::rc::Rc;
+    /// use std::task::{Context, Waker};
+    /// use trapline_traps::{enter, install, leave, Handler, Inbox, Leaf, Reply, TaskId, Ticket, Trap, TrapError};
+    ///
+    /// struct NoCalls;
+    /// impl Handler for NoCalls {
+    ///     fn call(&self, _: Option<TaskId>, trap: Trap) -> Result<Reply, TrapError> {
+    ///         Err(TrapError::Unsupported(trap.name()))
+    ///     }
+    ///     fn unpost(&self, _: Ticket) {}
+    /// }
+    ///
+    /// let _kernel = install(Rc::new(NoCalls))?;
+    /// let task = TaskId::new(0, 1);
+    /// enter(task, Inbox::new());
+    /// let mut leaf = Leaf::new();
+    /// assert_eq!(leaf.ticket(), None);
+    /// leaf.trap(&Context::from_waker(Waker::noop()), Trap::Yield)?;
+    /// assert_eq!(leaf.ticket().map(|t| t.task), Some(task));
+    /// let _inbox = leave(&mut Vec::new());
+    /// # Ok::<(), TrapError>(())
+    /// ```
     pub fn ticket(&self) -> Option<Ticket> {
         self.ticket
     }
@@ -85,6 +148,38 @@ impl Leaf {
     /// error: a `Cancelled` or `TimedOut` interrupt for its task, a
     /// `ResourceBusy` answer to its previous post, `NoKernel` outside a
     /// running kernel, or `Unsupported` for an immediate trap.
+    ///
+    /// # Examples
+    ///
+    /// What a kernel's poll of a task sees when a leaf traps, and the two ways a
+    /// post fails without one:
+    ///
+    /// ```
+    /// use std::rc::Rc;
+    /// use std::task::{Context, Waker};
+    /// use trapline_traps::{enter, install, leave, Handler, Inbox, Leaf, Reply, TaskId, Ticket, Trap, TrapError};
+    ///
+    /// struct NoCalls;
+    /// impl Handler for NoCalls {
+    ///     fn call(&self, _: Option<TaskId>, trap: Trap) -> Result<Reply, TrapError> {
+    ///         Err(TrapError::Unsupported(trap.name()))
+    ///     }
+    ///     fn unpost(&self, _: Ticket) {}
+    /// }
+    ///
+    /// let cx = Context::from_waker(Waker::noop());
+    /// let mut leaf = Leaf::new();
+    /// assert!(matches!(leaf.trap(&cx, Trap::Clock), Err(TrapError::Unsupported(_))), "called, not posted");
+    /// assert_eq!(leaf.trap(&cx, Trap::Yield), Err(TrapError::NoKernel));
+    ///
+    /// let _kernel = install(Rc::new(NoCalls))?;
+    /// enter(TaskId::new(0, 1), Inbox::new());
+    /// leaf.trap(&cx, Trap::ReadWait { fd: 7 })?; // the leaf would now return `Pending`
+    /// let mut posts = Vec::new();
+    /// let _inbox = leave(&mut posts);
+    /// assert_eq!(posts[0].trap.to_string(), "ReadWait(fd 7)");
+    /// # Ok::<(), TrapError>(())
+    /// ```
     pub fn trap(&mut self, cx: &Context<'_>, trap: Trap) -> Result<(), TrapError> {
         if !trap.is_blocking() {
             return Err(TrapError::Unsupported("an immediate trap cannot be posted"));
@@ -104,6 +199,26 @@ impl Leaf {
 
     /// The leaf has completed: its park, if it still has one, is undone.
     /// Called automatically on drop; calling it twice is harmless.
+    ///
+    /// # Examples
+    ///
+    /// A leaf that posted, then found it could go on after all:
+    ///
+    /// ```
+    /// use std::task::{Context, Waker};
+    /// use trapline_traps::{enter, leave, Inbox, Leaf, TaskId, Trap};
+    ///
+    /// enter(TaskId::new(0, 1), Inbox::new());
+    /// let mut leaf = Leaf::new();
+    /// leaf.trap(&Context::from_waker(Waker::noop()), Trap::Yield)?;
+    /// leaf.done();
+    /// leaf.done(); // harmless
+    /// assert_eq!(leaf.ticket(), None);
+    /// let mut posts = Vec::new();
+    /// let _inbox = leave(&mut posts);
+    /// assert!(posts.is_empty(), "its post went with it");
+    /// # Ok::<(), trapline_traps::TrapError>(())
+    /// ```
     pub fn done(&mut self) {
         if let Some(ticket) = self.ticket.take() {
             slot::unpost(ticket);

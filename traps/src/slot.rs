@@ -56,10 +56,68 @@ use crate::trap::{Post, Reply, Trap};
 /// ```
 pub trait Handler {
     /// Answers an immediate trap. `current` is the task being polled, if any.
+    ///
+    /// # Examples
+    ///
+    /// A handler learns which task is asking from `current`, which the slot
+    /// fills in from [`enter`]:
+    ///
+    /// ```
+    /// use std::cell::Cell;
+    /// use std::rc::Rc;
+    /// use trapline_traps::{call, enter, install, leave, Handler, Inbox, Reply, TaskId, Ticket, Trap, TrapError};
+    ///
+    /// struct Witness(Cell<Option<TaskId>>); // who called last
+    /// impl Handler for Witness {
+    ///     fn call(&self, current: Option<TaskId>, _: Trap) -> Result<Reply, TrapError> {
+    ///         self.0.set(current);
+    ///         Ok(Reply::Unit)
+    ///     }
+    ///     fn unpost(&self, _: Ticket) {}
+    /// }
+    ///
+    /// let kernel = Rc::new(Witness(Cell::new(None)));
+    /// let _installed = install(kernel.clone())?;
+    /// let task = TaskId::new(0, 1);
+    /// enter(task, Inbox::new());
+    /// assert_eq!(call(Trap::IoRelease { fd: 7 })?, Reply::Unit);
+    /// assert_eq!(kernel.0.get(), Some(task));
+    /// let _inbox = leave(&mut Vec::new());
+    /// # Ok::<(), TrapError>(())
+    /// ```
     fn call(&self, current: Option<TaskId>, trap: Trap) -> Result<Reply, TrapError>;
 
     /// Undoes the park that `ticket`'s leaf holds, if the kernel has one.
     /// Called when a leaf completes or is dropped.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::cell::Cell;
+    /// use std::rc::Rc;
+    /// use std::task::{Context, Waker};
+    /// use trapline_traps::{enter, install, leave, Handler, Inbox, Leaf, Reply, TaskId, Ticket, Trap, TrapError};
+    ///
+    /// struct Undo(Cell<u32>); // how many parks it was asked to undo
+    /// impl Handler for Undo {
+    ///     fn call(&self, _: Option<TaskId>, trap: Trap) -> Result<Reply, TrapError> {
+    ///         Err(TrapError::Unsupported(trap.name()))
+    ///     }
+    ///     fn unpost(&self, _: Ticket) {
+    ///         self.0.set(self.0.get() + 1);
+    ///     }
+    /// }
+    ///
+    /// let kernel = Rc::new(Undo(Cell::new(0)));
+    /// let _installed = install(kernel.clone())?;
+    /// enter(TaskId::new(0, 1), Inbox::new());
+    /// let mut leaf = Leaf::new();
+    /// leaf.trap(&Context::from_waker(Waker::noop()), Trap::Yield)?;
+    /// drop(leaf); // as `select!` drops the branch that lost
+    /// assert_eq!(kernel.0.get(), 1);
+    /// let _inbox = leave(&mut Vec::new());
+    /// # Ok::<(), TrapError>(())
+    /// ```
     fn unpost(&self, ticket: Ticket);
 }
 
@@ -86,6 +144,27 @@ thread_local! {
 }
 
 /// Keeps a handler installed on this thread; uninstalls it when dropped.
+///
+/// # Examples
+///
+/// ```
+/// use std::rc::Rc;
+/// use trapline_traps::{in_kernel, install, Handler, Reply, TaskId, Ticket, Trap, TrapError};
+///
+/// struct NoCalls;
+/// impl Handler for NoCalls {
+///     fn call(&self, _: Option<TaskId>, trap: Trap) -> Result<Reply, TrapError> {
+///         Err(TrapError::Unsupported(trap.name()))
+///     }
+///     fn unpost(&self, _: Ticket) {}
+/// }
+///
+/// let installed = install(Rc::new(NoCalls))?;
+/// assert!(in_kernel());
+/// drop(installed);
+/// assert!(!in_kernel());
+/// # Ok::<(), TrapError>(())
+/// ```
 #[derive(Debug)]
 #[must_use = "the handler is uninstalled when this guard is dropped"]
 pub struct Installed {
@@ -111,6 +190,27 @@ impl Drop for Installed {
 ///
 /// Fails with [`TrapError::Unsupported`] if a kernel is already installed: one
 /// kernel runs per thread.
+///
+/// # Examples
+///
+/// ```
+/// use std::rc::Rc;
+/// use trapline_traps::{install, Handler, Reply, TaskId, Ticket, Trap, TrapError};
+///
+/// struct NoCalls;
+/// impl Handler for NoCalls {
+///     fn call(&self, _: Option<TaskId>, trap: Trap) -> Result<Reply, TrapError> {
+///         Err(TrapError::Unsupported(trap.name()))
+///     }
+///     fn unpost(&self, _: Ticket) {}
+/// }
+///
+/// let first = install(Rc::new(NoCalls))?;
+/// assert!(matches!(install(Rc::new(NoCalls)), Err(TrapError::Unsupported(_))));
+/// drop(first);
+/// assert!(install(Rc::new(NoCalls)).is_ok(), "the thread is free again");
+/// # Ok::<(), TrapError>(())
+/// ```
 pub fn install(handler: Rc<dyn Handler>) -> Result<Installed, TrapError> {
     SLOT.with(|s| {
         let mut s = s.borrow_mut();
@@ -127,11 +227,44 @@ pub fn install(handler: Rc<dyn Handler>) -> Result<Installed, TrapError> {
 }
 
 /// Whether a kernel is installed on this thread.
+///
+/// # Examples
+///
+/// A socket checks this before it makes an fd no kernel would watch:
+///
+/// ```
+/// use std::io;
+/// use trapline_traps::{in_kernel, TrapError};
+///
+/// fn require_kernel() -> io::Result<()> {
+///     if in_kernel() { Ok(()) } else { Err(TrapError::NoKernel.into()) }
+/// }
+///
+/// let err = require_kernel().unwrap_err();
+/// assert_eq!(TrapError::from_io(&err), Some(&TrapError::NoKernel));
+/// ```
 pub fn in_kernel() -> bool {
     SLOT.with(|s| s.borrow().handler.is_some())
 }
 
 /// Begins a poll of `task`, lending it `inbox`. Called by a kernel only.
+///
+/// # Examples
+///
+/// The inbox is the task's for the length of the poll, then comes back:
+///
+/// ```
+/// use trapline_traps::{enter, leave, running, Delivery, Inbox, TaskId};
+///
+/// let task = TaskId::new(0, 1);
+/// let mut inbox = Inbox::new();
+/// inbox.cancel(); // the kernel recorded a cancel for the task
+/// enter(task, inbox);
+/// assert_eq!(running(), Some(task));
+/// let inbox = leave(&mut Vec::new());
+/// assert_eq!(running(), None);
+/// assert_eq!(inbox.cancel_state(), Delivery::Pending, "no leaf trapped to take it");
+/// ```
 pub fn enter(task: TaskId, inbox: Inbox) {
     SLOT.with(|s| {
         let mut s = s.borrow_mut();
@@ -143,6 +276,26 @@ pub fn enter(task: TaskId, inbox: Inbox) {
 
 /// Ends the poll begun by [`enter`]: moves the posted requests into `posts`
 /// (which should be empty, to be reused) and gives back the task's inbox.
+///
+/// # Examples
+///
+/// One poll, two leaves waiting, as in `join!(a.read(..), b.read(..))`:
+///
+/// ```
+/// use std::task::{Context, Waker};
+/// use trapline_traps::{enter, leave, Inbox, Leaf, TaskId, Trap};
+///
+/// enter(TaskId::new(0, 1), Inbox::new());
+/// let cx = Context::from_waker(Waker::noop());
+/// let (mut a, mut b) = (Leaf::new(), Leaf::new());
+/// a.trap(&cx, Trap::ReadWait { fd: 7 })?;
+/// b.trap(&cx, Trap::ReadWait { fd: 8 })?;
+/// let mut posts = Vec::new();
+/// let _inbox = leave(&mut posts);
+/// let traps: Vec<String> = posts.iter().map(|p| p.trap.to_string()).collect();
+/// assert_eq!(traps, ["ReadWait(fd 7)", "ReadWait(fd 8)"]);
+/// # Ok::<(), trapline_traps::TrapError>(())
+/// ```
 pub fn leave(posts: &mut Vec<Post>) -> Inbox {
     SLOT.with(|s| {
         let mut s = s.borrow_mut();
@@ -155,6 +308,19 @@ pub fn leave(posts: &mut Vec<Post>) -> Inbox {
 
 /// Runs `f` on the inbox of the task being polled, if one is.
 /// A kernel uses this when a task interrupts itself (cancels itself).
+///
+/// # Examples
+///
+/// ```
+/// use trapline_traps::{enter, leave, with_current_inbox, Delivery, Inbox, TaskId};
+///
+/// assert_eq!(with_current_inbox(|i| i.cancel()), None, "no task is polled");
+/// enter(TaskId::new(0, 1), Inbox::new());
+/// // The running task cancels itself: its inbox is on loan to the slot.
+/// assert_eq!(with_current_inbox(|i| i.cancel()), Some(true));
+/// let inbox = leave(&mut Vec::new());
+/// assert_eq!(inbox.cancel_state(), Delivery::Pending);
+/// ```
 pub fn with_current_inbox<R>(f: impl FnOnce(&mut Inbox) -> R) -> Option<R> {
     SLOT.with(|s| {
         let mut s = s.borrow_mut();
@@ -294,6 +460,23 @@ pub fn enter_scope(id: TimeoutId) -> Scope {
 }
 
 /// A timeout scope in force; see [`enter_scope`].
+///
+/// # Examples
+///
+/// Scopes nest, and each guard ends its own:
+///
+/// ```
+/// use trapline_traps::{enter_scope, innermost_scope, TimeoutId};
+///
+/// let (outer, inner) = (TimeoutId::new(0, 1), TimeoutId::new(1, 2));
+/// let a = enter_scope(outer);
+/// let b = enter_scope(inner);
+/// assert_eq!(innermost_scope(), Some(inner));
+/// drop(b);
+/// assert_eq!(innermost_scope(), Some(outer));
+/// drop(a);
+/// assert_eq!(innermost_scope(), None);
+/// ```
 #[derive(Debug)]
 #[must_use = "the scope ends when this guard is dropped"]
 pub struct Scope {
@@ -312,12 +495,56 @@ impl Drop for Scope {
 }
 
 /// Whether timeout `id` of the running task expired and was taken by a leaf.
+///
+/// # Examples
+///
+/// How a timeout block learns that it expired:
+///
+/// ```
+/// use std::task::{Context, Waker};
+/// use trapline_traps::{enter, enter_scope, leave, timeout_delivered};
+/// use trapline_traps::{Inbox, Leaf, TaskId, TimeoutId, Trap, TrapError};
+///
+/// let id = TimeoutId::new(0, 1);
+/// let mut inbox = Inbox::new();
+/// inbox.expire(id); // the kernel saw the deadline pass
+/// enter(TaskId::new(0, 1), inbox);
+/// assert!(!timeout_delivered(id), "expired, but no leaf has taken it");
+/// let scope = enter_scope(id);
+/// let mut leaf = Leaf::new();
+/// let waited = leaf.trap(&Context::from_waker(Waker::noop()), Trap::Yield);
+/// assert_eq!(waited, Err(TrapError::TimedOut(id)));
+/// drop(scope);
+/// assert!(timeout_delivered(id));
+/// let _inbox = leave(&mut Vec::new());
+/// ```
 pub fn timeout_delivered(id: TimeoutId) -> bool {
     SLOT.with(|s| s.borrow().inbox.was_delivered(id))
 }
 
 /// The timeout scopes in force right now (outermost first) whose expiry a
 /// leaf of the running task has taken.
+///
+/// # Examples
+///
+/// A leaf inside two timeout blocks takes the outer one's expiry:
+///
+/// ```
+/// use std::task::{Context, Waker};
+/// use trapline_traps::{delivered_scopes, enter, enter_scope, leave};
+/// use trapline_traps::{Inbox, Leaf, TaskId, TimeoutId, Trap, TrapError};
+///
+/// let (outer, inner) = (TimeoutId::new(0, 1), TimeoutId::new(1, 2));
+/// let mut inbox = Inbox::new();
+/// inbox.expire(outer);
+/// enter(TaskId::new(0, 1), inbox);
+/// let (_outer, _inner) = (enter_scope(outer), enter_scope(inner));
+/// let mut leaf = Leaf::new();
+/// let waited = leaf.trap(&Context::from_waker(Waker::noop()), Trap::Yield);
+/// assert_eq!(waited, Err(TrapError::TimedOut(outer)));
+/// assert_eq!(delivered_scopes(), [outer]);
+/// let _inbox = leave(&mut Vec::new());
+/// ```
 pub fn delivered_scopes() -> Vec<TimeoutId> {
     SLOT.with(|s| {
         let s = s.borrow();
@@ -327,12 +554,36 @@ pub fn delivered_scopes() -> Vec<TimeoutId> {
 
 /// The innermost timeout scope in force right now. A kernel records it as
 /// the parent of a timeout being set, to know which parks an expiry reaches.
+///
+/// # Examples
+///
+/// ```
+/// use trapline_traps::{enter_scope, innermost_scope, TimeoutId};
+///
+/// assert_eq!(innermost_scope(), None);
+/// let id = TimeoutId::new(0, 1);
+/// let _scope = enter_scope(id);
+/// assert_eq!(innermost_scope(), Some(id));
+/// ```
 pub fn innermost_scope() -> Option<TimeoutId> {
     SLOT.with(|s| s.borrow().scopes.last().copied())
 }
 
 /// The task being polled on this thread, if any. Answers what `Current`
 /// answers, without a trap.
+///
+/// # Examples
+///
+/// ```
+/// use trapline_traps::{enter, in_kernel, leave, running, Inbox, TaskId};
+///
+/// assert_eq!(running(), None);
+/// let task = TaskId::new(0, 1);
+/// enter(task, Inbox::new());
+/// assert_eq!(running(), Some(task));
+/// assert!(!in_kernel(), "no trap, so no kernel needed to answer");
+/// let _inbox = leave(&mut Vec::new());
+/// ```
 pub fn running() -> Option<TaskId> {
     SLOT.with(|s| s.borrow().current)
 }

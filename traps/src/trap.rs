@@ -24,6 +24,24 @@ use crate::ids::{QueueId, TaskId, TimeoutId};
 
 /// A task's body as the kernel holds it: boxed, pinned, producing nothing.
 /// Whatever a task returns travels to its joiner through the facade's own slot.
+///
+/// # Examples
+///
+/// A task body hands its result over through a slot of its own, and need not
+/// be `Send`:
+///
+/// ```
+/// use std::cell::Cell;
+/// use std::rc::Rc;
+/// use std::task::{Context, Waker};
+/// use trapline_traps::TaskFuture;
+///
+/// let result = Rc::new(Cell::new(None));
+/// let slot = result.clone();
+/// let mut body: TaskFuture = Box::pin(async move { slot.set(Some(6 * 7)) });
+/// assert!(body.as_mut().poll(&mut Context::from_waker(Waker::noop())).is_ready());
+/// assert_eq!(result.get(), Some(42));
+/// ```
 pub type TaskFuture = Pin<Box<dyn Future<Output = ()>>>;
 
 /// One request a leaf future makes of its kernel.
@@ -162,6 +180,16 @@ pub enum Trap {
 
 impl Trap {
     /// Whether the trap parks its task (posted) rather than being answered at once (called).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Instant;
+    /// use trapline_traps::Trap;
+    ///
+    /// assert!(Trap::Sleep { deadline: Instant::now() }.is_blocking(), "posted by a leaf");
+    /// assert!(!Trap::Current.is_blocking(), "answered through `call`");
+    /// ```
     pub fn is_blocking(&self) -> bool {
         matches!(
             self,
@@ -176,6 +204,16 @@ impl Trap {
     }
 
     /// The variant's name, for logs and monitors.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use trapline_traps::Trap;
+    ///
+    /// let trap = Trap::ReadWait { fd: 7 };
+    /// assert_eq!(trap.name(), "ReadWait");
+    /// assert_eq!(trap.to_string(), "ReadWait(fd 7)", "`Display` adds the argument");
+    /// ```
     pub fn name(&self) -> &'static str {
         match self {
             Trap::Sleep { .. } => "Sleep",
@@ -257,6 +295,26 @@ pub enum Reply {
 }
 
 /// A blocking request as it waits in the trap slot for the kernel to take it.
+///
+/// # Examples
+///
+/// ```
+/// use std::task::{Context, Waker};
+/// use trapline_traps::{enter, enter_scope, leave, Inbox, Leaf, TaskId, TimeoutId, Trap};
+///
+/// enter(TaskId::new(0, 1), Inbox::new());
+/// let id = TimeoutId::new(0, 1);
+/// let _scope = enter_scope(id);
+/// let (mut leaf, line) = (Leaf::new(), line!());
+/// leaf.trap(&Context::from_waker(Waker::noop()), Trap::WriteWait { fd: 9 })?;
+/// let mut posts = Vec::new();
+/// let _inbox = leave(&mut posts);
+/// let post = &posts[0];
+/// assert_eq!(post.trap.name(), "WriteWait");
+/// assert_eq!((post.location.line(), post.scope), (line, Some(id)));
+/// assert_eq!(Some(post.seq), leaf.ticket().map(|t| t.seq));
+/// # Ok::<(), trapline_traps::TrapError>(())
+/// ```
 #[derive(Debug)]
 pub struct Post {
     /// The leaf's sequence number: its identity for this park.
