@@ -199,45 +199,62 @@ impl Drop for Armed {
 /// Polls `future` with a timeout at `deadline` in force.
 ///
 /// Discussion: how the block ended is read from the task's inbox, not from
-/// `future`'s output, which may be anything. If a leaf inside took this
-/// timeout's expiry, the block expired, whatever `future` returned after
-/// cleaning up. If a leaf inside took the expiry of an *enclosing* timeout,
-/// the block reports `OuterTimeout`, so code around it cannot mistake the
-/// end of the outer limit for the end of its own.
+/// `future`'s output, which may be anything. If a leaf inside the block took
+/// the expiry of an *enclosing* timeout, the block reports `OuterTimeout`
+/// (the outermost limit wins), so code around it cannot mistake the end of
+/// the outer limit for the end of its own. Otherwise, if a leaf inside took
+/// this timeout's expiry, the block expired, whatever `future` returned after
+/// cleaning up. Only takes made while `future` itself is polled count: a
+/// sibling of the block taking the enclosing expiry is none of its business.
 async fn within<F: Future>(
     deadline: Instant,
     future: F,
     location: &'static Location<'static>,
 ) -> Result<Ending<F::Output>, TrapError> {
     let mut armed = Armed::set(deadline)?;
-    let outer_before = trapline_traps::delivered_scopes();
     let mut future = pin!(future);
     // The wrapper is a leaf too: when `future` waits on something that never
     // traps (a foreign future), this `FutureWait` is where the expiry, or a
     // cancellation, is delivered.
     let mut leaf = Leaf::at(location);
+    let mut own_taken = None;
+    let mut outer_taken = None;
     poll_fn(|cx| {
-        if let Err(e) = armed.follow() {
-            return Poll::Ready(Err(e));
+        // Once an expiry has been taken the block is ending (cleaning up):
+        // it must not be armed again in a task it moved to.
+        if own_taken.is_none() && outer_taken.is_none() {
+            if let Err(e) = armed.follow() {
+                return Poll::Ready(Err(e));
+            }
         }
+        let outer_before = trapline_traps::delivered_scopes();
         let scope = trapline_traps::enter_scope(armed.id);
-        let ended = match future.as_mut().poll(cx) {
+        let polled = match future.as_mut().poll(cx) {
             Poll::Ready(v) => {
                 leaf.done();
-                Ok(v)
+                Some(Ok(v))
             }
             Poll::Pending => match leaf.trap(cx, Trap::FutureWait) {
-                Ok(()) => return Poll::Pending,
-                Err(e) => Err(e),
+                Ok(()) => None,
+                Err(e) => Some(Err(e)),
             },
         };
         drop(scope);
-        if trapline_traps::timeout_delivered(armed.id) {
-            return Poll::Ready(Ok(Ending::Expired(armed.id)));
+        if outer_taken.is_none() {
+            let outer_now = trapline_traps::delivered_scopes();
+            outer_taken = outer_now.into_iter().find(|id| !outer_before.contains(id));
         }
-        let outer_now = trapline_traps::delivered_scopes();
-        if let Some(outer) = outer_now.iter().find(|id| !outer_before.contains(id)) {
-            return Poll::Ready(Err(TrapError::OuterTimeout(*outer)));
+        if own_taken.is_none() && trapline_traps::timeout_delivered(armed.id) {
+            own_taken = Some(armed.id);
+        }
+        let Some(ended) = polled else {
+            return Poll::Pending;
+        };
+        if let Some(outer) = outer_taken {
+            return Poll::Ready(Err(TrapError::OuterTimeout(outer)));
+        }
+        if let Some(id) = own_taken {
+            return Poll::Ready(Ok(Ending::Expired(id)));
         }
         Poll::Ready(ended.map(Ending::Done))
     })
@@ -247,10 +264,9 @@ async fn within<F: Future>(
 /// Runs `future` with a time limit of `duration`.
 ///
 /// When the limit passes, every leaf inside `future` that is waiting fails
-/// with `TimedOut(id)` (and so does any leaf inside that traps in the same
-/// poll); `future` may handle that and clean up with more awaits, and
-/// whatever it then returns is dropped: the result is
-/// `Err(TrapError::TimedOut(id))`. If `future` completes first, or completes
+/// with `TimedOut(id)` (or, if none is, the next one that would wait);
+/// `future` may handle that and clean up with more awaits, and whatever it
+/// then returns is dropped: the result is `Err(TrapError::TimedOut(id))`. If `future` completes first, or completes
 /// without waiting after the limit, the result is its output.
 ///
 /// Nested timeouts keep apart: if an *enclosing* limit passes while this one

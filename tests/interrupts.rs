@@ -216,3 +216,119 @@ fn waker_dropped_by_the_trap_slot_may_call_the_kernel() {
     });
     assert!(DROPPED.load(Ordering::SeqCst));
 }
+
+/// A timeout owed to a leaf that is never polled again (polled once, then
+/// left aside while the block waits on a foreign future) is taken by the
+/// block's own wait instead: the block ends at its limit.
+#[test]
+fn timeout_owed_to_an_idle_leaf_still_ends_the_block() {
+    let out = run_clean(async {
+        timeout_after(ms(10), async {
+            let mut idle = Box::pin(sleep(HOUR));
+            assert!(futures::poll!(idle.as_mut()).is_pending());
+            pending::<()>().await
+        })
+        .await
+    });
+    assert!(matches!(out, Err(TrapError::TimedOut(_))), "{out:?}");
+}
+
+/// A cancel owed to an idle leaf, while the task waits on a foreign future,
+/// is taken by the next leaf that traps once the foreign future completes.
+#[test]
+fn cancel_owed_to_an_idle_leaf_goes_to_the_next_trap() {
+    let out = run_clean(async {
+        let (tx, rx) = futures::channel::oneshot::channel::<()>();
+        let task = spawn(async move {
+            let mut idle = Box::pin(sleep(HOUR));
+            assert!(futures::poll!(idle.as_mut()).is_pending());
+            let _ = rx.await;
+            sleep(HOUR).await
+        })
+        .unwrap();
+        yield_now().await.unwrap(); // the task parks
+        assert_eq!(trapline::traps::cancel(task.id()), Ok(true));
+        yield_now().await.unwrap(); // its delivery poll: nobody takes it
+        tx.send(()).unwrap();
+        task.join().await
+    });
+    assert_eq!(out, Ok(Err(TrapError::Cancelled)));
+}
+
+/// When the enclosing limit is taken by a sibling of an inner block, not by
+/// a leaf inside it, the inner block's value is its own: `Ok`, not
+/// `OuterTimeout`.
+#[test]
+fn outer_expiry_taken_by_a_sibling_leaves_the_inner_value_alone() {
+    let (outer, inner) = run_clean(async {
+        let inner = Rc::new(RefCell::new(None));
+        let seen = inner.clone();
+        let outer = timeout_after(ms(10), async move {
+            let (_, b) = futures::join!(
+                sleep(HOUR),
+                timeout_after(HOUR, async { sleep(ms(5)).await.map(|()| "mine") })
+            );
+            *seen.borrow_mut() = Some(b);
+        });
+        let blocker = async {
+            yield_now().await.unwrap(); // the block parks first
+            std::thread::sleep(ms(20)); // both deadlines pass in one pass
+        };
+        let outer = futures::join!(outer, blocker).0;
+        let inner = inner.borrow_mut().take();
+        (outer, inner)
+    });
+    assert!(matches!(outer, Err(TrapError::TimedOut(_))), "{outer:?}");
+    assert_eq!(inner, Some(Ok(Ok("mine"))));
+}
+
+/// With equal deadlines, the outermost limit wins: a leaf takes the outer
+/// expiry, cleanup inside takes the inner one, and the inner block still
+/// reports `OuterTimeout`, so no retry loop takes it for its own.
+#[test]
+fn outermost_expiry_wins_over_the_blocks_own() {
+    let (outer, inner) = run_clean(async {
+        let inner = Rc::new(RefCell::new(None));
+        let seen = inner.clone();
+        let outer = timeout_after(Duration::ZERO, async move {
+            let r = timeout_after(Duration::ZERO, async {
+                let first = sleep(HOUR).await;
+                let cleanup = sleep(ms(2)).await;
+                (first, cleanup)
+            })
+            .await;
+            *seen.borrow_mut() = Some(r);
+        })
+        .await;
+        let inner = inner.borrow_mut().take();
+        (outer, inner)
+    });
+    let Err(TrapError::TimedOut(id)) = outer else {
+        panic!("outer: {outer:?}");
+    };
+    assert_eq!(inner, Some(Err(TrapError::OuterTimeout(id))));
+}
+
+/// A shutdown cancel owed to an idle leaf inside a `timeout_after` reaches
+/// the task through the block's own wait: the task sees `Cancelled` and ends
+/// within the grace instead of being dropped.
+#[test]
+fn shutdown_cancel_reaches_a_block_with_an_idle_leaf() {
+    let seen = Rc::new(RefCell::new(None));
+    let s = seen.clone();
+    let (_, stats) = util::run_with_grace(Duration::from_secs(30), async move {
+        spawn(async move {
+            let r = timeout_after(HOUR, async {
+                let mut idle = Box::pin(sleep(HOUR));
+                assert!(futures::poll!(idle.as_mut()).is_pending());
+                pending::<()>().await
+            })
+            .await;
+            *s.borrow_mut() = Some(r);
+        })
+        .unwrap();
+        yield_now().await.unwrap();
+    });
+    util::assert_clean(&stats);
+    assert_eq!(*seen.borrow(), Some(Err(TrapError::Cancelled)));
+}

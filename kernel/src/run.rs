@@ -239,6 +239,8 @@ impl Kernel {
                 Ok(Poll::Pending) => {
                     if let Some(task) = st.task(id) {
                         task.inbox = inbox;
+                        // Owed interrupts were for this poll only.
+                        task.inbox.settle();
                         task.future = future.take();
                         let woken = task.state == crate::task::RunState::Running { woken: true };
                         task.state = crate::task::RunState::Waiting;

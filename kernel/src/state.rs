@@ -191,7 +191,9 @@ impl State {
         if let Some(at) = task.parks.iter().position(|p| p.seq == seq) {
             if task.parks[at].on == on && !task.parks[at].fired {
                 // The same leaf trapped again on the same condition (a spurious
-                // poll): the park stands; only its waker may have changed.
+                // poll): the park stands; only its waker, and the timeout scope
+                // it is polled in, may have changed.
+                task.parks[at].scope = scope;
                 let old = std::mem::replace(&mut task.parks[at].waker, waker);
                 return self.bury(old);
             }

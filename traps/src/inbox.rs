@@ -5,14 +5,17 @@
 //!
 //! - **Owed.** Every leaf waiting in the interrupt's scope when it arrives is
 //!   owed it: the kernel leaves an answer for that leaf's ticket and resumes
-//!   it. A cancelled `join!` of two sleeps sees both sleeps fail.
-//! - **Pending.** If no leaf was waiting (the task was running, or woken by a
-//!   foreign waker), or none of the owed leaves takes its answer because each
-//!   could make progress instead, the interrupt is pending, and the next leaf
-//!   about to trap in its scope takes it.
+//!   it. A cancelled `join!` of two sleeps sees both sleeps fail. Answers last
+//!   for the task's next poll only ([`Inbox::settle`]).
+//! - **Taken at the next trap.** Until some leaf has taken it, the interrupt
+//!   is also there for any leaf about to trap in its scope: a leaf of a task
+//!   that was running or woken by a foreign waker, or the leaf that traps
+//!   after the owed ones made progress instead of waiting, or that was never
+//!   polled again.
 //!
-//! Once taken, an interrupt is spent: the task may catch the error and wait
-//! again, to clean up. A timeout is scoped (see [`crate::enter_scope`]), so
+//! Once taken, an interrupt is spent: the owed leaves still take their
+//! answers in that poll, and any other leaf waits normally, so the task can
+//! catch the error and wait again to clean up. A timeout is scoped (see [`crate::enter_scope`]), so
 //! `join!(timeout_after(d, x), y)` never hands x's timeout to y. A cancel and
 //! timeouts can be pending at once; cancellation wins, then the outermost
 //! timeout.
@@ -261,9 +264,9 @@ impl Inbox {
     /// let mut inbox = Inbox::new();
     /// inbox.cancel();
     /// inbox.owe([7, 8], TrapError::Cancelled); // leaves 7 and 8 were waiting
-    /// assert_eq!(inbox.take_interrupt(&[]), None, "owed to 7 and 8, not pending");
     /// assert_eq!(inbox.take_answer(8), Some(TrapError::Cancelled));
     /// assert_eq!(inbox.take_answer(7), Some(TrapError::Cancelled));
+    /// assert_eq!(inbox.take_interrupt(&[]), None, "spent: a cleanup leaf waits");
     /// ```
     pub fn owe(&mut self, seqs: impl IntoIterator<Item = u64>, err: TrapError) {
         let before = self.answers.len();
@@ -326,6 +329,76 @@ impl Inbox {
         Some(err)
     }
 
+    /// Takes the answer left for leaf `seq` that applies inside timeout
+    /// `scopes` (outermost first): a `TimedOut` answer for a timeout that is
+    /// not in force where the leaf is polled now is dropped, never handed over.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use trapline_traps::{Inbox, TimeoutId, TrapError};
+    ///
+    /// let id = TimeoutId::new(0, 1);
+    /// let mut inbox = Inbox::new();
+    /// inbox.expire(id);
+    /// inbox.owe([3], TrapError::TimedOut(id));
+    /// assert_eq!(inbox.take_answer_in(3, &[]), None, "polled outside the scope");
+    /// assert_eq!(inbox.take_interrupt(&[id]), Some(TrapError::TimedOut(id)), "pending again");
+    /// ```
+    pub fn take_answer_in(&mut self, seq: u64, scopes: &[TimeoutId]) -> Option<TrapError> {
+        let out_of_scope = |(s, e): &(u64, TrapError)| {
+            *s == seq && matches!(e, TrapError::TimedOut(id) if !scopes.contains(id))
+        };
+        while let Some(at) = self.answers.iter().position(out_of_scope) {
+            let err = self.answers.remove(at).1;
+            self.unowe(&err);
+        }
+        self.take_answer(seq)
+    }
+
+    /// An answer for `err` was dropped untaken: if no leaf is owed it any
+    /// more and none took it, it is pending again.
+    fn unowe(&mut self, err: &TrapError) {
+        let still_owed = self.answers.iter().any(|(_, e)| e == err);
+        if let Some(d) = self.delivery(err) {
+            if *d == Delivery::Answered && !still_owed {
+                *d = Delivery::Pending;
+            }
+        }
+    }
+
+    /// Ends the poll that owed interrupts were for: answers not taken in it
+    /// are dropped (their leaves were not polled, or made progress), and an
+    /// interrupt no leaf took is pending again, for the next leaf that traps.
+    /// Leaf-specific answers (`ResourceBusy`) stay.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use trapline_traps::{Delivery, Inbox, TrapError};
+    ///
+    /// let mut inbox = Inbox::new();
+    /// inbox.cancel();
+    /// inbox.owe([1], TrapError::Cancelled);
+    /// inbox.answer(2, TrapError::ResourceBusy);
+    /// inbox.settle(); // leaf 1 was not polled
+    /// assert_eq!(inbox.cancel_state(), Delivery::Pending);
+    /// assert_eq!(inbox.take_answer(1), None);
+    /// assert_eq!(inbox.take_answer(2), Some(TrapError::ResourceBusy));
+    /// ```
+    pub fn settle(&mut self) {
+        let interrupt = |e: &TrapError| matches!(e, TrapError::Cancelled | TrapError::TimedOut(_));
+        self.answers.retain(|(_, e)| !interrupt(e));
+        if self.cancel == Delivery::Answered {
+            self.cancel = Delivery::Pending;
+        }
+        for e in &mut self.expired {
+            if e.delivery == Delivery::Answered {
+                e.delivery = Delivery::Pending;
+            }
+        }
+    }
+
     /// Drops the answers left for leaf `seq` untaken (the leaf completed, or
     /// was dropped). An interrupt none of its owed leaves took is pending again.
     ///
@@ -344,18 +417,13 @@ impl Inbox {
     pub fn scrub(&mut self, seq: u64) {
         while let Some(at) = self.answers.iter().position(|(s, _)| *s == seq) {
             let err = self.answers.remove(at).1;
-            let still_owed = self.answers.iter().any(|(_, e)| *e == err);
-            if let Some(d) = self.delivery(&err) {
-                if *d == Delivery::Answered && !still_owed {
-                    *d = Delivery::Pending;
-                }
-            }
+            self.unowe(&err);
         }
     }
 
-    /// Takes the pending interrupt a leaf about to trap must see, given the
-    /// timeout scopes it is polled in (outermost first): a cancel first, then
-    /// the outermost pending timeout in scope.
+    /// Takes the interrupt a leaf about to trap must see, given the timeout
+    /// scopes it is polled in (outermost first): an unspent cancel first
+    /// (pending or owed), then the outermost unspent timeout in scope.
     ///
     /// # Examples
     ///
@@ -371,12 +439,16 @@ impl Inbox {
     /// assert_eq!(inbox.take_interrupt(&[outer, inner]), Some(TrapError::TimedOut(inner)));
     /// ```
     pub fn take_interrupt(&mut self, scopes: &[TimeoutId]) -> Option<TrapError> {
-        if self.cancel == Delivery::Pending {
+        // An owed interrupt is takeable too: the leaves it is owed to may not
+        // be polled again (a future polled once and left aside), and the
+        // leaf trapping now is as much inside the interrupted work as they are.
+        let open = |d: Delivery| matches!(d, Delivery::Pending | Delivery::Answered);
+        if open(self.cancel) {
             self.cancel = Delivery::Delivered;
             return Some(TrapError::Cancelled);
         }
         for id in scopes {
-            let pending = |e: &&mut Expiry| e.id == *id && e.delivery == Delivery::Pending;
+            let pending = |e: &&mut Expiry| e.id == *id && open(e.delivery);
             if let Some(e) = self.expired.iter_mut().find(pending) {
                 e.delivery = Delivery::Delivered;
                 return Some(TrapError::TimedOut(*id));
@@ -413,12 +485,24 @@ mod tests {
         let mut inbox = Inbox::new();
         inbox.cancel();
         inbox.owe([1, 2], TrapError::Cancelled);
-        assert_eq!(inbox.take_interrupt(&[]), None, "owed, not pending");
         inbox.scrub(1);
         assert_eq!(inbox.cancel_state(), Delivery::Answered);
         inbox.scrub(2);
         assert_eq!(inbox.cancel_state(), Delivery::Pending);
         assert_eq!(inbox.take_interrupt(&[]), Some(TrapError::Cancelled));
+        assert_eq!(inbox.take_interrupt(&[]), None, "spent");
+    }
+
+    /// While owed and untaken, an interrupt is also there for a leaf that
+    /// traps; once taken, the owed leaves still get their answers, and no
+    /// one else does.
+    #[test]
+    fn owed_interrupt_is_taken_at_the_next_trap_too() {
+        let mut inbox = Inbox::new();
+        inbox.cancel();
+        inbox.owe([1], TrapError::Cancelled);
+        assert_eq!(inbox.take_interrupt(&[]), Some(TrapError::Cancelled));
+        assert_eq!(inbox.take_answer(1), Some(TrapError::Cancelled));
         assert_eq!(inbox.take_interrupt(&[]), None, "spent");
     }
 

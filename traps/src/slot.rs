@@ -394,7 +394,7 @@ pub(crate) fn post(
         let task = s.current.ok_or(TrapError::NoKernel)?;
         let mine = ticket.filter(|t| s.issued_here(*t));
         if let Some(t) = mine {
-            if let Some(err) = s.inbox.take_answer(t.seq) {
+            if let Some(err) = s.inbox.take_answer_in(t.seq, &s.scopes) {
                 return Err(err);
             }
         }
