@@ -25,6 +25,7 @@
 //! - `run`: the loop's pass, polling one task, shutdown.
 //! - `state`: the kernel's state and park / fire / undo / finish.
 //! - `deadlines`: timeouts, and firing what the timer queue says is due.
+//! - `interrupts`: cancellation and expiries owed to the parked leaves.
 //! - `calls`: the answers to immediate traps.
 //! - `task`: a task record and its parks.
 //! - `io`: the fd table, one reader and one writer per fd.
@@ -48,6 +49,7 @@
 
 mod calls;
 mod deadlines;
+mod interrupts;
 mod io;
 mod run;
 mod state;

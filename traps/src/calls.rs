@@ -9,7 +9,8 @@ use std::time::Instant;
 
 use crate::error::TrapError;
 use crate::ids::{QueueId, TaskId, TimeoutId};
-use crate::slot::{self, call};
+use crate::scope;
+use crate::slot::call;
 use crate::trap::{Reply, TaskFuture, Trap};
 
 fn broken(trap: &'static str, reply: Reply) -> ! {
@@ -254,7 +255,7 @@ pub fn set_timeout(deadline: Instant) -> Result<TimeoutId, TrapError> {
 /// # Ok::<(), TrapError>(())
 /// ```
 pub fn unset_timeout(id: TimeoutId) -> Result<(), TrapError> {
-    slot::forget_timeout(id);
+    scope::forget_timeout(id);
     call(Trap::UnsetTimeout { id }).map(drop)
 }
 

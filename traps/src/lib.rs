@@ -27,6 +27,7 @@
 //!
 //! - `trap`: the [`Trap`] enum, its [`Reply`] and the [`Post`] a leaf leaves.
 //! - `slot`: the thread-local trap slot, [`install`], [`enter`], [`leave`], [`call`].
+//! - `scope`: timeout scopes, [`enter_scope`], and what a timeout block asks of them.
 //! - `leaf`: [`Leaf`], the state every leaf future embeds.
 //! - `inbox`: [`Inbox`], a task's pending interrupts and answers.
 //! - `calls`: typed wrappers over the immediate traps.
@@ -42,6 +43,7 @@ mod error;
 mod ids;
 mod inbox;
 mod leaf;
+mod scope;
 mod slot;
 mod trap;
 
@@ -52,8 +54,8 @@ pub use error::TrapError;
 pub use ids::{QueueId, TaskId, Ticket, TimeoutId};
 pub use inbox::{Delivery, Inbox};
 pub use leaf::Leaf;
+pub use scope::{delivered_scopes, enter_scope, innermost_scope, timeout_delivered, Scope};
 pub use slot::{
-    call, delivered_scopes, enter, enter_scope, in_kernel, innermost_scope, install, leave,
-    running, timeout_delivered, with_current_inbox, Handler, Installed, Scope,
+    call, enter, in_kernel, install, leave, running, with_current_inbox, Handler, Installed,
 };
 pub use trap::{Post, Reply, TaskFuture, Trap};

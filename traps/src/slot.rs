@@ -121,17 +121,19 @@ pub trait Handler {
     fn unpost(&self, ticket: Ticket);
 }
 
-struct Slot {
+/// What the thread's trap slot holds.
+pub(crate) struct Slot {
     handler: Option<Rc<dyn Handler>>,
     current: Option<TaskId>,
-    inbox: Inbox,
+    pub(crate) inbox: Inbox,
     posts: Vec<Post>,
-    scopes: Vec<TimeoutId>,
+    /// Timeout scopes in force, outermost first.
+    pub(crate) scopes: Vec<TimeoutId>,
     next_seq: u64,
 }
 
 thread_local! {
-    static SLOT: RefCell<Slot> = const {
+    pub(crate) static SLOT: RefCell<Slot> = const {
         RefCell::new(Slot {
             handler: None,
             current: None,
@@ -441,134 +443,6 @@ pub(crate) fn unpost(ticket: Ticket) {
     }
 }
 
-/// Marks timeout `id` as in force for what is polled until the guard drops.
-///
-/// A timeout wrapper enters its scope around each poll of its inner future;
-/// only leaves polled inside the scope can take `TimedOut(id)`.
-///
-/// # Examples
-///
-/// ```
-/// use trapline_traps::{enter_scope, TimeoutId};
-///
-/// let scope = enter_scope(TimeoutId::new(0, 1));
-/// drop(scope);
-/// ```
-pub fn enter_scope(id: TimeoutId) -> Scope {
-    SLOT.with(|s| s.borrow_mut().scopes.push(id));
-    Scope { id }
-}
-
-/// A timeout scope in force; see [`enter_scope`].
-///
-/// # Examples
-///
-/// Scopes nest, and each guard ends its own:
-///
-/// ```
-/// use trapline_traps::{enter_scope, innermost_scope, TimeoutId};
-///
-/// let (outer, inner) = (TimeoutId::new(0, 1), TimeoutId::new(1, 2));
-/// let a = enter_scope(outer);
-/// let b = enter_scope(inner);
-/// assert_eq!(innermost_scope(), Some(inner));
-/// drop(b);
-/// assert_eq!(innermost_scope(), Some(outer));
-/// drop(a);
-/// assert_eq!(innermost_scope(), None);
-/// ```
-#[derive(Debug)]
-#[must_use = "the scope ends when this guard is dropped"]
-pub struct Scope {
-    id: TimeoutId,
-}
-
-impl Drop for Scope {
-    fn drop(&mut self) {
-        SLOT.with(|s| {
-            let mut s = s.borrow_mut();
-            if let Some(at) = s.scopes.iter().rposition(|id| *id == self.id) {
-                s.scopes.truncate(at);
-            }
-        });
-    }
-}
-
-/// Whether timeout `id` of the running task expired and was taken by a leaf.
-///
-/// # Examples
-///
-/// How a timeout block learns that it expired:
-///
-/// ```
-/// use std::task::{Context, Waker};
-/// use trapline_traps::{enter, enter_scope, leave, timeout_delivered};
-/// use trapline_traps::{Inbox, Leaf, TaskId, TimeoutId, Trap, TrapError};
-///
-/// let id = TimeoutId::new(0, 1);
-/// let mut inbox = Inbox::new();
-/// inbox.expire(id); // the kernel saw the deadline pass
-/// enter(TaskId::new(0, 1), inbox);
-/// assert!(!timeout_delivered(id), "expired, but no leaf has taken it");
-/// let scope = enter_scope(id);
-/// let mut leaf = Leaf::new();
-/// let waited = leaf.trap(&Context::from_waker(Waker::noop()), Trap::Yield);
-/// assert_eq!(waited, Err(TrapError::TimedOut(id)));
-/// drop(scope);
-/// assert!(timeout_delivered(id));
-/// let _inbox = leave(&mut Vec::new());
-/// ```
-pub fn timeout_delivered(id: TimeoutId) -> bool {
-    SLOT.with(|s| s.borrow().inbox.was_delivered(id))
-}
-
-/// The timeout scopes in force right now (outermost first) whose expiry a
-/// leaf of the running task has taken.
-///
-/// # Examples
-///
-/// A leaf inside two timeout blocks takes the outer one's expiry:
-///
-/// ```
-/// use std::task::{Context, Waker};
-/// use trapline_traps::{delivered_scopes, enter, enter_scope, leave};
-/// use trapline_traps::{Inbox, Leaf, TaskId, TimeoutId, Trap, TrapError};
-///
-/// let (outer, inner) = (TimeoutId::new(0, 1), TimeoutId::new(1, 2));
-/// let mut inbox = Inbox::new();
-/// inbox.expire(outer);
-/// enter(TaskId::new(0, 1), inbox);
-/// let (_outer, _inner) = (enter_scope(outer), enter_scope(inner));
-/// let mut leaf = Leaf::new();
-/// let waited = leaf.trap(&Context::from_waker(Waker::noop()), Trap::Yield);
-/// assert_eq!(waited, Err(TrapError::TimedOut(outer)));
-/// assert_eq!(delivered_scopes(), [outer]);
-/// let _inbox = leave(&mut Vec::new());
-/// ```
-pub fn delivered_scopes() -> Vec<TimeoutId> {
-    SLOT.with(|s| {
-        let s = s.borrow();
-        s.inbox.delivered_among(&s.scopes)
-    })
-}
-
-/// The innermost timeout scope in force right now. A kernel records it as
-/// the parent of a timeout being set, to know which parks an expiry reaches.
-///
-/// # Examples
-///
-/// ```
-/// use trapline_traps::{enter_scope, innermost_scope, TimeoutId};
-///
-/// assert_eq!(innermost_scope(), None);
-/// let id = TimeoutId::new(0, 1);
-/// let _scope = enter_scope(id);
-/// assert_eq!(innermost_scope(), Some(id));
-/// ```
-pub fn innermost_scope() -> Option<TimeoutId> {
-    SLOT.with(|s| s.borrow().scopes.last().copied())
-}
-
 /// The task being polled on this thread, if any. Answers what `Current`
 /// answers, without a trap.
 ///
@@ -586,9 +460,4 @@ pub fn innermost_scope() -> Option<TimeoutId> {
 /// ```
 pub fn running() -> Option<TaskId> {
     SLOT.with(|s| s.borrow().current)
-}
-
-/// Forgets timeout `id` in the running task's inbox (its scope is over).
-pub(crate) fn forget_timeout(id: TimeoutId) {
-    SLOT.with(|s| s.borrow_mut().inbox.forget(id));
 }
