@@ -68,6 +68,9 @@ fn by_hand(addr: SocketAddr) -> std::io::Result<String> {
     let mut chain = pin!(conversation(addr));
     let mut cx = Context::from_waker(Waker::noop());
     let mut posts: Vec<Post> = Vec::new();
+    // Leaves are named by their ticket's sequence number; number them 1, 2,
+    // 3... in the order they first trap, for reading.
+    let mut leaves: Vec<u64> = Vec::new();
     let start = Instant::now();
     for poll in 1.. {
         traps::enter(task, Inbox::new());
@@ -75,11 +78,23 @@ fn by_hand(addr: SocketAddr) -> std::io::Result<String> {
         let _inbox = traps::leave(&mut posts);
         if let Poll::Ready(out) = result {
             println!("poll {poll:>2}: Ready after {:?}", start.elapsed());
+            println!(
+                "{poll} polls for {} leaves: every ReadWait after the first was a wasted \
+                 poll, because this loop cannot know when the fd is ready; the kernel \
+                 asks epoll, and polls the task once the fd is ready.",
+                leaves.len()
+            );
             return out;
         }
         let requests: Vec<String> = posts
             .iter()
-            .map(|p| format!("{} (leaf {}, at {})", p.trap, p.seq, p.location))
+            .map(|p| {
+                if !leaves.contains(&p.seq) {
+                    leaves.push(p.seq);
+                }
+                let leaf = leaves.iter().position(|s| *s == p.seq).unwrap_or(0) + 1;
+                format!("{} (leaf #{leaf}, at {})", p.trap, p.location)
+            })
             .collect();
         println!("poll {poll:>2}: Pending, slot = [{}]", requests.join(", "));
         // Honour the requests, naively.

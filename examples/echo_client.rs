@@ -27,10 +27,19 @@ struct Args {
 }
 
 const USAGE: &str =
-    "usage: echo_client [--addr HOST:PORT] [--messages N] [--size BYTES] [--connections C]\n\
+    "usage: echo_client [--addr IP:PORT] [--messages N] [--size BYTES] [--connections C]\n\
 defaults: --addr 127.0.0.1:7000 --messages 10000 --size 64 --connections 1";
 
-fn parse_args() -> Result<Args, String> {
+/// The largest message the client will send (each connection holds two).
+const MAX_SIZE: usize = 16 << 20;
+
+/// What the command line asks for: a load run, or the usage.
+enum Command {
+    Load(Args),
+    Help,
+}
+
+fn parse_args() -> Result<Command, String> {
     let mut args = Args {
         addr: "127.0.0.1:7000".parse().expect("a valid default address"),
         messages: 10_000,
@@ -39,8 +48,11 @@ fn parse_args() -> Result<Args, String> {
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
-        if flag == "-h" || flag == "--help" {
-            return Err(USAGE.to_string());
+        let known = ["--addr", "--messages", "--size", "--connections"];
+        match flag.as_str() {
+            "-h" | "--help" => return Ok(Command::Help),
+            f if !known.contains(&f) => return Err(format!("unknown argument {f:?}\n{USAGE}")),
+            _ => {}
         }
         let value = it
             .next()
@@ -50,16 +62,18 @@ fn parse_args() -> Result<Args, String> {
             "--addr" => args.addr = value.parse().map_err(|e| bad(&e))?,
             "--messages" => args.messages = value.parse().map_err(|e| bad(&e))?,
             "--size" => args.size = value.parse().map_err(|e| bad(&e))?,
-            "--connections" => args.connections = value.parse().map_err(|e| bad(&e))?,
-            other => return Err(format!("unknown argument {other:?}\n{USAGE}")),
+            _ => args.connections = value.parse().map_err(|e| bad(&e))?,
         }
     }
-    if args.size == 0 || args.connections == 0 {
+    if args.messages == 0 || args.connections == 0 {
         return Err(format!(
-            "--size and --connections must be at least 1\n{USAGE}"
+            "--messages and --connections must be at least 1\n{USAGE}"
         ));
     }
-    Ok(args)
+    if args.size == 0 || args.size > MAX_SIZE {
+        return Err(format!("--size must be 1 to {MAX_SIZE} bytes\n{USAGE}"));
+    }
+    Ok(Command::Load(args))
 }
 
 /// xorshift64*: cheap, deterministic payloads.
@@ -87,8 +101,12 @@ async fn client(
     for n in 0..messages {
         fill(&mut seed, &mut out);
         let start = Instant::now();
-        stream.write_all(&out).await?;
-        stream.read_exact(&mut back).await?;
+        // Write and read at once (one writer, one reader on the stream): a
+        // message larger than the socket buffers would otherwise deadlock,
+        // each side waiting for the other to read.
+        let (sent, got) = futures::join!(stream.write_all(&out), stream.read_exact(&mut back));
+        sent?;
+        got?;
         rtts.borrow_mut().push(start.elapsed());
         if out != back {
             let at = out.iter().zip(&back).position(|(a, b)| a != b).unwrap_or(0);
@@ -148,9 +166,13 @@ async fn load(args: Args) -> io::Result<()> {
 
 fn main() {
     let args = match parse_args() {
-        Ok(args) => args,
+        Ok(Command::Load(args)) => args,
+        Ok(Command::Help) => {
+            println!("{USAGE}");
+            return;
+        }
         Err(msg) => {
-            eprintln!("{msg}");
+            eprintln!("echo_client: {msg}");
             std::process::exit(2);
         }
     };

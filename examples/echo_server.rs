@@ -17,24 +17,32 @@ use std::time::Duration;
 use log::{info, warn};
 use trapline::net::{TcpListener, TcpStream};
 
-const USAGE: &str = "usage: echo_server [--addr HOST:PORT]   (default 127.0.0.1:7000)";
+const USAGE: &str = "usage: echo_server [--addr IP:PORT]   (default 127.0.0.1:7000)";
 
-fn parse_args() -> Result<SocketAddr, String> {
+/// What the command line asks for: serve on an address, or print the usage.
+enum Command {
+    Serve(SocketAddr),
+    Help,
+}
+
+fn parse_args() -> Result<Command, String> {
     let mut addr: SocketAddr = "127.0.0.1:7000".parse().expect("a valid default address");
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         match arg.as_str() {
             "--addr" => {
-                let value = args.next().ok_or("--addr needs a value")?;
+                let value = args
+                    .next()
+                    .ok_or(format!("--addr needs a value\n{USAGE}"))?;
                 addr = value.parse().map_err(|e| {
-                    format!("--addr {value:?}: {e} (want HOST:PORT, e.g. 127.0.0.1:7000)")
+                    format!("--addr {value:?}: {e} (want IP:PORT, e.g. 127.0.0.1:7000)")
                 })?;
             }
-            "-h" | "--help" => return Err(USAGE.to_string()),
+            "-h" | "--help" => return Ok(Command::Help),
             other => return Err(format!("unknown argument {other:?}\n{USAGE}")),
         }
     }
-    Ok(addr)
+    Ok(Command::Serve(addr))
 }
 
 /// Echoes until the peer closes its side, then closes ours.
@@ -78,9 +86,13 @@ async fn serve(addr: SocketAddr) -> io::Result<()> {
 fn main() {
     env_logger::init();
     let addr = match parse_args() {
-        Ok(addr) => addr,
+        Ok(Command::Serve(addr)) => addr,
+        Ok(Command::Help) => {
+            println!("{USAGE}");
+            return;
+        }
         Err(msg) => {
-            eprintln!("{msg}");
+            eprintln!("echo_server: {msg}");
             std::process::exit(2);
         }
     };
