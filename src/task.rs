@@ -298,8 +298,10 @@ impl<T> JoinHandle<T> {
     #[track_caller]
     pub fn cancel(&self) -> Join<'_, T> {
         let join = self.join();
-        // Outside a kernel this fails, and so will the join, which reports it.
-        let _ = trapline_traps::cancel(self.id);
+        if !self.is_finished() {
+            // Outside a kernel this fails, and so will the join, which reports it.
+            let _ = trapline_traps::cancel(self.id);
+        }
         join
     }
 }

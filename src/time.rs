@@ -227,7 +227,7 @@ async fn within<F: Future>(
                 return Poll::Ready(Err(e));
             }
         }
-        let outer_before = trapline_traps::delivered_scopes();
+        let mark = trapline_traps::taken_mark();
         let scope = trapline_traps::enter_scope(armed.id);
         let polled = match future.as_mut().poll(cx) {
             Poll::Ready(v) => {
@@ -241,8 +241,7 @@ async fn within<F: Future>(
         };
         drop(scope);
         if outer_taken.is_none() {
-            let outer_now = trapline_traps::delivered_scopes();
-            outer_taken = outer_now.into_iter().find(|id| !outer_before.contains(id));
+            outer_taken = trapline_traps::enclosing_taken_since(mark);
         }
         if own_taken.is_none() && trapline_traps::timeout_delivered(armed.id) {
             own_taken = Some(armed.id);

@@ -332,3 +332,33 @@ fn shutdown_cancel_reaches_a_block_with_an_idle_leaf() {
     util::assert_clean(&stats);
     assert_eq!(*seen.borrow(), Some(Err(TrapError::Cancelled)));
 }
+
+/// Whether the inner block reports `OuterTimeout` does not depend on the
+/// order a `join!` polls its branches: the sibling outside the inner block
+/// takes the enclosing expiry first, and the inner block's own waiting leaf
+/// still takes its owed share — inside the block, so it reports it.
+#[test]
+fn outer_timeout_is_reported_whatever_the_poll_order() {
+    for sibling_first in [true, false] {
+        let inner = run_clean(async move {
+            let inner = Rc::new(RefCell::new(None));
+            let seen = inner.clone();
+            let _ = timeout_after(ms(5), async move {
+                let block = timeout_after(HOUR, sleep(HOUR));
+                let r = if sibling_first {
+                    futures::join!(sleep(HOUR), block).1
+                } else {
+                    futures::join!(block, sleep(HOUR)).0
+                };
+                *seen.borrow_mut() = Some(r);
+            })
+            .await;
+            let inner = inner.borrow_mut().take();
+            inner
+        });
+        assert!(
+            matches!(inner, Some(Err(TrapError::OuterTimeout(_)))),
+            "sibling first: {sibling_first}: {inner:?}"
+        );
+    }
+}

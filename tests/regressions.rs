@@ -406,8 +406,9 @@ fn leaf_moved_to_another_task_releases_its_old_park() {
 /// fresh kernel's main task is always `TaskId(1@0)`. A sleep polled once in
 /// kernel 1 and moved to kernel 2 carried the ticket `(1@0, seq 1)`, the same
 /// ticket kernel 2 gave its own first sleep, so its post *replaced* that
-/// sleep's park: the 20 ms sleep was never woken. Must hold now: sequence
-/// numbers carry a per-thread prefix, so the two tickets differ, the moved
+/// sleep's park: the 20 ms sleep was never woken. Must hold now: task serials
+/// are unique in the process and sequence numbers carry a per-thread prefix,
+/// so the two tickets differ, the moved
 /// leaf gets a fresh ticket in its new kernel, and the own sleep wins a biased
 /// select against the hour-long moved one.
 #[test]
@@ -461,8 +462,9 @@ fn leaf_moved_across_kernels_never_shares_a_ticket() {
     .join()
     .unwrap();
     assert_eq!(winner, "own 20 ms nap");
-    // The collision the fix prevents needs the same task id on both sides.
-    assert_eq!(main1, main2);
+    // Task ids are unique across kernels now as well: the two main tasks
+    // differ, and the tickets differ by their sequence numbers too.
+    assert_ne!(main1, main2);
     let mine = own[0];
     assert!(own.iter().all(|t| *t == mine), "{own:?}");
     assert_eq!(moved.len(), 2, "{moved:?}");
@@ -667,4 +669,79 @@ fn waker_dropped_outside_kernel_borrow() {
     });
     assert_clean(&stats);
     assert_eq!(drops(&log), ["at shutdown dropped: Ok(())"]);
+}
+
+/// Used to go wrong: task and timeout serials restarted at 1 in every kernel,
+/// so an id kept from an earlier kernel on the same thread named a live task
+/// of the next one: cancelling it cancelled a stranger. Must hold now: ids are
+/// unique in the process, and the stale id cancels nobody.
+#[test]
+fn stale_task_id_from_an_earlier_kernel_cancels_nobody() {
+    let _serial = one_at_a_time();
+    let old = trapline::run(async {
+        spawn(async {}).unwrap().id() // a task of kernel 1
+    })
+    .unwrap();
+    let out = run_clean(async move {
+        let bystander = spawn(sleep(ms(5))).unwrap();
+        yield_now().await.unwrap();
+        assert_eq!(traps::cancel(old), Ok(false), "names nobody here");
+        bystander.join().await
+    });
+    assert_eq!(out, Ok(Ok(())));
+}
+
+/// Used to go wrong: a `timeout_after` block that outlived its run left its
+/// timeout in the kernel, and dropping it later inside another kernel unset
+/// *that* kernel's timeout of the same id, so its limit never fired. Must
+/// hold now: the first kernel releases the timeout when its run ends (and
+/// counts it), and the late drop touches nothing else.
+#[test]
+fn timeout_outliving_its_run_is_released_and_touches_no_other_kernel() {
+    let _serial = one_at_a_time();
+    let mut first = Kernel::new().unwrap();
+    let escaped = first
+        .run(async {
+            let mut block = Box::pin(timeout_after(HOUR, sleep(HOUR)));
+            assert!(futures::poll!(block.as_mut()).is_pending());
+            block
+        })
+        .unwrap();
+    let stats = first.stats();
+    assert_eq!((stats.timeouts, stats.timers), (0, 0));
+    assert_eq!(stats.released_at_exit, 1, "the escaped timeout, released");
+    let out = run_clean(async move {
+        timeout_after(ms(10), async move {
+            drop(escaped);
+            sleep(HOUR).await
+        })
+        .await
+    });
+    assert!(matches!(out, Err(TrapError::TimedOut(_))), "{out:?}");
+}
+
+/// Used to go wrong: a foreign waker that panics when woken unwound out of
+/// `run`, skipping shutdown and losing the other wakes of its batch. Must
+/// hold now: the panic is contained and logged, the kernel runs on, and the
+/// run ends clean.
+#[test]
+fn panicking_foreign_waker_is_contained() {
+    let _serial = one_at_a_time();
+    struct Panics;
+    impl ArcWake for Panics {
+        fn wake_by_ref(_: &Arc<Self>) {
+            panic!("a waker that panics");
+        }
+    }
+    let out = run_clean(async {
+        let w = waker(Arc::new(Panics));
+        let mut cx = Context::from_waker(&w);
+        let mut nap = Box::pin(sleep(ms(2)));
+        assert!(nap.as_mut().poll(&mut cx).is_pending());
+        // The sleep fires and the kernel wakes `w`, which panics.
+        sleep(ms(10)).await.unwrap();
+        drop(nap);
+        "ran on"
+    });
+    assert_eq!(out, "ran on");
 }

@@ -7,6 +7,7 @@ use std::task::Waker;
 use log::trace;
 use trapline_traps::{Handler, Reply, TaskId, Ticket, Trap, TrapError};
 
+use crate::run::contain;
 use crate::state::State;
 
 /// The kernel as its leaves see it: the state, behind a `RefCell` that is
@@ -30,8 +31,12 @@ impl Shared {
             if wake.is_empty() && drop.is_empty() {
                 return;
             }
-            wake.into_iter().for_each(Waker::wake);
-            std::mem::drop(drop);
+            for waker in wake {
+                contain("a foreign waker", || waker.wake());
+            }
+            for waker in drop {
+                contain("a foreign waker's drop", || std::mem::drop(waker));
+            }
         }
     }
 

@@ -14,9 +14,9 @@ use crate::timers::{Alarm, Entry};
 impl State {
     /// Arms a timeout for task `task`.
     pub(crate) fn set_timeout(&mut self, task: TaskId, deadline: Instant) -> TimeoutId {
-        self.next_timeout_serial = self.next_timeout_serial.wrapping_add(1).max(1);
+        let serial = self.serials.next();
         let entry = self.timeouts.vacant_entry();
-        let id = TimeoutId::new(entry.key() as u32, self.next_timeout_serial);
+        let id = TimeoutId::new(entry.key() as u32, serial);
         let timer = self.timers.push(deadline, Alarm::Timeout(id));
         entry.insert(Timeout {
             id,
@@ -63,11 +63,6 @@ impl State {
 
     /// The next deadline that will fire, dropping stale entries on the way.
     pub(crate) fn next_deadline(&mut self) -> Option<Instant> {
-        if self.timers.wants_compaction() {
-            let mut timers = std::mem::take(&mut self.timers);
-            timers.compact(|e| self.is_live(e));
-            self.timers = timers;
-        }
         while let Some(top) = self.timers.peek() {
             if self.is_live(&top) {
                 return Some(top.at);
@@ -75,6 +70,17 @@ impl State {
             self.timers.pop(false);
         }
         None
+    }
+
+    /// Rebuilds the timer heap when stale entries dominate it. Called every
+    /// pass: a busy kernel (never idle) would otherwise keep one stale entry
+    /// per `timeout_after` until its deadline came up.
+    pub(crate) fn compact_timers(&mut self) {
+        if self.timers.wants_compaction() {
+            let mut timers = std::mem::take(&mut self.timers);
+            timers.compact(|e| self.is_live(e));
+            self.timers = timers;
+        }
     }
 
     /// Fires every timer due at `now`.

@@ -354,8 +354,9 @@ pub struct Stats {
     pub wakeups: u64,
     /// Tasks started so far, the main one included.
     pub spawned: u64,
-    /// Fd registrations the kernel had to release itself when its last run
-    /// ended, because their sockets outlived the run (returned from it, or
-    /// leaked). 0 when every socket was dropped inside the run.
+    /// Fd registrations and timeouts the kernel had to release itself when
+    /// its last run ended, because what held them outlived the run (a socket
+    /// or a `timeout_after` returned from it, or leaked). 0 when everything
+    /// was dropped inside the run.
     pub released_at_exit: usize,
 }

@@ -146,6 +146,7 @@ impl Kernel {
         let timeout = {
             let mut st = self.shared.state.borrow_mut();
             st.counters.passes += 1;
+            st.compact_timers();
             if st.ready.is_empty() {
                 let next = match (st.next_deadline(), limit) {
                     (Some(a), Some(b)) => Some(a.min(b)),
@@ -324,19 +325,32 @@ impl Kernel {
         st.next_deadline();
         st.closing = false;
         let st = &mut *st;
-        st.counters.released_at_exit = st.io.release_all(&st.registry);
+        // What outlives the run (a socket or a `timeout_after` returned from
+        // it, or leaked) can no longer tell the kernel when it goes away:
+        // release it here, and count it.
+        let fds = st.io.release_all(&st.registry);
+        let timeouts = st.timeouts.len();
+        st.timeouts.clear();
+        st.timers.compact(|_| false);
+        st.counters.released_at_exit = fds + timeouts;
         if st.counters.released_at_exit > 0 {
-            debug!(target: "trapline::kernel", "{} fd(s) outlive the run: registrations released", st.counters.released_at_exit);
+            debug!(target: "trapline::kernel", "{fds} fd registration(s) and {timeouts} timeout(s) outlive the run: released");
         }
         Ok(())
+    }
+}
+
+/// Runs user code the kernel calls outside any task (a destructor, a
+/// foreign waker): a panic in it is logged, not raised through the loop.
+pub(crate) fn contain(what: &str, f: impl FnOnce()) {
+    if let Err(panic) = catch_unwind(AssertUnwindSafe(f)) {
+        error!(target: "trapline::kernel", "{what} panicked: {}", panic_message(&panic));
     }
 }
 
 /// Drops a task's future; a panicking destructor is logged, not raised.
 fn drop_quietly<T>(value: Option<T>) {
     if value.is_some() {
-        if let Err(panic) = catch_unwind(AssertUnwindSafe(|| drop(value))) {
-            error!(target: "trapline::kernel", "a task's destructor panicked: {}", panic_message(&panic));
-        }
+        contain("a task's destructor", || drop(value));
     }
 }

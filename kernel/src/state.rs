@@ -8,6 +8,7 @@
 //! User code can therefore always re-enter the kernel through a trap.
 
 use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::task::Waker;
 use std::time::Instant;
 
@@ -31,6 +32,33 @@ pub(crate) struct Timeout {
     pub expired: bool,
     /// The tie of its timer entry.
     pub timer: u64,
+}
+
+/// Serial numbers for the ids a kernel hands out (tasks, timeouts), unique
+/// in the process, not just in the kernel: an id kept from one kernel never
+/// names a task or a timeout of another one on the same thread. Each kernel
+/// draws blocks of serials from a process-wide counter; the first kernel of a
+/// process starts at 1.
+#[derive(Debug, Default)]
+pub(crate) struct Serials {
+    next: u32,
+    end: u32,
+}
+
+impl Serials {
+    const BLOCK: u32 = 1 << 16;
+
+    pub(crate) fn next(&mut self) -> u32 {
+        static BLOCKS: AtomicU32 = AtomicU32::new(0);
+        if self.next == self.end {
+            let base = BLOCKS.fetch_add(Serials::BLOCK, Ordering::Relaxed);
+            self.next = base.max(1);
+            self.end = base.wrapping_add(Serials::BLOCK);
+        }
+        let serial = self.next;
+        self.next = self.next.wrapping_add(1);
+        serial
+    }
 }
 
 /// Counters since the kernel was made.
@@ -61,8 +89,7 @@ pub(crate) struct State {
     pub counters: Counters,
     /// Set once shutdown starts dropping tasks: no more spawns.
     pub closing: bool,
-    next_serial: u32,
-    pub next_timeout_serial: u32,
+    pub serials: Serials,
 }
 
 impl State {
@@ -80,8 +107,7 @@ impl State {
             graveyard: Vec::new(),
             counters: Counters::default(),
             closing: false,
-            next_serial: 0,
-            next_timeout_serial: 0,
+            serials: Serials::default(),
         }
     }
 
@@ -114,8 +140,7 @@ impl State {
     /// The main task has no boxed future.
     pub(crate) fn spawn(&mut self, future: Option<TaskFuture>) -> TaskId {
         let entry = self.tasks.vacant_entry();
-        self.next_serial = self.next_serial.wrapping_add(1).max(1);
-        let id = TaskId::new(entry.key() as u32, self.next_serial);
+        let id = TaskId::new(entry.key() as u32, self.serials.next());
         entry.insert(Task::new(id, future));
         self.ready.push_back(id);
         self.counters.spawned += 1;

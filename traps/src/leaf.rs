@@ -147,7 +147,8 @@ impl Leaf {
     /// under `trap` after the poll. On `Err` the leaf completes with that
     /// error: a `Cancelled` or `TimedOut` interrupt for its task, a
     /// `ResourceBusy` answer to its previous post, `NoKernel` outside a
-    /// running kernel, or `Unsupported` for an immediate trap.
+    /// running kernel, or `Unsupported` for an immediate trap or for a leaf
+    /// polled while its kernel runs no task.
     ///
     /// # Examples
     ///

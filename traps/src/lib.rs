@@ -54,7 +54,9 @@ pub use error::TrapError;
 pub use ids::{QueueId, TaskId, Ticket, TimeoutId};
 pub use inbox::{Delivery, Inbox};
 pub use leaf::Leaf;
-pub use scope::{delivered_scopes, enter_scope, innermost_scope, timeout_delivered, Scope};
+pub use scope::{
+    enclosing_taken_since, enter_scope, innermost_scope, taken_mark, timeout_delivered, Scope,
+};
 pub use slot::{
     call, enter, in_kernel, install, leave, running, with_current_inbox, Handler, Installed,
 };

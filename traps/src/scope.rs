@@ -89,36 +89,6 @@ pub fn timeout_delivered(id: TimeoutId) -> bool {
     SLOT.with(|s| s.borrow().inbox.was_delivered(id))
 }
 
-/// The timeout scopes in force right now (outermost first) whose expiry a
-/// leaf of the running task has taken.
-///
-/// # Examples
-///
-/// A leaf inside two timeout blocks takes the outer one's expiry:
-///
-/// ```
-/// use std::task::{Context, Waker};
-/// use trapline_traps::{delivered_scopes, enter, enter_scope, leave};
-/// use trapline_traps::{Inbox, Leaf, TaskId, TimeoutId, Trap, TrapError};
-///
-/// let (outer, inner) = (TimeoutId::new(0, 1), TimeoutId::new(1, 2));
-/// let mut inbox = Inbox::new();
-/// inbox.expire(outer);
-/// enter(TaskId::new(0, 1), inbox);
-/// let (_outer, _inner) = (enter_scope(outer), enter_scope(inner));
-/// let mut leaf = Leaf::new();
-/// let waited = leaf.trap(&Context::from_waker(Waker::noop()), Trap::Yield);
-/// assert_eq!(waited, Err(TrapError::TimedOut(outer)));
-/// assert_eq!(delivered_scopes(), [outer]);
-/// let _inbox = leave(&mut Vec::new());
-/// ```
-pub fn delivered_scopes() -> Vec<TimeoutId> {
-    SLOT.with(|s| {
-        let s = s.borrow();
-        s.inbox.delivered_among(&s.scopes)
-    })
-}
-
 /// The innermost timeout scope in force right now. A kernel records it as
 /// the parent of a timeout being set, to know which parks an expiry reaches.
 ///
@@ -139,4 +109,37 @@ pub fn innermost_scope() -> Option<TimeoutId> {
 /// Forgets timeout `id` in the running task's inbox (its scope is over).
 pub(crate) fn forget_timeout(id: TimeoutId) {
     SLOT.with(|s| s.borrow_mut().inbox.forget(id));
+}
+
+/// A mark in the log of expiries taken by leaves during the current poll;
+/// see [`enclosing_taken_since`].
+///
+/// # Examples
+///
+/// ```
+/// // Outside a poll the log is empty.
+/// assert_eq!(trapline_traps::taken_mark(), 0);
+/// ```
+pub fn taken_mark() -> usize {
+    SLOT.with(|s| s.borrow().taken.len())
+}
+
+/// The outermost timeout in force right now whose expiry a leaf took since
+/// `mark`. A timeout block asks this after polling its future (its own scope
+/// left), to learn whether a leaf inside it took an *enclosing* expiry.
+///
+/// # Examples
+///
+/// ```
+/// use trapline_traps::{enclosing_taken_since, taken_mark};
+///
+/// let mark = taken_mark();
+/// assert_eq!(enclosing_taken_since(mark), None);
+/// ```
+pub fn enclosing_taken_since(mark: usize) -> Option<TimeoutId> {
+    SLOT.with(|s| {
+        let s = s.borrow();
+        let since = s.taken.get(mark..).unwrap_or(&[]);
+        s.scopes.iter().copied().find(|id| since.contains(id))
+    })
 }

@@ -129,6 +129,8 @@ pub(crate) struct Slot {
     posts: Vec<Post>,
     /// Timeout scopes in force, outermost first.
     pub(crate) scopes: Vec<TimeoutId>,
+    /// The expiries leaves took during this poll, in order.
+    pub(crate) taken: Vec<TimeoutId>,
     next_seq: u64,
 }
 
@@ -140,6 +142,7 @@ thread_local! {
             inbox: Inbox::new(),
             posts: Vec::new(),
             scopes: Vec::new(),
+            taken: Vec::new(),
             next_seq: 0,
         })
     };
@@ -273,6 +276,7 @@ pub fn enter(task: TaskId, inbox: Inbox) {
         s.current = Some(task);
         s.inbox = inbox;
         s.scopes.clear();
+        s.taken.clear();
     });
 }
 
@@ -365,6 +369,14 @@ impl Slot {
         self.next_seq
     }
 
+    /// Logs a timeout expiry handed to a leaf, for the timeout blocks
+    /// around it to see (see `scope::enclosing_taken_since`).
+    fn note_taken(&mut self, err: &TrapError) {
+        if let TrapError::TimedOut(id) = *err {
+            self.taken.push(id);
+        }
+    }
+
     /// Whether `ticket` was issued to the running task by this thread.
     fn issued_here(&self, ticket: Ticket) -> bool {
         Some(ticket.task) == self.current
@@ -393,14 +405,22 @@ pub(crate) fn post(
     let mut replaced = None;
     let result = SLOT.with(|s| {
         let s = &mut *s.borrow_mut();
-        let task = s.current.ok_or(TrapError::NoKernel)?;
+        let task = match (s.current, &s.handler) {
+            (Some(task), _) => task,
+            (None, Some(_)) => {
+                return Err(TrapError::Unsupported("a leaf was polled outside a task"))
+            }
+            (None, None) => return Err(TrapError::NoKernel),
+        };
         let mine = ticket.filter(|t| s.issued_here(*t));
         if let Some(t) = mine {
             if let Some(err) = s.inbox.take_answer_in(t.seq, &s.scopes) {
+                s.note_taken(&err);
                 return Err(err);
             }
         }
         if let Some(err) = s.inbox.take_interrupt(&s.scopes) {
+            s.note_taken(&err);
             return Err(err);
         }
         let seq = match mine {

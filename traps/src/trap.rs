@@ -46,7 +46,7 @@ pub type TaskFuture = Pin<Box<dyn Future<Output = ()>>>;
 
 /// One request a leaf future makes of its kernel.
 ///
-/// The first six variants block: they are posted with [`crate::Leaf::trap`].
+/// The first seven variants block: they are posted with [`crate::Leaf::trap`].
 /// The rest are immediate: they are answered synchronously through
 /// [`crate::call`] and the typed helpers beside it.
 ///
