@@ -704,7 +704,8 @@ fn timeout_outliving_its_run_is_released_and_touches_no_other_kernel() {
         .run(async {
             let mut block = Box::pin(timeout_after(HOUR, sleep(HOUR)));
             assert!(futures::poll!(block.as_mut()).is_pending());
-            block
+            // Handed out of the run unfinished (boxed, so not awaited here).
+            Some(block)
         })
         .unwrap();
     let stats = first.stats();
