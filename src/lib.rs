@@ -8,8 +8,9 @@
 //! climbs the chain to the kernel loop, which parks the task in its slab under
 //! that condition and, when mio or the clock says it holds, polls the task
 //! again: the whole suspended chain resumes, and the leaf looks again.
-//! Cancellation and timeouts arrive at the trap, as errors, so a task can
-//! clean up.
+//! Cancellation and timeouts arrive at the trap, as errors, and stay in
+//! force, so every branch of a task stops; a task cleans up inside
+//! [`shield`].
 //!
 //! ```no_run
 //! use trapline::net::TcpListener;
@@ -39,6 +40,7 @@
 //! - [`run`], [`Kernel`], [`Builder`]: start a kernel (the `trapline-kernel` crate).
 //! - `task`: [`spawn`], [`JoinHandle`], [`current`], [`yield_now`].
 //! - `time`: [`clock`], [`sleep`], [`sleep_until`], [`timeout_after`], [`ignore_after`].
+//! - `shield`: [`shield`], to wait for cleanup after a cancel or a timeout.
 //! - [`net`]: [`net::TcpListener`], [`net::TcpStream`].
 //! - [`traps`]: the trap ABI (the `trapline-traps` crate), for writing leaves
 //!   and loops of your own.
@@ -51,11 +53,13 @@
 #![warn(missing_debug_implementations, clippy::undocumented_unsafe_blocks)]
 
 pub mod net;
+mod shield;
 mod task;
 mod time;
 
 use std::future::Future;
 
+pub use shield::shield;
 pub use task::{current, spawn, yield_now, Join, JoinError, JoinHandle, YieldNow};
 pub use time::{clock, ignore_after, sleep, sleep_until, timeout_after, Sleep};
 pub use trapline_kernel::{Builder, Kernel, Stats};

@@ -278,8 +278,8 @@ impl<T> JoinHandle<T> {
     /// The cancel is sent when this is called; awaiting the returned future
     /// waits for the end.
     ///
-    /// The task sees `Cancelled` at its current or next blocking trap and may
-    /// clean up (with more awaits) before it ends. If it catches the
+    /// The task sees `Cancelled` at its current blocking trap, and at every
+    /// one after it; it may clean up inside [`crate::shield`] before it ends. If it catches the
     /// cancellation and returns a value, that value is `Ok` here.
     ///
     /// # Examples

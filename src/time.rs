@@ -228,16 +228,24 @@ async fn within<F: Future>(
             }
         }
         let mark = trapline_traps::taken_mark();
+        let shielded = trapline_traps::shielded_waits();
         let scope = trapline_traps::enter_scope(armed.id);
         let polled = match future.as_mut().poll(cx) {
             Poll::Ready(v) => {
                 leaf.done();
                 Some(Ok(v))
             }
-            Poll::Pending => match leaf.trap(cx, Trap::FutureWait) {
-                Ok(()) => None,
-                Err(e) => Some(Err(e)),
-            },
+            Poll::Pending => {
+                // A shielded wait inside means the future is cleaning up:
+                // the block's own wait holds back the interrupts too, and
+                // the block ends when the future does.
+                let cleaning_up = trapline_traps::shielded_waits() > shielded;
+                let _shield = cleaning_up.then(trapline_traps::enter_shield);
+                match leaf.trap(cx, Trap::FutureWait) {
+                    Ok(()) => None,
+                    Err(e) => Some(Err(e)),
+                }
+            }
         };
         drop(scope);
         if outer_taken.is_none() {
@@ -262,10 +270,10 @@ async fn within<F: Future>(
 
 /// Runs `future` with a time limit of `duration`.
 ///
-/// When the limit passes, every leaf inside `future` that is waiting fails
-/// with `TimedOut(id)` (or, if none is, the next one that would wait);
-/// `future` may handle that and clean up with more awaits, and whatever it
-/// then returns is dropped: the result is `Err(TrapError::TimedOut(id))`. If `future` completes first, or completes
+/// When the limit passes, every leaf inside `future` that waits, or would
+/// wait, fails with `TimedOut(id)`, until `future` ends; `future` may handle
+/// that and clean up inside [`crate::shield`], and whatever it then returns
+/// is dropped: the result is `Err(TrapError::TimedOut(id))`. If `future` completes first, or completes
 /// without waiting after the limit, the result is its output.
 ///
 /// Nested timeouts keep apart: if an *enclosing* limit passes while this one

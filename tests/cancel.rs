@@ -49,10 +49,14 @@ fn cancel_at_read() {
                 TrapError::is_cancellation(&err),
                 err.kind(),
             );
-            // After the cancellation, the same stream reads normally.
-            server.write_all(b"ready").await.unwrap();
-            let n = server.read(&mut buf).await.unwrap();
-            (seen, buf[..n].to_vec())
+            // After the cancellation, shielded, the same stream works normally.
+            let data = trapline::shield(async {
+                server.write_all(b"ready").await.unwrap();
+                let n = server.read(&mut buf).await.unwrap();
+                buf[..n].to_vec()
+            })
+            .await;
+            (seen, data)
         })
         .unwrap();
         let_them_park().await;
@@ -192,17 +196,22 @@ fn cancel_while_ready() {
 }
 
 /// A yield is a cancellation point too: a ready task cancelled before it
-/// runs gets `Cancelled` from its first `yield_now`.
+/// runs gets `Cancelled` from its first `yield_now`, and from every one
+/// after it outside a shield.
 #[test]
 fn cancel_while_ready_is_taken_by_yield() {
     run_clean(async {
         let task = spawn(async {
             let first = yield_now().await;
             let second = yield_now().await;
-            (first, second)
+            let shielded = trapline::shield(yield_now()).await;
+            (first, second, shielded)
         })
         .unwrap();
-        assert_eq!(task.cancel().await, Ok((Err(TrapError::Cancelled), Ok(()))));
+        assert_eq!(
+            task.cancel().await,
+            Ok((Err(TrapError::Cancelled), Err(TrapError::Cancelled), Ok(())))
+        );
     });
 }
 
@@ -217,14 +226,14 @@ fn cancel_of_a_task_that_never_traps() {
 }
 
 /// A second cancel is ignored, whether it comes before the first was
-/// delivered or after: the task sees exactly one `Cancelled`, and after
-/// catching it sleeps again successfully.
+/// delivered or after. A cancellation stays in force: every wait outside a
+/// shield fails with it, and a shielded wait runs.
 #[test]
 fn cancel_twice_is_delivered_once() {
     run_clean(async {
         let task = spawn(async {
             let first = sleep(HOUR).await;
-            let second = sleep(Duration::from_millis(5)).await;
+            let second = trapline::shield(sleep(Duration::from_millis(5))).await;
             let third = yield_now().await;
             vec![first, second, third]
         })
@@ -233,12 +242,16 @@ fn cancel_twice_is_delivered_once() {
         let_them_park().await;
         assert_eq!(traps::cancel(id), Ok(true), "the first cancel takes");
         assert_eq!(traps::cancel(id), Ok(false), "pending: ignored");
-        // The task takes its Cancelled and parks in its second sleep.
+        // The task takes its Cancelled and parks in its shielded sleep.
         let_them_park().await;
         assert_eq!(traps::cancel(id), Ok(false), "delivered: ignored");
         assert_eq!(
             task.cancel().await,
-            Ok(vec![Err(TrapError::Cancelled), Ok(()), Ok(())])
+            Ok(vec![
+                Err(TrapError::Cancelled),
+                Ok(()),
+                Err(TrapError::Cancelled)
+            ])
         );
     });
 }
@@ -256,8 +269,9 @@ fn cancel_of_a_finished_task_is_ignored() {
     });
 }
 
-/// A task that catches `Cancelled` cleans up with more awaits — a sleep and a
-/// write on its stream — and returns a value, which `cancel()` returns as `Ok`.
+/// A task that catches `Cancelled` cleans up with more awaits, shielded — a
+/// sleep and a write on its stream — and returns a value, which `cancel()`
+/// returns as `Ok`.
 #[test]
 fn cancelled_task_cleans_up_with_more_awaits() {
     let log = log();
@@ -272,10 +286,13 @@ fn cancelled_task_cleans_up_with_more_awaits() {
                     let err = server.read(&mut buf).await.unwrap_err();
                     assert!(TrapError::is_cancellation(&err));
                     push(&log, "worker: cancelled");
-                    let slept = sleep(Duration::from_millis(2)).await;
-                    push(&log, format!("worker: cleanup sleep {slept:?}"));
-                    server.write_all(b"goodbye").await.unwrap();
-                    push(&log, "worker: wrote goodbye");
+                    trapline::shield(async {
+                        let slept = sleep(Duration::from_millis(2)).await;
+                        push(&log, format!("worker: cleanup sleep {slept:?}"));
+                        server.write_all(b"goodbye").await.unwrap();
+                        push(&log, "worker: wrote goodbye");
+                    })
+                    .await;
                     42
                 }
             })
@@ -300,7 +317,8 @@ fn cancelled_task_cleans_up_with_more_awaits() {
 }
 
 /// A task may cancel itself: the cancellation is delivered at its next
-/// blocking trap, once.
+/// blocking trap (a wait that need not wait completes), and stays in force
+/// outside a shield.
 #[test]
 fn self_cancel_is_delivered_at_the_next_trap() {
     run_clean(async {
@@ -311,7 +329,7 @@ fn self_cancel_is_delivered_at_the_next_trap() {
             let now = clock().unwrap();
             let past = sleep_until(now).await;
             let slept = sleep(HOUR).await;
-            let after = sleep(Duration::from_millis(1)).await;
+            let after = trapline::shield(sleep(Duration::from_millis(1))).await;
             (first, again, past, slept, after)
         })
         .unwrap();

@@ -362,3 +362,94 @@ fn outer_timeout_is_reported_whatever_the_poll_order() {
         );
     }
 }
+
+/// A task cancelled before it first runs, whose body is a `join!` of two
+/// waits: both fail — the cancellation stays in force for every wait.
+#[test]
+fn cancel_before_first_poll_reaches_both_branches() {
+    let out = run_clean(async {
+        let task = spawn(async { futures::join!(sleep(HOUR), sleep(HOUR)) }).unwrap();
+        task.cancel().await
+    });
+    assert_eq!(
+        out,
+        Ok((Err(TrapError::Cancelled), Err(TrapError::Cancelled)))
+    );
+}
+
+/// A branch that finishes one wait normally after the limit, then starts
+/// another, cannot outlive the limit: the new wait fails at once.
+#[test]
+fn branch_starting_a_new_wait_after_the_limit_fails_it() {
+    let out = run_clean(async {
+        timeout_after(ms(10), async {
+            futures::join!(sleep(HOUR), async {
+                let _ = sleep(ms(10)).await;
+                sleep(HOUR).await
+            })
+        })
+        .await
+    });
+    assert!(matches!(out, Err(TrapError::TimedOut(_))), "{out:?}");
+}
+
+/// A block polled once, set aside past its deadline, then awaited: every
+/// wait inside it fails, and it reports its expiry.
+#[test]
+fn block_left_aside_past_its_deadline_ends_when_awaited() {
+    let out = run_clean(async {
+        let mut block = Box::pin(timeout_after(ms(5), async {
+            futures::join!(sleep(ms(20)), sleep(HOUR))
+        }));
+        assert!(futures::poll!(block.as_mut()).is_pending());
+        sleep(ms(10)).await.unwrap();
+        block.await
+    });
+    assert!(matches!(out, Err(TrapError::TimedOut(_))), "{out:?}");
+}
+
+/// A limit over a `join!` of a foreign future that never completes and a
+/// sleep ends at the limit: the block's own wait takes it for the foreign
+/// branch.
+#[test]
+fn limit_over_a_foreign_branch_and_a_sleep_ends_the_block() {
+    let out = run_clean(async {
+        let (_tx, rx) = futures::channel::oneshot::channel::<()>();
+        timeout_after(ms(1), async {
+            futures::join!(rx, sleep(ms(10)));
+        })
+        .await
+    });
+    assert!(matches!(out, Err(TrapError::TimedOut(_))), "{out:?}");
+}
+
+/// A loop that catches `Cancelled` and waits again, unshielded, meets the
+/// cancellation again and again, but cannot stall the kernel: after a bounded
+/// number of deliveries in one poll the task yields to the loop, other tasks
+/// run, and shutdown drops it at the end of the grace.
+#[test]
+fn loop_swallowing_cancellation_cannot_stall_the_kernel() {
+    let seen = Rc::new(std::cell::Cell::new(0u64));
+    let s = seen.clone();
+    let (other, stats) = util::run_with_grace(ms(50), async move {
+        let stubborn = spawn(async move {
+            loop {
+                if sleep(HOUR).await == Err(TrapError::Cancelled) {
+                    s.set(s.get() + 1);
+                }
+            }
+        })
+        .unwrap();
+        yield_now().await.unwrap();
+        assert_eq!(trapline::traps::cancel(stubborn.id()), Ok(true));
+        // Another task still gets to run while the stubborn one spins.
+        let other = spawn(async { sleep(ms(5)).await }).unwrap();
+        other.join().await
+    });
+    util::assert_clean(&stats);
+    assert_eq!(other, Ok(Ok(())));
+    assert!(
+        seen.get() > trapline::traps::INTERRUPTS_PER_POLL as u64,
+        "delivered over several polls"
+    );
+}

@@ -218,7 +218,7 @@ fn main_panic_propagates_after_shutdown() {
                     async move {
                         let r = sleep(HOUR).await;
                         push(&log, format!("task: {r:?}"));
-                        let cleanup = sleep(Duration::from_millis(1)).await;
+                        let cleanup = trapline::shield(sleep(Duration::from_millis(1))).await;
                         push(&log, format!("task: cleanup {cleanup:?}"));
                     }
                 })
@@ -314,7 +314,7 @@ fn panic_during_shutdown_cleanup_disturbs_no_one() {
                 let log = log.clone();
                 async move {
                     let r = sleep(HOUR).await;
-                    let cleanup = sleep(Duration::from_millis(1)).await;
+                    let cleanup = trapline::shield(sleep(Duration::from_millis(1))).await;
                     push(&log, format!("tidy: {r:?}, cleanup {cleanup:?}"));
                     7
                 }

@@ -326,7 +326,7 @@ fn shutdown_grace_max_waits_for_every_task() {
                             other => push(&log, format!("sleep ended: {other:?}")),
                         }
                         for _ in 0..3 {
-                            if let Err(e) = sleep(ms(2)).await {
+                            if let Err(e) = trapline::shield(sleep(ms(2))).await {
                                 push(&log, format!("cleanup interrupted: {e}"));
                             }
                         }

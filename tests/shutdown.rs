@@ -95,7 +95,7 @@ fn shutdown_cancels_parked_tasks_and_leaks_nothing() {
                 let log = log.clone();
                 async move {
                     let r = sleep(HOUR).await;
-                    let cleanup = sleep(Duration::from_millis(2)).await;
+                    let cleanup = trapline::shield(sleep(Duration::from_millis(2))).await;
                     push(&log, format!("target: {r:?}, cleanup sleep {cleanup:?}"));
                     "target done"
                 }
@@ -148,8 +148,8 @@ fn shutdown_cancels_parked_tasks_and_leaks_nothing() {
 }
 
 /// Tasks that never finish after cancellation — one awaiting a foreign future
-/// that never completes, one that catches `Cancelled` and sleeps again, one
-/// that catches it and reads again — are dropped when the grace period ends;
+/// that never completes, one that catches `Cancelled` and sleeps again,
+/// shielded, one that catches it and reads again, shielded — are dropped when the grace period ends;
 /// their guards run, their joins say `Dropped`, and nothing they held is
 /// left. Well-behaved tasks beside them (one waiting on a foreign future
 /// inside `timeout_after`) end normally with `Cancelled`.
@@ -172,9 +172,11 @@ fn shutdown_drops_tasks_that_outlive_the_grace() {
                 let (g, log) = (guard("stubborn sleeper", &log), log.clone());
                 async move {
                     let _g = g;
+                    let r = sleep(HOUR).await;
+                    push(&log, format!("stubborn sleeper: {r:?}"));
+                    // Ignores the cancellation: waits on, shielded.
                     loop {
-                        let r = sleep(HOUR).await;
-                        push(&log, format!("stubborn sleeper: {r:?}"));
+                        let _ = trapline::shield(sleep(HOUR)).await;
                     }
                 }
             })
@@ -185,10 +187,12 @@ fn shutdown_drops_tasks_that_outlive_the_grace() {
                     let _g = g;
                     let _client = client;
                     let mut buf = [0; 8];
+                    let r = server.read(&mut buf).await;
+                    let err = r.map(|_| ()).map_err(|e| TrapError::from_io(&e).cloned());
+                    push(&log, format!("stubborn reader: {err:?}"));
+                    // Ignores the cancellation: reads on, shielded.
                     loop {
-                        let r = server.read(&mut buf).await;
-                        let err = r.map(|_| ()).map_err(|e| TrapError::from_io(&e).cloned());
-                        push(&log, format!("stubborn reader: {err:?}"));
+                        let _ = trapline::shield(server.read(&mut buf)).await;
                     }
                 }
             })

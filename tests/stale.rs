@@ -138,7 +138,8 @@ fn cancelled_sleep_timer_never_polls_the_task_later() {
 }
 
 /// A task cancelled at a sleep catches `Cancelled` and then sleeps again,
-/// longer: the old deadline passing does not poll it; the new one does.
+/// longer, shielded: the old deadline passing does not poll it; the new one
+/// does.
 #[test]
 fn cancelled_sleep_then_another_sleep() {
     let _serial = one_at_a_time();
@@ -146,7 +147,7 @@ fn cancelled_sleep_then_another_sleep() {
     let out = run_clean(async move {
         let task = spawn(Counted::new(polls.clone(), async {
             let caught = sleep(ms(50)).await;
-            let again = sleep(ms(80)).await;
+            let again = trapline::shield(sleep(ms(80))).await;
             (caught, again)
         }))
         .expect("spawn");

@@ -1,88 +1,48 @@
 //! Interrupts: cancellation and timeouts, delivered at the trap.
 //!
-//! The kernel's part is small. It records the interrupt in the task's inbox
-//! and, for every leaf parked in the interrupt's scope, leaves an answer
-//! owed to that leaf's ticket and resumes it. The leaves do the rest (see
-//! the inbox's rules in `trapline-traps`): an owed leaf that would still
-//! wait takes its answer and completes with the error, undoing its own park.
-
-use std::task::Waker;
+//! The kernel's part is small. The interrupt is recorded in the task's inbox
+//! (where it stays in force: see the inbox's rules in `trapline-traps`), and
+//! every leaf parked in its scope is resumed. Polled again, each such leaf
+//! retries its operation and, if it would still wait, completes with the
+//! error, undoing its own park.
+//!
+//! Discussion: the parks are *not* undone here. Parks outside the
+//! interrupt's scope are not even touched, so a sibling reader keeps its fd
+//! seat and a waiter its place in line.
 
 use log::trace;
 use trapline_traps::{TaskId, TimeoutId, TrapError};
 
 use crate::state::State;
-use crate::task::{On, Park};
-
-/// What `interrupt` needs to know of a park.
-struct ParkView {
-    seq: u64,
-    on: On,
-    scope: Option<TimeoutId>,
-    fired: bool,
-    waker: Option<Waker>,
-}
-
-impl ParkView {
-    fn of(park: &Park) -> ParkView {
-        ParkView {
-            seq: park.seq,
-            on: park.on,
-            scope: park.scope,
-            fired: park.fired,
-            waker: park.waker.clone(),
-        }
-    }
-}
 
 impl State {
-    /// An interrupt (`Cancelled` or `TimedOut`) arrived for task `id`: every
-    /// leaf parked in its scope is owed it and resumed.
-    ///
-    /// Discussion: the parks are *not* undone here. Each owed leaf gets an
-    /// answer for its ticket; polled again, it retries its operation and, if
-    /// it would still wait, takes the answer and completes with the error,
-    /// undoing its own park. Parks outside the scope are left alone, so a
-    /// sibling reader keeps its fd seat and a waiter its place in line. With
-    /// no park at all (the task waits on a foreign waker, or is running),
-    /// the interrupt stays pending for the next leaf that traps.
+    /// An interrupt (`Cancelled` or `TimedOut`), already recorded in task
+    /// `id`'s inbox, arrived: resume every leaf parked in its scope. With no
+    /// park at all (the task waits on a foreign waker, or is running), the
+    /// task is given a look; the interrupt waits in its inbox for the next
+    /// leaf that would wait.
     pub(crate) fn interrupt(&mut self, id: TaskId, err: TrapError) {
         let Some(task) = self.task(id) else { return };
-        let parked = !task.parks.is_empty();
-        // What each park needs here, copied out: the loop below borrows `self`.
-        let parks: Vec<ParkView> = task.parks.iter().map(ParkView::of).collect();
-        let reached: Vec<&ParkView> = parks
+        let parks: Vec<_> = task
+            .parks
             .iter()
-            .filter(|p| self.in_scope(p.scope, &err))
+            .map(|p| (p.scope, p.waker.clone()))
             .collect();
-        let mut owed = Vec::new();
-        for park in &reached {
-            // A timeout block's own `FutureWait` stands for the foreign
-            // futures inside it: it is owed the interrupt only when no real
-            // leaf inside the block is.
-            let covered = park.on == On::FutureWait
-                && reached.iter().any(|other| {
-                    other.on != On::FutureWait && self.within(other.scope, park.scope)
-                });
-            if covered {
-                continue;
-            }
-            owed.push(park.seq);
-            if !park.fired {
-                self.resume(id, park.waker.clone()); // a fired park was resumed already
-            }
-        }
-        for park in parks {
-            self.bury(park.waker);
-        }
-        trace!(target: "trapline::trap", "task {} interrupt {err}: owed to {} leaf(s)", id.serial(), owed.len());
-        if let Some(task) = self.task(id) {
-            task.inbox.owe(owed, err);
-        }
-        if !parked {
-            // Waiting on a foreign waker, or not waiting: give it a look.
+        if parks.is_empty() {
+            trace!(target: "trapline::trap", "task {} interrupt {err}: not parked", id.serial());
             self.schedule(id);
+            return;
         }
+        let mut resumed = 0;
+        for (scope, waker) in parks {
+            if self.in_scope(scope, &err) {
+                self.resume(id, waker);
+                resumed += 1;
+            } else {
+                self.bury(waker);
+            }
+        }
+        trace!(target: "trapline::trap", "task {} interrupt {err}: {resumed} park(s) resumed", id.serial());
     }
 
     /// Whether timeout scope `inner` lies within scope `outer` (or is it).

@@ -280,11 +280,7 @@ impl Kernel {
         Stats {
             tasks: st.tasks.len(),
             ready: st.ready.len(),
-            parked: st
-                .tasks
-                .iter()
-                .map(|(_, t)| t.parks.iter().filter(|p| !p.fired).count())
-                .sum(),
+            parked: st.tasks.iter().map(|(_, t)| t.parks.len()).sum(),
             registrations: st.io.registered(),
             timers: st.timers.live(),
             timeouts: st.timeouts.len(),

@@ -207,7 +207,6 @@ impl Kernel {
     fn run_task(&mut self, id: TaskId, main: &mut dyn MainTask, main_id: Option<TaskId>) {
         let (mut future, inbox, cancel_before) = {
             let mut st = self.shared.state.borrow_mut();
-            st.clear_fired(id);
             let Some(task) = st.task(id) else { return };
             task.state = crate::task::RunState::Running { woken: false };
             task.polls += 1;
@@ -240,8 +239,6 @@ impl Kernel {
                 Ok(Poll::Pending) => {
                     if let Some(task) = st.task(id) {
                         task.inbox = inbox;
-                        // Owed interrupts were for this poll only.
-                        task.inbox.settle();
                         task.future = future.take();
                         let woken = task.state == crate::task::RunState::Running { woken: true };
                         task.state = crate::task::RunState::Waiting;
@@ -258,8 +255,11 @@ impl Kernel {
                     // cancel waits for its next trap.)
                     if let Some(task) = st.task(id) {
                         let cancelled_now = cancel_before == Delivery::None
-                            && task.inbox.cancel_state() == Delivery::Pending;
-                        if cancelled_now && !task.parks.is_empty() {
+                            && task.inbox.cancel_state() != Delivery::None;
+                        // A poll that hit the delivery limit (a loop catching
+                        // interrupts): poll again, delivery goes on.
+                        let throttled = task.inbox.take_throttled();
+                        if (cancelled_now && !task.parks.is_empty()) || throttled {
                             st.interrupt(id, TrapError::Cancelled);
                         }
                     }

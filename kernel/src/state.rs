@@ -193,7 +193,7 @@ impl State {
             return self.bury(waker);
         };
         if let Some(at) = task.parks.iter().position(|p| p.seq == seq) {
-            if task.parks[at].on == on && !task.parks[at].fired {
+            if task.parks[at].on == on {
                 // The same leaf trapped again on the same condition (a spurious
                 // poll): the park stands; only its waker, and the timeout scope
                 // it is polled in, may have changed.
@@ -247,7 +247,6 @@ impl State {
                     location,
                     timer,
                     scope,
-                    fired: false,
                 };
                 match self.task(id) {
                     Some(task) => task.parks.push(park),
@@ -287,44 +286,18 @@ impl State {
         let Some(task) = self.task(waiter.task) else {
             return;
         };
-        let Some(park) = task
-            .parks
-            .iter_mut()
-            .find(|p| p.seq == waiter.seq && !p.fired)
-        else {
+        let Some(park) = task.take_park(waiter.seq) else {
             return;
         };
-        // The fired condition's own record is already gone (the seat, queue
-        // slot or joiner entry was taken to find this waiter; a sleep's entry
-        // was popped by the caller). The park stays, marked fired, until the
-        // task is next polled: an interrupt arriving meanwhile is still owed
-        // to this leaf.
-        park.fired = true;
-        let waker = park.waker.clone();
         trace!(target: "trapline::trap", "task {} resume {} (trapped at {})", waiter.task.serial(), park.on.resumed(), park.location);
-        self.resume(waiter.task, waker);
-    }
-
-    /// The task is about to be polled: its fired parks have done their job.
-    pub(crate) fn clear_fired(&mut self, id: TaskId) {
-        let Some(task) = self.task(id) else { return };
-        if !task.parks.iter().any(|p| p.fired) {
-            return;
-        }
-        let (fired, standing): (Vec<Park>, Vec<Park>) = std::mem::take(&mut task.parks)
-            .into_iter()
-            .partition(|p| p.fired);
-        task.parks = standing;
-        for park in fired {
-            self.bury(park.waker);
-        }
+        // The fired condition's own record is already gone (the seat, queue
+        // slot or joiner entry was taken to find this waiter); a sleep's entry
+        // was popped by the caller.
+        self.resume(waiter.task, park.waker);
     }
 
     /// Takes back what a park holds in the wait structures.
     pub(crate) fn undo(&mut self, id: TaskId, park: &Park) {
-        if park.fired {
-            return; // firing already took its record out
-        }
         let waiter = Waiter {
             task: id,
             seq: park.seq,

@@ -106,9 +106,6 @@ pub(crate) struct Park {
     pub timer: u64,
     /// The innermost timeout scope the leaf trapped in.
     pub scope: Option<TimeoutId>,
-    /// The condition held and the task was resumed; the park is kept until
-    /// the task's next poll so that an interrupt still reaches this leaf.
-    pub fired: bool,
 }
 
 /// A task.

@@ -2,7 +2,8 @@
 //!
 //! `Cancelled` and `TimedOut` are not failures of the leaf: they are the
 //! kernel's way of telling the task to stop, delivered at the exact point where
-//! it would have waited, so it can clean up with more awaits and finish.
+//! it would have waited. They stay in force (every later wait fails too), so
+//! a task that must wait to clean up does it inside a shield.
 
 use std::error::Error;
 use std::fmt;

@@ -1,33 +1,31 @@
 //! What the kernel has to tell a task: interrupts and per-leaf answers.
 //!
 //! Discussion: interrupts (`Cancelled`, `TimedOut`) belong to the task, not
-//! to a leaf, and reach leaves in one of two ways.
+//! to a leaf, and they are *level-triggered*: once a task is cancelled, every
+//! leaf of it that would wait fails with `Cancelled`; once a timeout has
+//! expired, every leaf inside that timeout's scope that would wait fails with
+//! `TimedOut(id)`, until the scope is left. A leaf that can still make
+//! progress completes normally: only a leaf that would wait learns that it
+//! must stop. When an interrupt arrives, the kernel resumes the leaves parked
+//! in its scope so that each of them looks again.
 //!
-//! - **Owed.** Every leaf waiting in the interrupt's scope when it arrives is
-//!   owed it: the kernel leaves an answer for that leaf's ticket and resumes
-//!   it. A cancelled `join!` of two sleeps sees both sleeps fail. Answers last
-//!   for the task's next poll only ([`Inbox::settle`]).
-//! - **Taken at the next trap.** Until some leaf has taken it, the interrupt
-//!   is also there for any leaf about to trap in its scope: a leaf of a task
-//!   that was running or woken by a foreign waker, or the leaf that traps
-//!   after the owed ones made progress instead of waiting, or that was never
-//!   polled again.
-//!
-//! Once taken, an interrupt is spent: the owed leaves still take their
-//! answers in that poll, and any other leaf waits normally, so the task can
-//! catch the error and wait again to clean up. A timeout is scoped (see [`crate::enter_scope`]), so
-//! `join!(timeout_after(d, x), y)` never hands x's timeout to y. A cancel and
-//! timeouts can be pending at once; cancellation wins, then the outermost
-//! timeout.
+//! This is why a cancelled `join!` of two reads sees both fail, and why a
+//! `timeout_after` over any mix of branches ends at its limit: no branch can
+//! start a new wait inside an interrupted scope. To wait anyway — to clean up
+//! after catching the error — a task enters a *shield* (see
+//! [`crate::enter_shield`]): inside it, cancellation and the timeouts set
+//! outside it are held back, and they reach the first leaf that would wait
+//! after the shield is left. A timeout is scoped (see
+//! [`crate::enter_scope`]), so `join!(timeout_after(d, x), y)` never hands
+//! x's timeout to y. When several interrupts are in force, cancellation wins,
+//! then the outermost timeout.
 
 use crate::error::TrapError;
 use crate::ids::TimeoutId;
 
-/// How far an interrupt has got.
+/// Whether a task was cancelled, and whether a leaf has seen it yet.
 ///
 /// # Examples
-///
-/// A cancellation's way through a task's inbox:
 ///
 /// ```
 /// use trapline_traps::{Delivery, Inbox, TrapError};
@@ -36,22 +34,17 @@ use crate::ids::TimeoutId;
 /// assert_eq!(inbox.cancel_state(), Delivery::None);
 /// inbox.cancel();
 /// assert_eq!(inbox.cancel_state(), Delivery::Pending);
-/// inbox.owe([1], TrapError::Cancelled); // leaf 1 was waiting
-/// assert_eq!(inbox.cancel_state(), Delivery::Answered);
-/// assert_eq!(inbox.take_answer(1), Some(TrapError::Cancelled));
+/// assert_eq!(inbox.take_interrupt(&[]), Some(TrapError::Cancelled));
 /// assert_eq!(inbox.cancel_state(), Delivery::Delivered);
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Delivery {
-    /// No such interrupt.
+    /// Not cancelled.
     #[default]
     None,
-    /// Arrived; the next leaf that traps in its scope takes it.
+    /// Cancelled; no leaf has seen it yet.
     Pending,
-    /// Owed to the leaves that were waiting when it arrived. If none of them
-    /// takes it, it becomes pending again.
-    Answered,
-    /// Taken by a leaf. Spent: a second cancel is ignored.
+    /// Cancelled, and seen by at least one leaf. Still in force.
     Delivered,
 }
 
@@ -59,10 +52,11 @@ pub enum Delivery {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Expiry {
     id: TimeoutId,
-    delivery: Delivery,
+    /// A leaf inside its scope has seen it.
+    taken: bool,
 }
 
-/// A task's pending interrupts and the answers owed to its leaves.
+/// A task's interrupts in force and the answers owed to its leaves.
 ///
 /// The kernel keeps one per task and lends it to the trap slot while the task
 /// is polled.
@@ -70,30 +64,21 @@ struct Expiry {
 /// # Examples
 ///
 /// ```
-/// use trapline_traps::{Delivery, Inbox, TrapError};
+/// use trapline_traps::{Inbox, TrapError};
 ///
 /// let mut inbox = Inbox::default();
 /// assert!(inbox.cancel());
 /// assert!(!inbox.cancel(), "a second cancel is ignored");
-/// // Two leaves were waiting: both are owed the cancellation.
-/// inbox.owe([7, 8], TrapError::Cancelled);
-/// assert_eq!(inbox.take_answer(7), Some(TrapError::Cancelled));
-/// assert_eq!(inbox.take_answer(8), Some(TrapError::Cancelled));
-/// // Spent: a leaf that traps now, to clean up, waits normally.
-/// assert_eq!(inbox.take_interrupt(&[]), None);
-/// assert_eq!(inbox.cancel_state(), Delivery::Delivered);
+/// // Level-triggered: every leaf that would wait sees it.
+/// assert_eq!(inbox.take_interrupt(&[]), Some(TrapError::Cancelled));
+/// assert_eq!(inbox.take_interrupt(&[]), Some(TrapError::Cancelled));
 /// ```
 #[derive(Debug, Default)]
 pub struct Inbox {
     cancel: Delivery,
     expired: Vec<Expiry>,
     answers: Vec<(u64, TrapError)>,
-}
-
-fn spend(delivery: &mut Delivery) {
-    if *delivery != Delivery::None {
-        *delivery = Delivery::Delivered;
-    }
+    throttled: bool,
 }
 
 impl Inbox {
@@ -102,34 +87,26 @@ impl Inbox {
     /// # Examples
     ///
     /// ```
-    /// use trapline_traps::{Delivery, Inbox};
-    ///
-    /// // `const`, so a thread-local can start with one.
-    /// const EMPTY: Inbox = Inbox::new();
-    /// assert!(EMPTY.is_empty());
-    /// assert_eq!(EMPTY.cancel_state(), Delivery::None);
+    /// assert!(trapline_traps::Inbox::new().is_empty());
     /// ```
     pub const fn new() -> Inbox {
         Inbox {
             cancel: Delivery::None,
             expired: Vec::new(),
             answers: Vec::new(),
+            throttled: false,
         }
     }
 
     /// Marks the task cancelled. Returns `false`, changing nothing, if it was
-    /// cancelled before (whether or not that cancel was taken yet).
+    /// cancelled before.
     ///
     /// # Examples
     ///
     /// ```
-    /// use trapline_traps::{Inbox, TrapError};
-    ///
-    /// let mut inbox = Inbox::new();
+    /// let mut inbox = trapline_traps::Inbox::new();
     /// assert!(inbox.cancel());
-    /// assert!(!inbox.cancel(), "cancelled before");
-    /// assert_eq!(inbox.take_interrupt(&[]), Some(TrapError::Cancelled));
-    /// assert!(!inbox.cancel(), "taken, and still cancelled before");
+    /// assert!(!inbox.cancel());
     /// ```
     pub fn cancel(&mut self) -> bool {
         if self.cancel != Delivery::None {
@@ -139,18 +116,14 @@ impl Inbox {
         true
     }
 
-    /// How far the task's cancellation has got.
+    /// Whether the task is cancelled, and whether a leaf has seen it.
     ///
     /// # Examples
     ///
     /// ```
     /// use trapline_traps::{Delivery, Inbox};
     ///
-    /// let mut inbox = Inbox::new();
-    /// inbox.cancel();
-    /// assert_eq!(inbox.cancel_state(), Delivery::Pending, "no leaf has taken it");
-    /// inbox.take_interrupt(&[]);
-    /// assert_eq!(inbox.cancel_state(), Delivery::Delivered);
+    /// assert_eq!(Inbox::new().cancel_state(), Delivery::None);
     /// ```
     pub fn cancel_state(&self) -> Delivery {
         self.cancel
@@ -166,40 +139,16 @@ impl Inbox {
     /// let id = TimeoutId::new(0, 1);
     /// let mut inbox = Inbox::new();
     /// inbox.expire(id);
-    /// inbox.expire(id); // a late second report changes nothing
+    /// assert_eq!(inbox.take_interrupt(&[]), None, "outside its scope");
     /// assert_eq!(inbox.take_interrupt(&[id]), Some(TrapError::TimedOut(id)));
-    /// assert_eq!(inbox.take_interrupt(&[id]), None, "one expiry, taken once");
     /// ```
     pub fn expire(&mut self, id: TimeoutId) {
         if !self.expired.iter().any(|e| e.id == id) {
-            self.expired.push(Expiry {
-                id,
-                delivery: Delivery::Pending,
-            });
+            self.expired.push(Expiry { id, taken: false });
         }
     }
 
     /// Forgets timeout `id`: its scope has ended.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use trapline_traps::{Inbox, TimeoutId, TrapError};
-    ///
-    /// let id = TimeoutId::new(0, 1);
-    /// let mut inbox = Inbox::new();
-    /// inbox.expire(id);
-    /// inbox.owe([5], TrapError::TimedOut(id)); // leaf 5 was waiting in the scope
-    /// inbox.forget(id); // the scope ended before leaf 5 looked
-    /// assert_eq!(inbox.take_answer(5), None);
-    /// assert!(inbox.is_empty());
-    /// ```
-    pub fn forget(&mut self, id: TimeoutId) {
-        self.expired.retain(|e| e.id != id);
-        self.answers.retain(|(_, e)| *e != TrapError::TimedOut(id));
-    }
-
-    /// Whether timeout `id` expired and was taken by a leaf.
     ///
     /// # Examples
     ///
@@ -209,55 +158,30 @@ impl Inbox {
     /// let id = TimeoutId::new(0, 1);
     /// let mut inbox = Inbox::new();
     /// inbox.expire(id);
-    /// assert!(!inbox.was_delivered(id), "expired, not yet taken");
-    /// inbox.take_interrupt(&[id]);
-    /// assert!(inbox.was_delivered(id));
+    /// inbox.forget(id);
+    /// assert_eq!(inbox.take_interrupt(&[id]), None);
+    /// assert!(inbox.is_empty());
     /// ```
-    pub fn was_delivered(&self, id: TimeoutId) -> bool {
-        self.expired
-            .iter()
-            .any(|e| e.id == id && e.delivery == Delivery::Delivered)
+    pub fn forget(&mut self, id: TimeoutId) {
+        self.expired.retain(|e| e.id != id);
     }
 
-    fn delivery(&mut self, err: &TrapError) -> Option<&mut Delivery> {
-        match *err {
-            TrapError::Cancelled => Some(&mut self.cancel),
-            TrapError::TimedOut(id) => self
-                .expired
-                .iter_mut()
-                .find(|e| e.id == id)
-                .map(|e| &mut e.delivery),
-            _ => None,
-        }
-    }
-
-    /// Leaves interrupt `err` (already recorded with [`Inbox::cancel`] or
-    /// [`Inbox::expire`]) as an answer for each waiting leaf in `seqs`.
+    /// Whether timeout `id` expired and a leaf inside its scope has seen it.
     ///
     /// # Examples
     ///
     /// ```
-    /// use trapline_traps::{Inbox, TrapError};
+    /// use trapline_traps::{Inbox, TimeoutId};
     ///
+    /// let id = TimeoutId::new(0, 1);
     /// let mut inbox = Inbox::new();
-    /// inbox.cancel();
-    /// inbox.owe([7, 8], TrapError::Cancelled); // leaves 7 and 8 were waiting
-    /// assert_eq!(inbox.take_answer(8), Some(TrapError::Cancelled));
-    /// assert_eq!(inbox.take_answer(7), Some(TrapError::Cancelled));
-    /// assert_eq!(inbox.take_interrupt(&[]), None, "spent: a cleanup leaf waits");
+    /// inbox.expire(id);
+    /// assert!(!inbox.was_delivered(id));
+    /// inbox.take_interrupt(&[id]);
+    /// assert!(inbox.was_delivered(id));
     /// ```
-    pub fn owe(&mut self, seqs: impl IntoIterator<Item = u64>, err: TrapError) {
-        let before = self.answers.len();
-        for seq in seqs {
-            self.answers.push((seq, err.clone()));
-        }
-        if self.answers.len() > before {
-            if let Some(d) = self.delivery(&err) {
-                if *d == Delivery::Pending {
-                    *d = Delivery::Answered;
-                }
-            }
-        }
+    pub fn was_delivered(&self, id: TimeoutId) -> bool {
+        self.expired.iter().any(|e| e.id == id && e.taken)
     }
 
     /// Leaves a leaf-specific answer (such as `ResourceBusy`) for leaf `seq`.
@@ -268,17 +192,15 @@ impl Inbox {
     /// use trapline_traps::{Inbox, TrapError};
     ///
     /// let mut inbox = Inbox::new();
-    /// inbox.answer(3, TrapError::ResourceBusy); // leaf 3 asked for a taken fd seat
+    /// inbox.answer(3, TrapError::ResourceBusy);
     /// assert_eq!(inbox.take_answer(4), None, "not for leaf 4");
     /// assert_eq!(inbox.take_answer(3), Some(TrapError::ResourceBusy));
-    /// assert!(inbox.is_empty());
     /// ```
     pub fn answer(&mut self, seq: u64, err: TrapError) {
         self.answers.push((seq, err));
     }
 
-    /// Takes the answer left for leaf `seq`, if any (a cancellation before
-    /// anything else). Taking an interrupt spends it.
+    /// Takes the answer left for leaf `seq`, if any.
     ///
     /// # Examples
     ///
@@ -287,121 +209,35 @@ impl Inbox {
     ///
     /// let mut inbox = Inbox::new();
     /// inbox.answer(3, TrapError::ResourceBusy);
-    /// inbox.cancel();
-    /// inbox.owe([3], TrapError::Cancelled);
-    /// assert_eq!(inbox.take_answer(3), Some(TrapError::Cancelled), "cancellation first");
     /// assert_eq!(inbox.take_answer(3), Some(TrapError::ResourceBusy));
     /// assert_eq!(inbox.take_answer(3), None);
     /// ```
     pub fn take_answer(&mut self, seq: u64) -> Option<TrapError> {
-        let mine = |(s, _): &(u64, TrapError)| *s == seq;
-        let at = self
-            .answers
-            .iter()
-            .position(|a| mine(a) && a.1 == TrapError::Cancelled)
-            .or_else(|| self.answers.iter().position(mine))?;
-        let err = self.answers.remove(at).1;
-        if let Some(d) = self.delivery(&err) {
-            spend(d);
-        }
-        Some(err)
-    }
-
-    /// Takes the answer left for leaf `seq` that applies inside timeout
-    /// `scopes` (outermost first): a `TimedOut` answer for a timeout that is
-    /// not in force where the leaf is polled now is dropped, never handed over.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use trapline_traps::{Inbox, TimeoutId, TrapError};
-    ///
-    /// let id = TimeoutId::new(0, 1);
-    /// let mut inbox = Inbox::new();
-    /// inbox.expire(id);
-    /// inbox.owe([3], TrapError::TimedOut(id));
-    /// assert_eq!(inbox.take_answer_in(3, &[]), None, "polled outside the scope");
-    /// assert_eq!(inbox.take_interrupt(&[id]), Some(TrapError::TimedOut(id)), "pending again");
-    /// ```
-    pub fn take_answer_in(&mut self, seq: u64, scopes: &[TimeoutId]) -> Option<TrapError> {
-        let out_of_scope = |(s, e): &(u64, TrapError)| {
-            *s == seq && matches!(e, TrapError::TimedOut(id) if !scopes.contains(id))
-        };
-        while let Some(at) = self.answers.iter().position(out_of_scope) {
-            let err = self.answers.remove(at).1;
-            self.unowe(&err);
-        }
-        self.take_answer(seq)
-    }
-
-    /// An answer for `err` was dropped untaken: if no leaf is owed it any
-    /// more and none took it, it is pending again.
-    fn unowe(&mut self, err: &TrapError) {
-        let still_owed = self.answers.iter().any(|(_, e)| e == err);
-        if let Some(d) = self.delivery(err) {
-            if *d == Delivery::Answered && !still_owed {
-                *d = Delivery::Pending;
-            }
-        }
-    }
-
-    /// Ends the poll that owed interrupts were for: answers not taken in it
-    /// are dropped (their leaves were not polled, or made progress), and an
-    /// interrupt no leaf took is pending again, for the next leaf that traps.
-    /// Leaf-specific answers (`ResourceBusy`) stay.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use trapline_traps::{Delivery, Inbox, TrapError};
-    ///
-    /// let mut inbox = Inbox::new();
-    /// inbox.cancel();
-    /// inbox.owe([1], TrapError::Cancelled);
-    /// inbox.answer(2, TrapError::ResourceBusy);
-    /// inbox.settle(); // leaf 1 was not polled
-    /// assert_eq!(inbox.cancel_state(), Delivery::Pending);
-    /// assert_eq!(inbox.take_answer(1), None);
-    /// assert_eq!(inbox.take_answer(2), Some(TrapError::ResourceBusy));
-    /// ```
-    pub fn settle(&mut self) {
-        let interrupt = |e: &TrapError| matches!(e, TrapError::Cancelled | TrapError::TimedOut(_));
-        self.answers.retain(|(_, e)| !interrupt(e));
-        if self.cancel == Delivery::Answered {
-            self.cancel = Delivery::Pending;
-        }
-        for e in &mut self.expired {
-            if e.delivery == Delivery::Answered {
-                e.delivery = Delivery::Pending;
-            }
-        }
+        let at = self.answers.iter().position(|(s, _)| *s == seq)?;
+        Some(self.answers.remove(at).1)
     }
 
     /// Drops the answers left for leaf `seq` untaken (the leaf completed, or
-    /// was dropped). An interrupt none of its owed leaves took is pending again.
+    /// was dropped).
     ///
     /// # Examples
     ///
     /// ```
-    /// use trapline_traps::{Delivery, Inbox, TrapError};
+    /// use trapline_traps::{Inbox, TrapError};
     ///
     /// let mut inbox = Inbox::new();
-    /// inbox.cancel();
-    /// inbox.owe([7], TrapError::Cancelled);
-    /// inbox.scrub(7); // leaf 7 could go on, and completed without looking
-    /// assert_eq!(inbox.cancel_state(), Delivery::Pending);
-    /// assert_eq!(inbox.take_interrupt(&[]), Some(TrapError::Cancelled), "the next leaf to trap");
+    /// inbox.answer(3, TrapError::ResourceBusy);
+    /// inbox.scrub(3);
+    /// assert!(inbox.is_empty());
     /// ```
     pub fn scrub(&mut self, seq: u64) {
-        while let Some(at) = self.answers.iter().position(|(s, _)| *s == seq) {
-            let err = self.answers.remove(at).1;
-            self.unowe(&err);
-        }
+        self.answers.retain(|(s, _)| *s != seq);
     }
 
-    /// Takes the interrupt a leaf about to trap must see, given the timeout
-    /// scopes it is polled in (outermost first): an unspent cancel first
-    /// (pending or owed), then the outermost unspent timeout in scope.
+    /// The interrupt a leaf about to wait must see, given the timeout scopes
+    /// in force where it is polled (outermost first): cancellation first,
+    /// then the outermost expired timeout in scope. Level-triggered: it stays
+    /// in force for the next leaf too.
     ///
     /// # Examples
     ///
@@ -411,28 +247,69 @@ impl Inbox {
     /// let (outer, inner) = (TimeoutId::new(0, 1), TimeoutId::new(1, 2));
     /// let mut inbox = Inbox::new();
     /// inbox.expire(inner);
+    /// inbox.expire(outer);
+    /// assert_eq!(inbox.take_interrupt(&[outer, inner]), Some(TrapError::TimedOut(outer)));
+    /// assert_eq!(inbox.take_interrupt(&[inner]), Some(TrapError::TimedOut(inner)));
     /// inbox.cancel();
     /// assert_eq!(inbox.take_interrupt(&[outer, inner]), Some(TrapError::Cancelled), "cancel first");
-    /// assert_eq!(inbox.take_interrupt(&[outer]), None, "outside inner's scope");
-    /// assert_eq!(inbox.take_interrupt(&[outer, inner]), Some(TrapError::TimedOut(inner)));
     /// ```
     pub fn take_interrupt(&mut self, scopes: &[TimeoutId]) -> Option<TrapError> {
-        // An owed interrupt is takeable too: the leaves it is owed to may not
-        // be polled again (a future polled once and left aside), and the
-        // leaf trapping now is as much inside the interrupted work as they are.
-        let open = |d: Delivery| matches!(d, Delivery::Pending | Delivery::Answered);
-        if open(self.cancel) {
+        if self.cancel != Delivery::None {
             self.cancel = Delivery::Delivered;
             return Some(TrapError::Cancelled);
         }
+        self.take_expiry(scopes)
+    }
+
+    /// Like [`Inbox::take_interrupt`], for a leaf inside a shield:
+    /// cancellation is held back, and `scopes` are only the timeouts set
+    /// inside the shield.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use trapline_traps::{Inbox, TrapError};
+    ///
+    /// let mut inbox = Inbox::new();
+    /// inbox.cancel();
+    /// assert_eq!(inbox.take_expiry(&[]), None, "shielded from the cancel");
+    /// assert_eq!(inbox.take_interrupt(&[]), Some(TrapError::Cancelled), "after the shield");
+    /// ```
+    pub fn take_expiry(&mut self, scopes: &[TimeoutId]) -> Option<TrapError> {
         for id in scopes {
-            let pending = |e: &&mut Expiry| e.id == *id && open(e.delivery);
-            if let Some(e) = self.expired.iter_mut().find(pending) {
-                e.delivery = Delivery::Delivered;
+            if let Some(e) = self.expired.iter_mut().find(|e| e.id == *id) {
+                e.taken = true;
                 return Some(TrapError::TimedOut(*id));
             }
         }
         None
+    }
+
+    /// Records that a poll stopped delivering interrupts after the most one
+    /// poll may deliver (a loop catching them and waiting again).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let mut inbox = trapline_traps::Inbox::new();
+    /// inbox.throttle();
+    /// assert!(inbox.take_throttled());
+    /// assert!(!inbox.take_throttled());
+    /// ```
+    pub fn throttle(&mut self) {
+        self.throttled = true;
+    }
+
+    /// Whether the last poll was throttled; the kernel then resumes the task
+    /// so that delivery goes on in its next poll.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// assert!(!trapline_traps::Inbox::new().take_throttled());
+    /// ```
+    pub fn take_throttled(&mut self) -> bool {
+        std::mem::take(&mut self.throttled)
     }
 
     /// Whether the inbox holds nothing at all.
@@ -440,9 +317,7 @@ impl Inbox {
     /// # Examples
     ///
     /// ```
-    /// use trapline_traps::Inbox;
-    ///
-    /// let mut inbox = Inbox::new();
+    /// let mut inbox = trapline_traps::Inbox::new();
     /// assert!(inbox.is_empty());
     /// inbox.cancel();
     /// assert!(!inbox.is_empty());
@@ -456,53 +331,40 @@ impl Inbox {
 mod tests {
     use super::*;
 
-    /// An owed interrupt that no leaf takes (each could progress) becomes
-    /// pending again, for the next leaf that traps.
+    /// A cancel stays in force for every leaf; a second cancel changes nothing.
     #[test]
-    fn untaken_answers_fall_back_to_pending() {
+    fn cancel_is_level_triggered() {
         let mut inbox = Inbox::new();
-        inbox.cancel();
-        inbox.owe([1, 2], TrapError::Cancelled);
-        inbox.scrub(1);
-        assert_eq!(inbox.cancel_state(), Delivery::Answered);
-        inbox.scrub(2);
-        assert_eq!(inbox.cancel_state(), Delivery::Pending);
-        assert_eq!(inbox.take_interrupt(&[]), Some(TrapError::Cancelled));
-        assert_eq!(inbox.take_interrupt(&[]), None, "spent");
+        assert!(inbox.cancel());
+        for _ in 0..3 {
+            assert_eq!(inbox.take_interrupt(&[]), Some(TrapError::Cancelled));
+        }
+        assert!(!inbox.cancel());
+        assert_eq!(inbox.cancel_state(), Delivery::Delivered);
     }
 
-    /// While owed and untaken, an interrupt is also there for a leaf that
-    /// traps; once taken, the owed leaves still get their answers, and no
-    /// one else does.
+    /// A timeout reaches only leaves in its scope, outermost first, until
+    /// its scope ends.
     #[test]
-    fn owed_interrupt_is_taken_at_the_next_trap_too() {
-        let mut inbox = Inbox::new();
-        inbox.cancel();
-        inbox.owe([1], TrapError::Cancelled);
-        assert_eq!(inbox.take_interrupt(&[]), Some(TrapError::Cancelled));
-        assert_eq!(inbox.take_answer(1), Some(TrapError::Cancelled));
-        assert_eq!(inbox.take_interrupt(&[]), None, "spent");
-    }
-
-    /// A timeout reaches only leaves in its scope, outermost first.
-    #[test]
-    fn timeouts_reach_their_scope_outermost_first() {
+    fn timeouts_reach_their_scope_outermost_first_until_forgotten() {
         let (outer, inner) = (TimeoutId::new(0, 1), TimeoutId::new(1, 2));
         let mut inbox = Inbox::new();
         inbox.expire(inner);
-        inbox.expire(outer);
         assert_eq!(inbox.take_interrupt(&[]), None, "no scope, no timeout");
-        assert_eq!(
-            inbox.take_interrupt(&[outer, inner]),
-            Some(TrapError::TimedOut(outer))
-        );
         assert_eq!(
             inbox.take_interrupt(&[outer, inner]),
             Some(TrapError::TimedOut(inner))
         );
-        assert_eq!(inbox.take_interrupt(&[outer, inner]), None);
-        assert!(inbox.was_delivered(outer) && inbox.was_delivered(inner));
+        inbox.expire(outer);
+        assert_eq!(
+            inbox.take_interrupt(&[outer, inner]),
+            Some(TrapError::TimedOut(outer))
+        );
         inbox.forget(outer);
-        assert!(!inbox.was_delivered(outer) && inbox.was_delivered(inner));
+        assert_eq!(
+            inbox.take_interrupt(&[outer, inner]),
+            Some(TrapError::TimedOut(inner))
+        );
+        assert!(inbox.was_delivered(inner));
     }
 }

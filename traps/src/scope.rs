@@ -143,3 +143,61 @@ pub fn enclosing_taken_since(mark: usize) -> Option<TimeoutId> {
         s.scopes.iter().copied().find(|id| since.contains(id))
     })
 }
+
+/// Holds back cancellation and the timeouts already in force, for what is
+/// polled until the guard drops: a leaf inside can wait, to clean up after
+/// catching `Cancelled` or `TimedOut`. What was held back reaches the first
+/// leaf that would wait after the shield is left. Timeouts set inside the
+/// shield apply inside it as usual.
+///
+/// # Examples
+///
+/// ```
+/// use trapline_traps::{enter, enter_shield, leave, Inbox, TaskId};
+///
+/// let mut inbox = Inbox::new();
+/// inbox.cancel();
+/// enter(TaskId::new(0, 1), inbox);
+/// let shield = enter_shield();
+/// // ... a leaf polled here may wait despite the cancel ...
+/// drop(shield);
+/// let inbox = leave(&mut Vec::new());
+/// assert!(!inbox.is_empty(), "the cancel is still there, for later");
+/// ```
+pub fn enter_shield() -> Shield {
+    SLOT.with(|s| {
+        let mut s = s.borrow_mut();
+        let depth = s.scopes.len();
+        s.shields.push(depth);
+    });
+    Shield { _private: () }
+}
+
+/// A shield in force; see [`enter_shield`].
+#[derive(Debug)]
+#[must_use = "the shield ends when this guard is dropped"]
+pub struct Shield {
+    _private: (),
+}
+
+impl Drop for Shield {
+    fn drop(&mut self) {
+        SLOT.with(|s| {
+            s.borrow_mut().shields.pop();
+        });
+    }
+}
+
+/// How many leaves have trapped inside a shield during the current poll. A
+/// timeout block compares it before and after polling its future: if a
+/// shielded wait happened inside, the future is cleaning up, and the block
+/// waits for it instead of ending at its limit.
+///
+/// # Examples
+///
+/// ```
+/// assert_eq!(trapline_traps::shielded_waits(), 0);
+/// ```
+pub fn shielded_waits() -> usize {
+    SLOT.with(|s| s.borrow().shielded_waits)
+}

@@ -129,8 +129,15 @@ pub(crate) struct Slot {
     posts: Vec<Post>,
     /// Timeout scopes in force, outermost first.
     pub(crate) scopes: Vec<TimeoutId>,
+    /// Shields in force: for each, how many scopes were in force when it was
+    /// entered (the scopes it holds back).
+    pub(crate) shields: Vec<usize>,
     /// The expiries leaves took during this poll, in order.
     pub(crate) taken: Vec<TimeoutId>,
+    /// How many leaves trapped inside a shield during this poll.
+    pub(crate) shielded_waits: usize,
+    /// How many interrupts leaves took during this poll.
+    delivered_this_poll: usize,
     next_seq: u64,
 }
 
@@ -142,7 +149,10 @@ thread_local! {
             inbox: Inbox::new(),
             posts: Vec::new(),
             scopes: Vec::new(),
+            shields: Vec::new(),
             taken: Vec::new(),
+            shielded_waits: 0,
+            delivered_this_poll: 0,
             next_seq: 0,
         })
     };
@@ -276,7 +286,10 @@ pub fn enter(task: TaskId, inbox: Inbox) {
         s.current = Some(task);
         s.inbox = inbox;
         s.scopes.clear();
+        s.shields.clear();
         s.taken.clear();
+        s.shielded_waits = 0;
+        s.delivered_this_poll = 0;
     });
 }
 
@@ -354,6 +367,10 @@ pub fn call(trap: Trap) -> Result<Reply, TrapError> {
     handler.ok_or(TrapError::NoKernel)?.call(current, trap)
 }
 
+/// The most interrupts delivered to leaves in one poll of a task; see
+/// `Slot::take_interrupt`.
+pub const INTERRUPTS_PER_POLL: usize = 1024;
+
 /// Sequence numbers carry their thread in the high bits, so a leaf moved
 /// to another thread (and kernel) never collides with the leaves there.
 const THREAD_SHIFT: u32 = 40;
@@ -367,6 +384,33 @@ impl Slot {
         }
         self.next_seq += 1;
         self.next_seq
+    }
+
+    /// The interrupt in force for a leaf about to wait here, if any. Inside a
+    /// shield, cancellation and the timeouts set outside it are held back.
+    ///
+    /// Discussion: interrupts are level-triggered, so a loop that catches
+    /// the error and waits again, unshielded, would meet it again and again
+    /// without ever returning `Pending`, and the kernel could neither run
+    /// anything else nor drop the task at shutdown. After
+    /// [`INTERRUPTS_PER_POLL`] deliveries in one poll, leaves park normally
+    /// and the inbox asks the kernel to poll the task again
+    /// ([`Inbox::take_throttled`]): the interrupt goes on being delivered,
+    /// one poll at a time.
+    fn take_interrupt(&mut self) -> Option<TrapError> {
+        if self.delivered_this_poll >= INTERRUPTS_PER_POLL {
+            self.inbox.throttle();
+            return None;
+        }
+        let err = match self.shields.last() {
+            None => self.inbox.take_interrupt(&self.scopes),
+            Some(&depth) => {
+                let inside = self.scopes.get(depth..).unwrap_or(&[]);
+                self.inbox.take_expiry(inside)
+            }
+        }?;
+        self.delivered_this_poll += 1;
+        Some(err)
     }
 
     /// Logs a timeout expiry handed to a leaf, for the timeout blocks
@@ -414,12 +458,11 @@ pub(crate) fn post(
         };
         let mine = ticket.filter(|t| s.issued_here(*t));
         if let Some(t) = mine {
-            if let Some(err) = s.inbox.take_answer_in(t.seq, &s.scopes) {
-                s.note_taken(&err);
+            if let Some(err) = s.inbox.take_answer(t.seq) {
                 return Err(err);
             }
         }
-        if let Some(err) = s.inbox.take_interrupt(&s.scopes) {
+        if let Some(err) = s.take_interrupt() {
             s.note_taken(&err);
             return Err(err);
         }
@@ -427,6 +470,9 @@ pub(crate) fn post(
             Some(t) => t.seq,
             None => s.next_seq(),
         };
+        if !s.shields.is_empty() {
+            s.shielded_waits += 1;
+        }
         let new = Post {
             seq,
             trap,

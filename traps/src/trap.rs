@@ -52,8 +52,9 @@ pub type TaskFuture = Pin<Box<dyn Future<Output = ()>>>;
 ///
 /// Every blocking trap resumes with nothing but the chance to look again.
 /// An interrupt (`Cancelled`, or `TimedOut` for a leaf inside the timeout's
-/// scope) resumes every leaf waiting when it arrives, and is otherwise taken
-/// by the next leaf about to trap (see [`crate::Inbox`]). "Undone" below is
+/// scope) resumes every leaf waiting when it arrives and stays in force:
+/// every leaf that would wait fails with it, outside a shield (see
+/// [`crate::Inbox`]). "Undone" below is
 /// what happens to the park when its leaf completes or is dropped, the way an
 /// interrupted leaf ends: the kernel takes back what the park holds.
 ///
@@ -120,8 +121,7 @@ pub enum Trap {
     /// wake the task through its `Waker`.
     ///
     /// Parks nothing but a marker. Woken only by an interrupt (cancel or
-    /// timeout) — the foreign future's own waker wakes the task otherwise —
-    /// and only when no other leaf inside the same timeout scope is waiting:
+    /// timeout) — the foreign future's own waker wakes the task otherwise:
     /// it lets an interrupt reach a subtree that waits on a future that never
     /// traps. Undone: nothing to take back. The leaf resumes by polling that
     /// future again.
