@@ -416,7 +416,7 @@ fn limit_over_a_foreign_branch_and_a_sleep_ends_the_block() {
     let out = run_clean(async {
         let (_tx, rx) = futures::channel::oneshot::channel::<()>();
         timeout_after(ms(1), async {
-            futures::join!(rx, sleep(ms(10)));
+            let _ = futures::join!(rx, sleep(ms(10)));
         })
         .await
     });
