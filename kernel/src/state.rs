@@ -8,7 +8,7 @@
 //! User code can therefore always re-enter the kernel through a trap.
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::Waker;
 use std::time::Instant;
 
@@ -41,15 +41,15 @@ pub(crate) struct Timeout {
 /// process starts at 1.
 #[derive(Debug, Default)]
 pub(crate) struct Serials {
-    next: u32,
-    end: u32,
+    next: u64,
+    end: u64,
 }
 
 impl Serials {
-    const BLOCK: u32 = 1 << 16;
+    const BLOCK: u64 = 1 << 16;
 
-    pub(crate) fn next(&mut self) -> u32 {
-        static BLOCKS: AtomicU32 = AtomicU32::new(0);
+    pub(crate) fn next(&mut self) -> u64 {
+        static BLOCKS: AtomicU64 = AtomicU64::new(0);
         if self.next == self.end {
             let base = BLOCKS.fetch_add(Serials::BLOCK, Ordering::Relaxed);
             self.next = base.max(1);

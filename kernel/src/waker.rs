@@ -40,13 +40,13 @@ impl WakeRef {
         WakeRef {
             kernel,
             index: task.index(),
-            serial24: task.serial() & LOW24,
+            serial24: (task.serial() & u64::from(LOW24)) as u32,
         }
     }
 
     /// Whether this wake is addressed to `task` (and not to an older occupant of its slot).
     pub(crate) fn names(self, task: TaskId) -> bool {
-        self.index == task.index() && self.serial24 == task.serial() & LOW24
+        self.index == task.index() && u64::from(self.serial24) == task.serial() & u64::from(LOW24)
     }
 
     fn pack(self) -> usize {

@@ -23,7 +23,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct TaskId {
     index: u32,
-    serial: u32,
+    serial: u64,
 }
 
 impl TaskId {
@@ -39,7 +39,7 @@ impl TaskId {
     /// assert_eq!(old.index(), new.index());
     /// assert_ne!(old, new);
     /// ```
-    pub const fn new(index: u32, serial: u32) -> TaskId {
+    pub const fn new(index: u32, serial: u64) -> TaskId {
         TaskId { index, serial }
     }
 
@@ -58,8 +58,8 @@ impl TaskId {
         self.index
     }
 
-    /// The serial number of the task, unique for the life of its kernel
-    /// (until it wraps after 2^32 spawns).
+    /// The serial number of the task, unique in the process: no other task
+    /// of any kernel has had it.
     ///
     /// # Examples
     ///
@@ -70,7 +70,7 @@ impl TaskId {
     /// assert_eq!(id.serial(), 17);
     /// assert_eq!(id.to_string(), "task 17", "people see the serial");
     /// ```
-    pub const fn serial(self) -> u32 {
+    pub const fn serial(self) -> u64 {
         self.serial
     }
 }
@@ -101,7 +101,7 @@ impl fmt::Display for TaskId {
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct TimeoutId {
     index: u32,
-    serial: u32,
+    serial: u64,
 }
 
 impl TimeoutId {
@@ -116,7 +116,7 @@ impl TimeoutId {
     /// assert_ne!(outer, inner);
     /// assert_eq!(format!("{inner:?}"), "TimeoutId(2@1)");
     /// ```
-    pub const fn new(index: u32, serial: u32) -> TimeoutId {
+    pub const fn new(index: u32, serial: u64) -> TimeoutId {
         TimeoutId { index, serial }
     }
 
@@ -144,7 +144,7 @@ impl TimeoutId {
     /// assert_eq!(id.serial(), 9);
     /// assert_eq!(id.to_string(), "timeout 9");
     /// ```
-    pub const fn serial(self) -> u32 {
+    pub const fn serial(self) -> u64 {
         self.serial
     }
 }
