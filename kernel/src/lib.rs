@@ -25,7 +25,7 @@
 //! - `run`: the loop's pass, polling one task, shutdown.
 //! - `state`: the kernel's state and park / fire / undo / finish.
 //! - `deadlines`: timeouts, and firing what the timer queue says is due.
-//! - `interrupts`: cancellation and expiries owed to the parked leaves.
+//! - `interrupts`: cancellation and expiries resuming the leaves they reach.
 //! - `calls`: the answers to immediate traps.
 //! - `task`: a task record and its parks.
 //! - `io`: the fd table, one reader and one writer per fd.

@@ -328,6 +328,6 @@ pub struct Post {
     /// The source line of the await that trapped.
     pub location: &'static Location<'static>,
     /// The innermost timeout scope in force when the leaf trapped: a
-    /// timeout's expiry is owed to the parks inside its scope.
+    /// timeout's expiry reaches the parks inside its scope.
     pub scope: Option<TimeoutId>,
 }
