@@ -257,10 +257,12 @@ impl Kernel {
                         let cancelled_now = cancel_before == Delivery::None
                             && task.inbox.cancel_state() != Delivery::None;
                         // A poll that hit the delivery limit (a loop catching
-                        // interrupts): poll again, delivery goes on.
-                        let throttled = task.inbox.take_throttled();
-                        if (cancelled_now && !task.parks.is_empty()) || throttled {
+                        // interrupts): resume it, delivery goes on next poll.
+                        let held_back = task.inbox.take_throttled();
+                        if cancelled_now && !task.parks.is_empty() {
                             st.interrupt(id, TrapError::Cancelled);
+                        } else if let Some(err) = held_back {
+                            st.interrupt(id, err);
                         }
                     }
                     None

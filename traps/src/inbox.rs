@@ -78,7 +78,7 @@ pub struct Inbox {
     cancel: Delivery,
     expired: Vec<Expiry>,
     answers: Vec<(u64, TrapError)>,
-    throttled: bool,
+    throttled: Option<TrapError>,
 }
 
 impl Inbox {
@@ -94,7 +94,7 @@ impl Inbox {
             cancel: Delivery::None,
             expired: Vec::new(),
             answers: Vec::new(),
-            throttled: false,
+            throttled: None,
         }
     }
 
@@ -285,31 +285,33 @@ impl Inbox {
         None
     }
 
-    /// Records that a poll stopped delivering interrupts after the most one
+    /// Records that a poll held back `err` after the most interrupts one
     /// poll may deliver (a loop catching them and waiting again).
     ///
     /// # Examples
     ///
     /// ```
-    /// let mut inbox = trapline_traps::Inbox::new();
-    /// inbox.throttle();
-    /// assert!(inbox.take_throttled());
-    /// assert!(!inbox.take_throttled());
+    /// use trapline_traps::{Inbox, TrapError};
+    ///
+    /// let mut inbox = Inbox::new();
+    /// inbox.throttle(TrapError::Cancelled);
+    /// assert_eq!(inbox.take_throttled(), Some(TrapError::Cancelled));
+    /// assert_eq!(inbox.take_throttled(), None);
     /// ```
-    pub fn throttle(&mut self) {
-        self.throttled = true;
+    pub fn throttle(&mut self, err: TrapError) {
+        self.throttled = Some(err);
     }
 
-    /// Whether the last poll was throttled; the kernel then resumes the task
-    /// so that delivery goes on in its next poll.
+    /// The interrupt the last poll held back, if it was throttled; the
+    /// kernel then resumes the task so that delivery goes on next poll.
     ///
     /// # Examples
     ///
     /// ```
-    /// assert!(!trapline_traps::Inbox::new().take_throttled());
+    /// assert_eq!(trapline_traps::Inbox::new().take_throttled(), None);
     /// ```
-    pub fn take_throttled(&mut self) -> bool {
-        std::mem::take(&mut self.throttled)
+    pub fn take_throttled(&mut self) -> Option<TrapError> {
+        self.throttled.take()
     }
 
     /// Whether the inbox holds nothing at all.

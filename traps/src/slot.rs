@@ -398,10 +398,6 @@ impl Slot {
     /// ([`Inbox::take_throttled`]): the interrupt goes on being delivered,
     /// one poll at a time.
     fn take_interrupt(&mut self) -> Option<TrapError> {
-        if self.delivered_this_poll >= INTERRUPTS_PER_POLL {
-            self.inbox.throttle();
-            return None;
-        }
         let err = match self.shields.last() {
             None => self.inbox.take_interrupt(&self.scopes),
             Some(&depth) => {
@@ -409,6 +405,10 @@ impl Slot {
                 self.inbox.take_expiry(inside)
             }
         }?;
+        if self.delivered_this_poll >= INTERRUPTS_PER_POLL {
+            self.inbox.throttle(err);
+            return None;
+        }
         self.delivered_this_poll += 1;
         Some(err)
     }
