@@ -1,4 +1,4 @@
-//! Costs of the kernel's own operations, in nanoseconds per operation.
+//! The kernel's own costs beside tokio current_thread's, with criterion.
 //!
 //! Run it with:
 //!
@@ -6,104 +6,306 @@
 //! cargo bench --bench kernel
 //! ```
 //!
-//! Each operation runs in batches on a fresh kernel; the table shows the
-//! median and the best of 7 batches. These are trapline's figures alone:
-//! they are meant to be compared run against run, on one machine.
+//! Each group measures one operation on trapline and on a tokio
+//! current_thread runtime, timed inside the runtime (a kernel or runtime is
+//! made once per sample, outside the timing):
+//!
+//! - `spawn_complete`: spawn a task that returns at once, and join it;
+//! - `yield`: two tasks yielding to each other; one iteration is one yield
+//!   of each (two task switches);
+//! - `ping_pong`: two tasks passing a number back and forth; one iteration is
+//!   a round trip. trapline's mailbox is built on the `SchedWait` and
+//!   `SchedWake` traps (below); tokio's is its `mpsc` channel;
+//! - `timer_insert_cancel`: a timeout armed around a future that yields once,
+//!   then disarmed (tokio registers its timer entry only when the inner
+//!   future is pending, hence the yield; both pay it);
+//! - `sleep_10k`: 10,000 tasks sleep 1 ms and are joined; one iteration is
+//!   the whole batch.
+//!
+//! Run any other way than `cargo bench` (as `cargo test` does), criterion
+//! runs each benchmark once, to check it works.
 
+use std::cell::Cell;
+use std::future::Future;
 use std::hint::black_box;
+use std::pin::Pin;
+use std::rc::Rc;
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-use trapline::{sleep, spawn, timeout_after, yield_now};
+use criterion::{criterion_group, criterion_main, Criterion};
+use trapline::traps::{sched_wake, Leaf, QueueId, Trap, TrapError};
 
-const ROUNDS: usize = 7;
-
-/// Runs `batch` (which does `ops` operations) `ROUNDS` times on fresh
-/// kernels; returns (median, best) nanoseconds per operation.
-fn measure<F, Fut>(ops: u64, batch: F) -> (f64, f64)
+/// Runs `body(iters)` on a fresh trapline kernel; it returns the time it took.
+fn on_trapline<F, Fut>(iters: u64, body: F) -> Duration
 where
-    F: Fn() -> Fut,
-    Fut: std::future::Future<Output = ()>,
+    F: FnOnce(u64) -> Fut,
+    Fut: Future<Output = Duration>,
 {
-    let mut per_op: Vec<f64> = (0..ROUNDS)
-        .map(|_| {
-            let start = Instant::now();
-            trapline::run(batch()).expect("a kernel");
-            start.elapsed().as_nanos() as f64 / ops as f64
-        })
-        .collect();
-    per_op.sort_by(f64::total_cmp);
-    (per_op[ROUNDS / 2], per_op[0])
+    trapline::run(body(iters)).expect("a kernel")
 }
 
-fn report(name: &str, (median, best): (f64, f64)) {
-    println!("{name:<36} {median:>10.1} {best:>10.1}");
+/// Runs `body(iters)` on a fresh tokio current_thread runtime.
+fn on_tokio<F, Fut>(iters: u64, body: F) -> Duration
+where
+    F: FnOnce(u64) -> Fut,
+    Fut: Future<Output = Duration>,
+{
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a runtime")
+        .block_on(body(iters))
 }
 
-fn main() {
-    // `cargo bench` passes --bench; run any other way (`cargo test
-    // --benches`), the batches are kept small so the run is quick.
-    let quick = !std::env::args().any(|a| a == "--bench");
-    let n: u64 = if quick { 1_000 } else { 100_000 };
-    println!(
-        "{:<36} {:>10} {:>10}",
-        "operation (ns/op)", "median", "best"
-    );
+/// A one-value mailbox for two tasks on one kernel, written with traps only.
+struct Mailbox {
+    value: Cell<Option<u64>>,
+    queue: QueueId,
+}
 
-    report(
-        "spawn + join",
-        measure(n, || async move {
-            for i in 0..n {
-                let t = spawn(async move { black_box(i) }).unwrap();
-                black_box(t.join().await.unwrap());
-            }
-        }),
-    );
-    report(
-        "spawn 1000, then join all",
-        measure(n, || async move {
-            for _ in 0..n / 1000 {
-                let tasks: Vec<_> = (0..1000u64)
-                    .map(|i| spawn(async move { black_box(i) }).unwrap())
-                    .collect();
-                for t in &tasks {
-                    black_box(t.join().await.unwrap());
+impl Mailbox {
+    fn new() -> Mailbox {
+        Mailbox {
+            value: Cell::new(None),
+            queue: QueueId::new(),
+        }
+    }
+
+    fn send(&self, v: u64) {
+        self.value.set(Some(v));
+        sched_wake(self.queue, 1).expect("inside a kernel");
+    }
+
+    fn recv(&self) -> Recv<'_> {
+        Recv {
+            mailbox: self,
+            leaf: Leaf::new(),
+        }
+    }
+}
+
+/// Waits in the mailbox's queue until a value is there.
+struct Recv<'a> {
+    mailbox: &'a Mailbox,
+    leaf: Leaf,
+}
+
+impl Future for Recv<'_> {
+    type Output = Result<u64, TrapError>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.get_mut();
+        if let Some(v) = this.mailbox.value.take() {
+            this.leaf.done();
+            return Poll::Ready(Ok(v));
+        }
+        match this.leaf.trap(
+            cx,
+            Trap::SchedWait {
+                queue: this.mailbox.queue,
+            },
+        ) {
+            Ok(()) => Poll::Pending,
+            Err(e) => Poll::Ready(Err(e)),
+        }
+    }
+}
+
+fn spawn_complete(c: &mut Criterion) {
+    let mut group = c.benchmark_group("spawn_complete");
+    group.bench_function("trapline", |b| {
+        b.iter_custom(|iters| {
+            on_trapline(iters, |n| async move {
+                let start = Instant::now();
+                for i in 0..n {
+                    let task = trapline::spawn(async move { black_box(i) }).unwrap();
+                    black_box(task.join().await.unwrap());
                 }
-            }
-        }),
-    );
-    report(
-        "yield (task switch, 2 tasks)",
-        measure(2 * n, || async move {
-            let other = spawn(async move {
-                for _ in 0..n {
-                    yield_now().await.unwrap();
-                }
+                start.elapsed()
             })
-            .unwrap();
-            for _ in 0..n {
-                yield_now().await.unwrap();
-            }
-            other.join().await.unwrap();
-        }),
-    );
-    report(
-        "timeout_after armed and unset",
-        measure(n, || async move {
-            for i in 0..n {
-                let v = timeout_after(Duration::from_secs(60), async move { i }).await;
-                black_box(v.unwrap());
-            }
-        }),
-    );
-    report(
-        "10k tasks sleep 1 ms and wake, per task",
-        measure(10_000, || async move {
-            let tasks: Vec<_> = (0..10_000)
-                .map(|_| spawn(sleep(Duration::from_millis(1))).unwrap())
-                .collect();
-            for t in &tasks {
-                t.join().await.unwrap().unwrap();
-            }
-        }),
-    );
+        })
+    });
+    group.bench_function("tokio", |b| {
+        b.iter_custom(|iters| {
+            on_tokio(iters, |n| async move {
+                let start = Instant::now();
+                for i in 0..n {
+                    black_box(tokio::spawn(async move { black_box(i) }).await.unwrap());
+                }
+                start.elapsed()
+            })
+        })
+    });
+    group.finish();
 }
+
+fn yield_switch(c: &mut Criterion) {
+    let mut group = c.benchmark_group("yield");
+    group.bench_function("trapline", |b| {
+        b.iter_custom(|iters| {
+            on_trapline(iters, |n| async move {
+                let start = Instant::now();
+                let other = trapline::spawn(async move {
+                    for _ in 0..n {
+                        trapline::yield_now().await.unwrap();
+                    }
+                })
+                .unwrap();
+                for _ in 0..n {
+                    trapline::yield_now().await.unwrap();
+                }
+                other.join().await.unwrap();
+                start.elapsed()
+            })
+        })
+    });
+    group.bench_function("tokio", |b| {
+        b.iter_custom(|iters| {
+            on_tokio(iters, |n| async move {
+                let start = Instant::now();
+                let other = tokio::spawn(async move {
+                    for _ in 0..n {
+                        tokio::task::yield_now().await;
+                    }
+                });
+                for _ in 0..n {
+                    tokio::task::yield_now().await;
+                }
+                other.await.unwrap();
+                start.elapsed()
+            })
+        })
+    });
+    group.finish();
+}
+
+fn ping_pong(c: &mut Criterion) {
+    let mut group = c.benchmark_group("ping_pong");
+    group.bench_function("trapline", |b| {
+        b.iter_custom(|iters| {
+            on_trapline(iters, |n| async move {
+                let (ping, pong) = (Rc::new(Mailbox::new()), Rc::new(Mailbox::new()));
+                let start = Instant::now();
+                let echo = {
+                    let (ping, pong) = (ping.clone(), pong.clone());
+                    trapline::spawn(async move {
+                        for _ in 0..n {
+                            let v = ping.recv().await.unwrap();
+                            pong.send(v + 1);
+                        }
+                    })
+                    .unwrap()
+                };
+                for i in 0..n {
+                    ping.send(i);
+                    assert_eq!(pong.recv().await.unwrap(), i + 1);
+                }
+                echo.join().await.unwrap();
+                start.elapsed()
+            })
+        })
+    });
+    group.bench_function("tokio", |b| {
+        b.iter_custom(|iters| {
+            on_tokio(iters, |n| async move {
+                let (ping_tx, mut ping_rx) = tokio::sync::mpsc::unbounded_channel::<u64>();
+                let (pong_tx, mut pong_rx) = tokio::sync::mpsc::unbounded_channel::<u64>();
+                let start = Instant::now();
+                let echo = tokio::spawn(async move {
+                    for _ in 0..n {
+                        let v = ping_rx.recv().await.unwrap();
+                        pong_tx.send(v + 1).unwrap();
+                    }
+                });
+                for i in 0..n {
+                    ping_tx.send(i).unwrap();
+                    assert_eq!(pong_rx.recv().await.unwrap(), i + 1);
+                }
+                echo.await.unwrap();
+                start.elapsed()
+            })
+        })
+    });
+    group.finish();
+}
+
+fn timer_insert_cancel(c: &mut Criterion) {
+    let mut group = c.benchmark_group("timer_insert_cancel");
+    group.bench_function("trapline", |b| {
+        b.iter_custom(|iters| {
+            on_trapline(iters, |n| async move {
+                let start = Instant::now();
+                for _ in 0..n {
+                    let limited = trapline::timeout_after(Duration::from_secs(60), trapline::yield_now());
+                    black_box(limited.await.unwrap().unwrap());
+                }
+                start.elapsed()
+            })
+        })
+    });
+    group.bench_function("tokio", |b| {
+        b.iter_custom(|iters| {
+            on_tokio(iters, |n| async move {
+                let start = Instant::now();
+                for _ in 0..n {
+                    let limited =
+                        tokio::time::timeout(Duration::from_secs(60), tokio::task::yield_now());
+                    black_box(limited.await.unwrap());
+                }
+                start.elapsed()
+            })
+        })
+    });
+    group.finish();
+}
+
+const SLEEPERS: usize = 10_000;
+
+fn sleep_10k(c: &mut Criterion) {
+    let mut group = c.benchmark_group("sleep_10k");
+    group.sample_size(10);
+    group.bench_function("trapline", |b| {
+        b.iter_custom(|iters| {
+            on_trapline(iters, |n| async move {
+                let start = Instant::now();
+                for _ in 0..n {
+                    let tasks: Vec<_> = (0..SLEEPERS)
+                        .map(|_| trapline::spawn(trapline::sleep(Duration::from_millis(1))).unwrap())
+                        .collect();
+                    for t in &tasks {
+                        t.join().await.unwrap().unwrap();
+                    }
+                }
+                start.elapsed()
+            })
+        })
+    });
+    group.bench_function("tokio", |b| {
+        b.iter_custom(|iters| {
+            on_tokio(iters, |n| async move {
+                let start = Instant::now();
+                for _ in 0..n {
+                    let tasks: Vec<_> = (0..SLEEPERS)
+                        .map(|_| tokio::spawn(tokio::time::sleep(Duration::from_millis(1))))
+                        .collect();
+                    for t in tasks {
+                        t.await.unwrap();
+                    }
+                }
+                start.elapsed()
+            })
+        })
+    });
+    group.finish();
+}
+
+criterion_group! {
+    name = benches;
+    config = Criterion::default()
+        .warm_up_time(Duration::from_millis(500))
+        .measurement_time(Duration::from_secs(2))
+        .sample_size(20);
+    targets = spawn_complete, yield_switch, ping_pong, timer_insert_cancel, sleep_10k
+}
+criterion_main!(benches);
