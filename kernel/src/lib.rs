@@ -30,6 +30,7 @@
 //! - `task`: a task record and its parks.
 //! - `io`: the fd table, one reader and one writer per fd.
 //! - `timers`: the timer heap with lazy deletion.
+//! - `timerfd`: the deadline timer that makes sub-millisecond sleeps precise.
 //! - `waker`: task wakers, local and cross-thread wakes.
 //!
 //! # Examples
@@ -54,6 +55,7 @@ mod io;
 mod run;
 mod state;
 mod task;
+mod timerfd;
 mod timers;
 mod waker;
 
@@ -171,6 +173,8 @@ impl Builder {
         let remote = Arc::new(Remote::new(bell));
         let id = waker::register(remote.clone())?;
         let registry = poll.registry().try_clone()?;
+        // Without a timerfd, deadlines fall back to mio's millisecond timeouts.
+        let timer = timerfd::DeadlineTimer::new(poll.registry()).ok();
         Ok(Kernel {
             shared: Rc::new(Shared {
                 state: RefCell::new(State::new(id, registry)),
@@ -182,6 +186,7 @@ impl Builder {
             grace: self.grace,
             posts: Vec::new(),
             wakes: Vec::new(),
+            timer,
         })
     }
 }
@@ -220,6 +225,7 @@ pub struct Kernel {
     grace: Duration,
     posts: Vec<trapline_traps::Post>,
     wakes: Vec<waker::WakeRef>,
+    timer: Option<timerfd::DeadlineTimer>,
 }
 
 impl Kernel {

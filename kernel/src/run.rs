@@ -4,7 +4,7 @@
 //!
 //! 1. gather the wakes that arrived (this thread's and other threads');
 //! 2. poll mio — with timeout 0 if any task is ready, else until the next
-//!    deadline (mio rounds up to whole milliseconds);
+//!    deadline (a timerfd armed for it ends the wait, see `timerfd`);
 //! 3. fire the parks whose fd became ready and whose deadline passed, and wake
 //!    the foreign wakers those parks were made under;
 //! 4. run exactly the tasks that were ready when step 4 began. A task made
@@ -24,6 +24,7 @@ use log::{debug, error, trace};
 use trapline_traps::{Delivery, Handler, TaskId, TrapError};
 
 use crate::io::BELL;
+use crate::timerfd::TIMER;
 use crate::waker::{self, WakeRef};
 use crate::Kernel;
 
@@ -143,7 +144,8 @@ impl Kernel {
         limit: Option<Instant>,
     ) -> io::Result<()> {
         self.gather_wakes();
-        let timeout = {
+        // `None`: skip the poll; `Some(timeout)`: poll for that long.
+        let wait = {
             let mut st = self.shared.state.borrow_mut();
             st.counters.passes += 1;
             st.compact_timers();
@@ -152,12 +154,28 @@ impl Kernel {
                     (Some(a), Some(b)) => Some(a.min(b)),
                     (a, b) => a.or(b),
                 };
-                next.map(|at| at.saturating_duration_since(st.now()))
+                let now = st.now();
+                Some(match self.timer.as_mut() {
+                    Some(timer) => timer.poll_timeout(next, now),
+                    None => next.map(|at| at.saturating_duration_since(now)),
+                })
+            } else if st.io.registered() == 0 {
+                // Tasks are ready and no fd is watched: nothing `epoll_wait`
+                // could say matters (wakes from other threads come through
+                // their queue, deadlines off the clock). Skip the syscall.
+                None
             } else {
-                Some(Duration::ZERO)
+                Some(Some(Duration::ZERO))
             }
         };
-        match self.poll.poll(&mut self.events, timeout) {
+        let polled = match wait {
+            Some(timeout) => self.poll.poll(&mut self.events, timeout),
+            None => {
+                self.events.clear();
+                Ok(())
+            }
+        };
+        match polled {
             Ok(()) => {}
             // A signal arrived; the pass goes on with no events.
             Err(e) if e.kind() == io::ErrorKind::Interrupted => self.events.clear(),
@@ -168,6 +186,12 @@ impl Kernel {
             for event in self.events.iter() {
                 if event.token() == BELL {
                     continue; // drained by gather_wakes
+                }
+                if event.token() == TIMER {
+                    if let Some(timer) = self.timer.as_mut() {
+                        timer.fired();
+                    }
+                    continue; // the expiry below looks at the clock
                 }
                 let read = event.is_readable() || event.is_read_closed() || event.is_error();
                 let write = event.is_writable() || event.is_write_closed() || event.is_error();
