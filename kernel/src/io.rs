@@ -6,6 +6,20 @@
 //! before it traps: a leaf that saw `WouldBlock` is guaranteed a new edge when
 //! the fd becomes ready again.
 //!
+//! Discussion: a leaf may also trap *without* trying, when its previous
+//! try was a short read — a TCP read that returned fewer bytes than asked
+//! had emptied the receive queue, so the `EAGAIN` read after it would be a
+//! wasted syscall. Bytes arriving after that short read make a new edge, but
+//! the edge may reach the kernel before the leaf's trap does, when nobody
+//! sits in the seat. So the table remembers it: an edge with an empty seat
+//! sets the seat's `edge` bit, and the next waiter to sit finds the bit,
+//! clears it and is resumed at once, to try its syscall. A bit left from an
+//! edge whose bytes were read without trapping costs one spurious resume,
+//! which is harmless. The end of the stream is kept for good (`read_closed`):
+//! a short read can return the last bytes with the peer's FIN already queued
+//! behind them, signalled by the same edge, and the read after it must not
+//! wait for another.
+//!
 //! Tokens carry the fd and a registration serial, so an event that was in
 //! flight when an fd was released and its number reused is recognised as stale.
 
@@ -27,6 +41,13 @@ struct Entry {
     serial: u32,
     reader: Option<Waiter>,
     writer: Option<Waiter>,
+    /// An edge arrived in that direction while nobody sat there: the next
+    /// waiter is resumed at once instead of parked (see the module's
+    /// Discussion).
+    edge: [bool; 2],
+    /// The peer ended the stream (or it failed): a read no longer blocks,
+    /// and no new edge will say so. Sticky until the fd is released.
+    read_closed: bool,
 }
 
 /// The direction of a wait.
@@ -59,14 +80,16 @@ impl IoTable {
         self.registered
     }
 
-    /// Seats `waiter` as `fd`'s reader or writer, registering the fd if needed.
+    /// Seats `waiter` as `fd`'s reader or writer, registering the fd if
+    /// needed. `Ok(false)`: an edge came while the seat was empty; the
+    /// waiter is not seated and should be resumed at once.
     pub(crate) fn wait(
         &mut self,
         registry: &Registry,
         fd: RawFd,
         dir: Dir,
         waiter: Waiter,
-    ) -> Result<(), TrapError> {
+    ) -> Result<bool, TrapError> {
         let at = usize::try_from(fd).map_err(|_| TrapError::Os(EBADF))?;
         let registered = self.fds.get(at).is_some_and(|e| e.serial != 0);
         if !registered {
@@ -86,15 +109,21 @@ impl IoTable {
             self.registered += 1;
         }
         let entry = &mut self.fds[at];
-        let seat = match dir {
-            Dir::Read => &mut entry.reader,
-            Dir::Write => &mut entry.writer,
+        let closed = dir == Dir::Read && entry.read_closed;
+        let (seat, edge) = match dir {
+            Dir::Read => (&mut entry.reader, &mut entry.edge[0]),
+            Dir::Write => (&mut entry.writer, &mut entry.edge[1]),
         };
         match seat {
             Some(other) if *other != waiter => Err(TrapError::ResourceBusy),
+            None if closed => Ok(false),
+            None if *edge => {
+                *edge = false;
+                Ok(false)
+            }
             _ => {
                 *seat = Some(waiter);
-                Ok(())
+                Ok(true)
             }
         }
     }
@@ -126,6 +155,8 @@ impl IoTable {
         }
         let seated = [entry.reader.take(), entry.writer.take()];
         entry.serial = 0;
+        entry.edge = [false; 2];
+        entry.read_closed = false;
         seated
     }
 
@@ -149,14 +180,34 @@ impl IoTable {
         released
     }
 
-    /// The waiters an event for `token` fires: `[reader, writer]`.
-    pub(crate) fn event(&mut self, token: Token, read: bool, write: bool) -> [Option<Waiter>; 2] {
+    /// The waiters an event for `token` fires: `[reader, writer]`. An edge
+    /// in a direction nobody waits in is remembered for the next waiter;
+    /// `read_closed` (end of stream, or an error) for every reader to come.
+    pub(crate) fn event(
+        &mut self,
+        token: Token,
+        read: bool,
+        write: bool,
+        read_closed: bool,
+    ) -> [Option<Waiter>; 2] {
         let (at, serial) = (token.0 & 0xFFFF_FFFF, (token.0 >> 32) as u32);
         match self.fds.get_mut(at) {
-            Some(entry) if entry.serial == serial => [
-                if read { entry.reader.take() } else { None },
-                if write { entry.writer.take() } else { None },
-            ],
+            Some(entry) if entry.serial == serial => {
+                entry.read_closed |= read_closed;
+                let fire = |seat: &mut Option<Waiter>, edge: &mut bool, happened: bool| {
+                    if !happened {
+                        return None;
+                    }
+                    let waiter = seat.take();
+                    *edge = waiter.is_none();
+                    waiter
+                };
+                let [read_edge, write_edge] = &mut entry.edge;
+                [
+                    fire(&mut entry.reader, read_edge, read),
+                    fire(&mut entry.writer, write_edge, write),
+                ]
+            }
             _ => [None, None],
         }
     }
@@ -184,11 +235,11 @@ mod tests {
         let mut table = IoTable::default();
         assert_eq!(
             table.wait(poll.registry(), fd, Dir::Read, waiter(1)),
-            Ok(())
+            Ok(true)
         );
         assert_eq!(
             table.wait(poll.registry(), fd, Dir::Read, waiter(1)),
-            Ok(())
+            Ok(true)
         );
         assert_eq!(
             table.wait(poll.registry(), fd, Dir::Read, waiter(2)),
@@ -196,7 +247,7 @@ mod tests {
         );
         assert_eq!(
             table.wait(poll.registry(), fd, Dir::Write, waiter(2)),
-            Ok(())
+            Ok(true)
         );
         assert_eq!(table.registered(), 1, "registered once for both directions");
         assert_eq!(
@@ -222,9 +273,46 @@ mod tests {
         table
             .wait(poll.registry(), fd, Dir::Read, waiter(2))
             .unwrap();
-        assert_eq!(table.event(old, true, true), [None, None]);
+        assert_eq!(table.event(old, true, true, false), [None, None]);
         let new = Token(fd as usize | (table.next_serial as usize) << 32);
-        assert_eq!(table.event(new, true, true), [Some(waiter(2)), None]);
+        assert_eq!(table.event(new, true, true, false), [Some(waiter(2)), None]);
+    }
+
+    /// An edge with nobody seated is kept for the next waiter, who is not
+    /// seated but resumed at once; the bit is spent, so the waiter after
+    /// parks. An edge with a waiter seated fires it and leaves no bit.
+    #[test]
+    fn edge_with_an_empty_seat_is_kept_for_the_next_waiter() {
+        let poll = mio::Poll::new().unwrap();
+        let (a, _b) = std::os::unix::net::UnixStream::pair().unwrap();
+        let fd = a.as_raw_fd();
+        let mut table = IoTable::default();
+        assert_eq!(table.wait(poll.registry(), fd, Dir::Read, waiter(1)), Ok(true));
+        let token = Token(fd as usize | (table.next_serial as usize) << 32);
+        assert_eq!(table.event(token, true, true, false), [Some(waiter(1)), None]);
+        // Nobody waits to read now: the next read edge is kept.
+        assert_eq!(table.event(token, true, false, false), [None, None]);
+        assert_eq!(table.wait(poll.registry(), fd, Dir::Read, waiter(2)), Ok(false));
+        assert_eq!(table.wait(poll.registry(), fd, Dir::Read, waiter(2)), Ok(true));
+        // The write edge of the first event was kept too, once.
+        assert_eq!(table.wait(poll.registry(), fd, Dir::Write, waiter(3)), Ok(false));
+        assert_eq!(table.wait(poll.registry(), fd, Dir::Write, waiter(3)), Ok(true));
+        // Another reader is still refused while one sits.
+        assert_eq!(
+            table.wait(poll.registry(), fd, Dir::Read, waiter(4)),
+            Err(TrapError::ResourceBusy)
+        );
+        // The end of the stream resumes every reader to come at once: a
+        // read after a short read must see it, and no new edge will come.
+        table.leave(fd, Dir::Read, waiter(2));
+        assert_eq!(table.event(token, true, false, true), [None, None]);
+        assert_eq!(table.wait(poll.registry(), fd, Dir::Read, waiter(6)), Ok(false));
+        assert_eq!(table.wait(poll.registry(), fd, Dir::Read, waiter(6)), Ok(false));
+        assert_eq!(table.wait(poll.registry(), fd, Dir::Write, waiter(3)), Ok(true), "writes wait as before");
+        // Releasing forgets the bits.
+        table.event(token, true, false, false);
+        table.release(poll.registry(), fd);
+        assert_eq!(table.wait(poll.registry(), fd, Dir::Read, waiter(5)), Ok(true));
     }
 
     /// A number that is no open fd is refused by the poller, and the table

@@ -195,7 +195,8 @@ impl Kernel {
                 }
                 let read = event.is_readable() || event.is_read_closed() || event.is_error();
                 let write = event.is_writable() || event.is_write_closed() || event.is_error();
-                st.io_event(event.token(), read, write);
+                let read_closed = event.is_read_closed() || event.is_error();
+                st.io_event(event.token(), read, write, read_closed);
             }
             let now = st.now();
             st.expire(now);

@@ -18,7 +18,15 @@
 //! - **Never worse than before.** If the timerfd cannot be made or armed,
 //!   the loop falls back to mio's millisecond timeout.
 //!
-//! Discussion: the timer runs on `CLOCK_MONOTONIC`, the clock behind
+//! Discussion: waking a thread blocked in `epoll_wait` takes tens of
+//! microseconds on a virtual machine (the idle vCPU must be scheduled again),
+//! measured at 48 µs p50 and 95 µs p99 for `sleep(100 µs)` here. So the timer
+//! is armed [`SPIN`] (50 µs) before the deadline, and the loop spends the last
+//! stretch polling without blocking, still serving I/O and ready tasks. That
+//! costs at most 50 µs of CPU per timer wake, and buys lateness of a few
+//! microseconds.
+//!
+//! The timer runs on `CLOCK_MONOTONIC`, the clock behind
 //! `Instant`, and is armed with a *relative* time computed from the real
 //! `Instant::now()`. A deadline on any other clock (a virtual one, in tests)
 //! must not be handed to it: it would fire at the wrong real time.
@@ -29,6 +37,10 @@ use std::time::{Duration, Instant};
 
 use mio::unix::SourceFd;
 use mio::{Interest, Registry, Token};
+
+/// How long before a deadline the timer fires; the loop spins on
+/// `epoll_wait(0)` for the rest (see Discussion above).
+pub(crate) const SPIN: Duration = Duration::from_micros(50);
 
 /// The token of the kernel's deadline timer.
 pub(crate) const TIMER: Token = Token(usize::MAX - 1);
@@ -71,13 +83,15 @@ impl DeadlineTimer {
     ) -> Option<Duration> {
         let at = deadline?;
         let left = at.saturating_duration_since(now);
-        if left.is_zero() {
+        if left <= SPIN {
+            // Due, or so close that waking from a blocked wait would
+            // overshoot it: poll without blocking until it is due.
             return Some(Duration::ZERO);
         }
         if self.armed == Some(at) {
             return None;
         }
-        match self.arm(left) {
+        match self.arm(left - SPIN) {
             Ok(()) => {
                 self.armed = Some(at);
                 None
@@ -120,7 +134,7 @@ impl DeadlineTimer {
 mod tests {
     use super::*;
 
-    /// A 200 µs deadline ends a poll with no timeout, through the timer's
+    /// A deadline 200 µs past the spin ends a poll with no timeout, through the timer's
     /// own event; the same deadline is armed once.
     #[test]
     fn wakes_a_blocking_poll_at_its_deadline() {
@@ -128,25 +142,27 @@ mod tests {
         let mut events = mio::Events::with_capacity(8);
         let mut timer = DeadlineTimer::new(poll.registry()).unwrap();
         let now = Instant::now();
-        let at = now + Duration::from_micros(200);
+        let at = now + SPIN + Duration::from_micros(200);
         assert_eq!(timer.poll_timeout(Some(at), now), None, "armed: no poll timeout");
         assert_eq!(timer.armed, Some(at));
         assert_eq!(timer.poll_timeout(Some(at), now), None, "already armed");
         poll.poll(&mut events, None).unwrap();
         let tokens: Vec<Token> = events.iter().map(|e| e.token()).collect();
         assert_eq!(tokens, [TIMER]);
-        assert!(Instant::now() >= at, "not before its deadline");
+        assert!(Instant::now() + SPIN >= at, "not before its deadline, less the spin");
         timer.fired();
         assert_eq!(timer.armed, None);
     }
 
-    /// A due deadline polls without blocking; no deadline blocks for events.
+    /// A due deadline, or one within the spin, polls without blocking; no
+    /// deadline blocks for events.
     #[test]
     fn due_and_absent_deadlines() {
         let poll = mio::Poll::new().unwrap();
         let mut timer = DeadlineTimer::new(poll.registry()).unwrap();
         let now = Instant::now();
         assert_eq!(timer.poll_timeout(Some(now), now), Some(Duration::ZERO));
+        assert_eq!(timer.poll_timeout(Some(now + SPIN), now), Some(Duration::ZERO));
         assert_eq!(timer.poll_timeout(None, now), None);
         assert_eq!(timer.armed, None, "nothing was armed");
     }

@@ -1,5 +1,6 @@
 //! A connected TCP stream.
 
+use std::cell::Cell;
 use std::future::Future;
 use std::io::{self, Read};
 use std::net::{Shutdown, SocketAddr};
@@ -43,6 +44,9 @@ const MSG_NOSIGNAL: i32 = 0x4000;
 #[derive(Debug)]
 pub struct TcpStream {
     socket: Socket,
+    /// The last read came back short: the receive queue was empty then, so
+    /// the next read may wait without trying (see `Io::drained`).
+    drained: Cell<bool>,
     /// Not `Send`: the fd is registered with the kernel of this thread.
     _kernel: PhantomData<*const ()>,
 }
@@ -51,6 +55,7 @@ impl TcpStream {
     pub(crate) fn from_socket(socket: Socket) -> TcpStream {
         TcpStream {
             socket,
+            drained: Cell::new(false),
             _kernel: PhantomData,
         }
     }
@@ -85,10 +90,7 @@ impl TcpStream {
             require_kernel()?;
             let ty = Type::STREAM.nonblocking().cloexec();
             let socket = Socket::new(Domain::for_address(addr), ty, Some(Protocol::TCP))?;
-            let stream = TcpStream {
-                socket,
-                _kernel: PhantomData,
-            };
+            let stream = TcpStream::from_socket(socket);
             match stream.socket.connect(&addr.into()) {
                 Ok(()) => return Ok(stream),
                 Err(e) if e.raw_os_error() == Some(EINPROGRESS) => {}
@@ -148,9 +150,15 @@ impl TcpStream {
         buf: &'a mut [u8],
         location: &'static Location<'static>,
     ) -> Io<impl FnMut() -> io::Result<usize> + Unpin + 'a> {
+        let drained = self.drained.get();
         Io::new(self.as_raw_fd(), Wait::Read, location, move || {
-            (&self.socket).read(buf)
+            let read = (&self.socket).read(buf);
+            // Short, and not the end: nothing was left behind.
+            let short = matches!(read, Ok(n) if n > 0 && n < buf.len());
+            self.drained.set(short);
+            read
         })
+        .drained(drained)
     }
 
     /// Writes some of `buf`, waiting if the send buffer is full; returns how

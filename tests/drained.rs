@@ -1,0 +1,195 @@
+//! A read after a short read waits without trying first (the `EAGAIN` read
+//! is skipped), and still misses nothing: bytes that arrive before it traps,
+//! after it traps, or the end of the stream all wake it; a read that filled
+//! its buffer tries again before waiting; one reader per stream still holds.
+
+mod util;
+
+use std::future::Future;
+use std::io;
+use std::pin::pin;
+use std::rc::Rc;
+use std::time::Duration;
+
+use futures::future::Either;
+use trapline::{spawn, timeout_after, yield_now, TrapError};
+use util::{run_clean, tcp_pair};
+
+const LIMIT: Duration = Duration::from_secs(5);
+
+/// `read`'s output, or `TimedOut` if it is still waiting after [`LIMIT`]:
+/// a lost wake-up fails the test instead of hanging it. (A `timeout_after`
+/// would not do: a read it interrupts that finds bytes completes normally,
+/// which would hide the lost wake-up.)
+async fn within_limit<T>(read: impl Future<Output = io::Result<T>>) -> io::Result<T> {
+    let read = pin!(read);
+    let limit = pin!(trapline::sleep(LIMIT));
+    // The limit is polled first: when it fires, the read (which a wake of
+    // the task would poll too, and which would then find its bytes) loses.
+    match futures::future::select(limit, read).await {
+        Either::Left(_) => Err(io::ErrorKind::TimedOut.into()),
+        Either::Right((done, _)) => done,
+    }
+}
+
+/// The kernel sees the edge for "b" while nobody waits to read (the reader
+/// is between reads): the read that follows the short read of "a" traps at
+/// once and must be resumed by the kept edge, not left waiting forever.
+#[test]
+fn bytes_arriving_before_the_trap_are_not_lost() {
+    let got = run_clean(async {
+        let (client, server) = tcp_pair().await?;
+        let server = Rc::new(server);
+        // A first read that waits registers the stream with the kernel.
+        let reader = {
+            let server = server.clone();
+            spawn(async move {
+                let mut buf = [0u8; 16];
+                let n = server.read(&mut buf).await?;
+                Ok::<_, io::Error>(buf[..n].to_vec())
+            })?
+        };
+        yield_now().await?;
+        client.write_all(b"a").await?;
+        let first = reader.join().await??;
+        // Short read done; "b" arrives and the kernel polls its edge before
+        // the next read begins.
+        client.write_all(b"b").await?;
+        yield_now().await?;
+        yield_now().await?;
+        let mut buf = [0u8; 16];
+        let n = within_limit(server.read(&mut buf)).await?;
+        Ok::<_, io::Error>((first, buf[..n].to_vec()))
+    })
+    .unwrap();
+    assert_eq!(got, (b"a".to_vec(), b"b".to_vec()));
+}
+
+/// Bytes that arrive after the trap wake it, message after message.
+#[test]
+fn bytes_arriving_after_the_trap_wake_it() {
+    let got = run_clean(async {
+        let (client, server) = tcp_pair().await?;
+        let echo = spawn(async move {
+            let mut buf = [0u8; 64];
+            let mut seen = Vec::new();
+            loop {
+                let n = server.read(&mut buf).await?;
+                if n == 0 {
+                    return Ok::<_, io::Error>(seen);
+                }
+                seen.push(buf[..n].to_vec());
+                server.write_all(&buf[..n]).await?;
+            }
+        })?;
+        for word in [&b"one"[..], b"two", b"three"] {
+            client.write_all(word).await?;
+            let mut back = vec![0u8; word.len()];
+            within_limit(client.read_exact(&mut back)).await?;
+            assert_eq!(back, word);
+        }
+        drop(client);
+        timeout_after(LIMIT, echo.join()).await??
+    })
+    .unwrap();
+    assert_eq!(got, [b"one".to_vec(), b"two".to_vec(), b"three".to_vec()]);
+}
+
+/// A read that filled its buffer may have left bytes behind, for which no
+/// new edge will come: the next read must try before it waits.
+#[test]
+fn a_full_read_tries_again_before_waiting() {
+    let got = run_clean(async {
+        let (client, server) = tcp_pair().await?;
+        let sent: Vec<u8> = (0..100).collect();
+        client.write_all(&sent).await?;
+        yield_now().await?;
+        let mut got = Vec::new();
+        for _ in 0..10 {
+            let mut buf = [0u8; 10];
+            let n = within_limit(server.read(&mut buf)).await?;
+            got.extend_from_slice(&buf[..n]);
+        }
+        Ok::<_, io::Error>(got)
+    })
+    .unwrap();
+    assert_eq!(got, (0..100).collect::<Vec<u8>>());
+}
+
+/// After a short read, the end of the stream wakes the waiting read, which
+/// returns 0; a read after the end returns 0 again without waiting.
+#[test]
+fn end_of_stream_after_a_short_read() {
+    let got = run_clean(async {
+        let (client, server) = tcp_pair().await?;
+        client.write_all(b"last").await?;
+        let mut buf = [0u8; 16];
+        let n = timeout_after(LIMIT, server.read(&mut buf)).await??;
+        let first = buf[..n].to_vec();
+        let closer = spawn(async move {
+            yield_now().await?;
+            drop(client);
+            Ok::<(), TrapError>(())
+        })?;
+        let end = within_limit(server.read(&mut buf)).await?;
+        let again = within_limit(server.read(&mut buf)).await?;
+        closer.join().await??;
+        Ok::<_, io::Error>((first, end, again))
+    })
+    .unwrap();
+    assert_eq!(got, (b"last".to_vec(), 0, 0));
+}
+
+/// A read that waits without trying still holds the reader's seat: a second
+/// reader gets `ResourceBusy`, and the first one gets the bytes.
+#[test]
+fn a_drained_read_still_holds_the_seat() {
+    let got = run_clean(async {
+        let (client, server) = tcp_pair().await?;
+        let server = Rc::new(server);
+        client.write_all(b"x").await?;
+        let mut buf = [0u8; 16];
+        let n = timeout_after(LIMIT, server.read(&mut buf)).await??;
+        assert_eq!(&buf[..n], b"x");
+        let first = {
+            let server = server.clone();
+            spawn(async move {
+                let mut buf = [0u8; 16];
+                let n = server.read(&mut buf).await?;
+                Ok::<_, io::Error>(buf[..n].to_vec())
+            })?
+        };
+        yield_now().await?;
+        let mut other = [0u8; 16];
+        let busy = server.read(&mut other).await.unwrap_err();
+        client.write_all(b"y").await?;
+        let got = timeout_after(LIMIT, first.join()).await???;
+        Ok::<_, io::Error>((TrapError::from_io(&busy).cloned(), got))
+    })
+    .unwrap();
+    assert_eq!(got, (Some(TrapError::ResourceBusy), b"y".to_vec()));
+}
+
+/// Regression: the last bytes and the peer's FIN can come in one edge. The
+/// short read takes the bytes; the read after it waits without trying, and
+/// must still be resumed by the end of the stream the kernel already saw.
+#[test]
+fn end_of_stream_in_the_same_edge_as_the_last_bytes() {
+    let got = run_clean(async {
+        let (client, server) = tcp_pair().await?;
+        let closer = spawn(async move {
+            // The reader waits first, so bytes and FIN arrive as one event.
+            yield_now().await?;
+            server.write_all(b"abc").await?;
+            drop(server);
+            Ok::<_, io::Error>(())
+        })?;
+        let mut buf = [0u8; 8];
+        let n = within_limit(client.read(&mut buf)).await?;
+        let end = within_limit(client.read(&mut buf)).await?;
+        closer.join().await??;
+        Ok::<_, io::Error>((buf[..n].to_vec(), end))
+    })
+    .unwrap();
+    assert_eq!(got, (b"abc".to_vec(), 0));
+}
