@@ -24,15 +24,18 @@
 //! quick pass over a small matrix, writes its output under `target/`, and
 //! checks only that every byte came back.
 //!
-//! Two more modes serve syscall counting (`strace -c -f`, see the README):
-//! `--serve NAME --port P` runs one server in the foreground, and
-//! `--load HOST:PORT --messages N --size S --connections C` sends exactly `N`
-//! messages in a closed loop and prints the figures.
+//! Syscalls per echoed message: `cargo bench --bench echo -- --syscalls`
+//! runs each server under `strace -c -f` for exactly 100,000 messages
+//! (`--messages N --size S --connections C` to change that) and writes
+//! `benches/results/syscalls.md`. By hand, `--serve NAME --port P` runs one
+//! server in the foreground, and `--load HOST:PORT --messages N --size S
+//! --connections C` sends exactly `N` messages in a closed loop.
 
 mod load;
 mod pin;
 mod report;
 mod servers;
+mod syscalls;
 
 use std::io;
 use std::net::SocketAddr;
@@ -96,13 +99,26 @@ fn main() -> io::Result<()> {
         let server = Server::by_name(&name)
             .ok_or_else(|| io::Error::other(format!("--serve: no server called {name}")))?;
         let addr = server.start(SERVER_CORE, number(&args, "--port", 7100)?)?;
-        eprintln!("{} echoing on {addr}", server.name());
-        loop {
-            std::thread::park();
-        }
+        eprintln!("{} echoing on {addr} until stdin closes", server.name());
+        // Stdin's end is the signal to stop (how `--syscalls` ends a server
+        // running under strace, so strace sees it exit and sums up).
+        io::Read::read_to_end(&mut io::stdin(), &mut Vec::new())?;
+        std::process::exit(0);
     }
     if let Some(addr) = arg(&args, "--load") {
         return load_only(&args, &addr);
+    }
+    if args.iter().any(|a| a == "--syscalls") {
+        pin::pin_to(LOAD_CORE);
+        let md = syscalls::report(
+            number(&args, "--messages", 100_000)?,
+            number(&args, "--size", 64)?,
+            number(&args, "--connections", 1)?,
+        )?;
+        println!("{md}");
+        std::fs::create_dir_all("benches/results")?;
+        std::fs::write("benches/results/syscalls.md", md)?;
+        return Ok(());
     }
     let full = args.iter().any(|a| a == "--bench");
     let only: Option<Server> = arg(&args, "--only").and_then(|n| Server::by_name(&n));
