@@ -53,9 +53,17 @@
 //! ```
 
 mod io;
+mod resolve;
+mod split;
+mod tcp_builder;
 mod tcp_listener;
+mod tcp_options;
 mod tcp_stream;
+mod tcp_stream_io;
 
+pub use resolve::{lookup_host, Addrs, ToAddrs};
+pub use split::{OwnedReadHalf, OwnedWriteHalf};
+pub use tcp_builder::ListenerBuilder;
 pub use tcp_listener::TcpListener;
 pub use tcp_stream::TcpStream;
 

@@ -7,11 +7,15 @@ use std::os::fd::{AsRawFd, RawFd};
 use std::panic::Location;
 
 use std::marker::PhantomData;
+use std::time::Duration;
 
-use socket2::{Domain, Protocol, Socket, Type};
+use socket2::{Domain, Protocol, SockRef, Socket, Type};
 
 use super::io::{Io, Wait};
-use super::{inet, require_kernel};
+use trapline_traps::TrapError;
+
+use super::require_kernel;
+use super::resolve::{lookup, ToAddrs};
 
 /// `connect(2)` on a non-blocking socket started, and has not finished.
 const EINPROGRESS: i32 = 115;
@@ -42,7 +46,10 @@ const MSG_NOSIGNAL: i32 = 0x4000;
 /// ```
 #[derive(Debug)]
 pub struct TcpStream {
-    socket: Socket,
+    /// A std stream rather than a socket2 one: std reads into initialised
+    /// buffers (`peek`, vectored reads) without `unsafe`; socket2 reaches the
+    /// options through a `SockRef`.
+    pub(super) socket: std::net::TcpStream,
     /// Not `Send`: the fd is registered with the kernel of this thread.
     _kernel: PhantomData<*const ()>,
 }
@@ -50,15 +57,20 @@ pub struct TcpStream {
 impl TcpStream {
     pub(crate) fn from_socket(socket: Socket) -> TcpStream {
         TcpStream {
-            socket,
+            socket: socket.into(),
             _kernel: PhantomData,
         }
     }
 
-    /// Connects to `addr`.
+    /// Connects to `addr`: a [`SocketAddr`], or a name such as
+    /// `"localhost:7000"` (see [`ToAddrs`]), trying each address the name
+    /// resolves to in turn.
     ///
-    /// A `WriteWait` trap while the handshake runs: cancellable, timeout-able.
-    /// A refused connection fails with `ConnectionRefused`.
+    /// A `WriteWait` trap while the handshake runs, and a `FutureWait` while
+    /// a name is looked up on a helper thread: both cancellable,
+    /// timeout-able. A refused connection fails with `ConnectionRefused`;
+    /// with several addresses, the last address's error is returned, but an
+    /// interrupt (a cancel, a timeout) ends the attempt at once.
     ///
     /// # Examples
     ///
@@ -71,6 +83,8 @@ impl TcpStream {
     ///     let addr = listener.local_addr()?;
     ///     let stream = TcpStream::connect(addr).await?;
     ///     assert_eq!(stream.peer_addr()?, addr);
+    ///     let by_name = TcpStream::connect(format!("localhost:{}", addr.port())).await?;
+    ///     assert_eq!(by_name.peer_addr()?, addr);
     ///     drop(listener); // nobody listens there any more
     ///     let refused = TcpStream::connect(addr).await.unwrap_err();
     ///     assert_eq!(refused.kind(), ErrorKind::ConnectionRefused);
@@ -79,37 +93,88 @@ impl TcpStream {
     /// # Ok::<(), std::io::Error>(())
     /// ```
     #[track_caller]
-    pub fn connect(addr: SocketAddr) -> impl Future<Output = io::Result<TcpStream>> {
+    pub fn connect<A: ToAddrs>(addr: A) -> impl Future<Output = io::Result<TcpStream>> {
         let location = Location::caller();
+        let target = addr.to_addrs();
         async move {
             require_kernel()?;
-            let ty = Type::STREAM.nonblocking().cloexec();
-            let socket = Socket::new(Domain::for_address(addr), ty, Some(Protocol::TCP))?;
-            let stream = TcpStream {
-                socket,
-                _kernel: PhantomData,
-            };
-            match stream.socket.connect(&addr.into()) {
-                Ok(()) => return Ok(stream),
-                Err(e) if e.raw_os_error() == Some(EINPROGRESS) => {}
-                Err(e) => return Err(e),
+            let addrs = lookup(target?, location).await?;
+            let mut last = None;
+            for addr in addrs {
+                match TcpStream::connect_one(addr, location).await {
+                    Ok(stream) => return Ok(stream),
+                    // Cancelled or timed out: no point trying the next address.
+                    Err(e) if TrapError::from_io(&e).is_some() => return Err(e),
+                    Err(e) => last = Some(e),
+                }
             }
-            // Writable means the handshake ended; SO_ERROR says how.
-            Io::new(stream.as_raw_fd(), Wait::Write, location, || {
-                if let Some(err) = stream.socket.take_error()? {
-                    return Err(err);
+            Err(last.unwrap_or_else(|| {
+                io::Error::new(io::ErrorKind::InvalidInput, "no address to connect to")
+            }))
+        }
+    }
+
+    async fn connect_one(
+        addr: SocketAddr,
+        location: &'static Location<'static>,
+    ) -> io::Result<TcpStream> {
+        let ty = Type::STREAM.nonblocking().cloexec();
+        let socket = Socket::new(Domain::for_address(addr), ty, Some(Protocol::TCP))?;
+        let started = socket.connect(&addr.into());
+        let stream = TcpStream::from_socket(socket);
+        match started {
+            Ok(()) => return Ok(stream),
+            Err(e) if e.raw_os_error() == Some(EINPROGRESS) => {}
+            Err(e) => return Err(e),
+        }
+        // Writable means the handshake ended; SO_ERROR says how.
+        Io::new(stream.as_raw_fd(), Wait::Write, location, || {
+            if let Some(err) = stream.socket.take_error()? {
+                return Err(err);
+            }
+            match stream.socket.peer_addr() {
+                Ok(_) => Ok(()),
+                // Still in progress.
+                Err(e) if e.kind() == io::ErrorKind::NotConnected => {
+                    Err(io::ErrorKind::WouldBlock.into())
                 }
-                match stream.socket.peer_addr() {
-                    Ok(_) => Ok(()),
-                    // Still in progress.
-                    Err(e) if e.kind() == io::ErrorKind::NotConnected => {
-                        Err(io::ErrorKind::WouldBlock.into())
-                    }
-                    Err(e) => Err(e),
-                }
-            })
-            .await?;
-            Ok(stream)
+                Err(e) => Err(e),
+            }
+        })
+        .await?;
+        Ok(stream)
+    }
+
+    /// Connects to `addr`, giving up after `limit` with `TimedOut`
+    /// (`io::ErrorKind::TimedOut`); the lookup of a name counts against the
+    /// limit too.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use trapline::net::{TcpListener, TcpStream};
+    ///
+    /// trapline::run(async {
+    ///     let listener = TcpListener::bind("127.0.0.1:0".parse().unwrap())?;
+    ///     let addr = listener.local_addr()?;
+    ///     let stream = TcpStream::connect_timeout(addr, Duration::from_secs(5)).await?;
+    ///     assert_eq!(stream.peer_addr()?, addr);
+    ///     Ok::<(), std::io::Error>(())
+    /// })??;
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    #[track_caller]
+    pub fn connect_timeout<A: ToAddrs>(
+        addr: A,
+        limit: Duration,
+    ) -> impl Future<Output = io::Result<TcpStream>> {
+        let bounded = crate::timeout_after(limit, TcpStream::connect(addr));
+        async move {
+            match bounded.await {
+                Ok(done) => done,
+                Err(e) => Err(timed_out(e)),
+            }
         }
     }
 
@@ -188,7 +253,7 @@ impl TcpStream {
         location: &'static Location<'static>,
     ) -> Io<impl FnMut() -> io::Result<usize> + Unpin + 'a> {
         Io::new(self.as_raw_fd(), Wait::Write, location, move || {
-            self.socket.send_with_flags(buf, MSG_NOSIGNAL)
+            SockRef::from(&self.socket).send_with_flags(buf, MSG_NOSIGNAL)
         })
     }
 
@@ -327,7 +392,7 @@ impl TcpStream {
     /// # Ok::<(), std::io::Error>(())
     /// ```
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
-        inet(self.socket.local_addr()?)
+        self.socket.local_addr()
     }
 
     /// The peer's address.
@@ -348,7 +413,7 @@ impl TcpStream {
     /// # Ok::<(), std::io::Error>(())
     /// ```
     pub fn peer_addr(&self) -> io::Result<SocketAddr> {
-        inet(self.socket.peer_addr()?)
+        self.socket.peer_addr()
     }
 
     /// Sets `TCP_NODELAY`: send small writes at once instead of batching them.
@@ -372,7 +437,7 @@ impl TcpStream {
     /// # Ok::<(), std::io::Error>(())
     /// ```
     pub fn set_nodelay(&self, nodelay: bool) -> io::Result<()> {
-        self.socket.set_tcp_nodelay(nodelay)
+        self.socket.set_nodelay(nodelay)
     }
 
     /// Whether `TCP_NODELAY` is set.
@@ -395,7 +460,7 @@ impl TcpStream {
     /// # Ok::<(), std::io::Error>(())
     /// ```
     pub fn nodelay(&self) -> io::Result<bool> {
-        self.socket.tcp_nodelay()
+        self.socket.nodelay()
     }
 }
 
@@ -409,5 +474,15 @@ impl Drop for TcpStream {
     fn drop(&mut self) {
         // Forget the fd before the socket closes it; no kernel, nothing to forget.
         let _ = trapline_traps::io_release(self.socket.as_raw_fd());
+    }
+}
+
+/// The limit of [`TcpStream::connect_timeout`] passed: a plain
+/// `io::ErrorKind::TimedOut`, as `std::net::TcpStream::connect_timeout` gives.
+/// Any other interrupt (a cancel, an enclosing limit) passes through as is.
+fn timed_out(err: TrapError) -> io::Error {
+    match err {
+        TrapError::TimedOut(_) => io::Error::new(io::ErrorKind::TimedOut, "connect timed out"),
+        other => other.into(),
     }
 }
