@@ -41,6 +41,8 @@
 //! - `task`: [`spawn`], [`JoinHandle`], [`current`], [`yield_now`].
 //! - `time`: [`clock`], [`sleep`], [`sleep_until`], [`timeout_after`], [`ignore_after`].
 //! - `shield`: [`shield`], to wait for cleanup after a cancel or a timeout.
+//! - `threads`: [`run_threads`], one kernel per core; [`Handle`] reaches a
+//!   kernel from another thread.
 //! - [`net`]: [`net::TcpListener`], [`net::TcpStream`].
 //! - [`traps`]: the trap ABI (the `trapline-traps` crate), for writing leaves
 //!   and loops of your own.
@@ -55,14 +57,16 @@
 pub mod net;
 mod shield;
 mod task;
+mod threads;
 mod time;
 
 use std::future::Future;
 
 pub use shield::shield;
 pub use task::{current, spawn, yield_now, Join, JoinError, JoinHandle, YieldNow};
+pub use threads::{run_threads, KernelThread};
 pub use time::{clock, ignore_after, sleep, sleep_until, timeout_after, Sleep};
-pub use trapline_kernel::{Builder, Kernel, Stats};
+pub use trapline_kernel::{Builder, Handle, Kernel, RemoteError, RemoteJoin, Stats};
 pub use trapline_traps as traps;
 pub use trapline_traps::{TaskId, TimeoutId, TrapError};
 

@@ -31,6 +31,7 @@
 //! - `io`: the fd table, one reader and one writer per fd.
 //! - `timers`: the timer heap with lazy deletion.
 //! - `waker`: task wakers, local and cross-thread wakes.
+//! - `remote`: [`Handle`], starting tasks on a kernel from other threads.
 //!
 //! # Examples
 //!
@@ -51,6 +52,7 @@ mod calls;
 mod deadlines;
 mod interrupts;
 mod io;
+mod remote;
 mod run;
 mod state;
 mod task;
@@ -66,6 +68,8 @@ use std::time::Duration;
 use calls::Shared;
 use state::State;
 use waker::Remote;
+
+pub use remote::{Handle, RemoteError, RemoteJoin};
 
 /// Settings for a [`Kernel`].
 ///
@@ -178,6 +182,7 @@ impl Builder {
             poll,
             events: mio::Events::with_capacity(self.events),
             remote,
+            injector: Arc::default(),
             id,
             grace: self.grace,
             posts: Vec::new(),
@@ -216,6 +221,7 @@ pub struct Kernel {
     poll: mio::Poll,
     events: mio::Events,
     remote: Arc<Remote>,
+    injector: Arc<remote::Injector>,
     id: u16,
     grace: Duration,
     posts: Vec<trapline_traps::Post>,
@@ -298,6 +304,8 @@ impl Kernel {
 impl Drop for Kernel {
     fn drop(&mut self) {
         waker::unregister(self.id);
+        // Recipes still queued never run: dropping them tells their joins.
+        drop(self.injector.close());
     }
 }
 

@@ -103,6 +103,7 @@ impl Kernel {
         let installed = trapline_traps::install(handler)
             .map_err(|e| io::Error::other(format!("trapline::run: {e}")))?;
         let local = waker::enter_local(self.id);
+        let current = crate::remote::enter(self.handle());
         let main_id = self.shared.state.borrow_mut().spawn(None);
         debug!(target: "trapline::kernel", "kernel {} run: main is {main_id}", self.id);
 
@@ -123,6 +124,7 @@ impl Kernel {
             let _ = self.shared.state.borrow_mut().finish(main_id);
         }
         let shutdown = self.shutdown();
+        drop(current);
         drop(local);
         drop(installed);
         if let Some(e) = failure.or(shutdown.err()) {
@@ -142,6 +144,7 @@ impl Kernel {
         main_id: Option<TaskId>,
         limit: Option<Instant>,
     ) -> io::Result<()> {
+        self.take_injected();
         self.gather_wakes();
         let timeout = {
             let mut st = self.shared.state.borrow_mut();

@@ -60,12 +60,21 @@ mod tcp_listener;
 mod tcp_options;
 mod tcp_stream;
 mod tcp_stream_io;
+mod udp;
+mod unix_addr;
+mod unix_datagram;
+mod unix_listener;
+mod unix_stream;
 
 pub use resolve::{lookup_host, Addrs, ToAddrs};
 pub use split::{OwnedReadHalf, OwnedWriteHalf};
 pub use tcp_builder::ListenerBuilder;
 pub use tcp_listener::TcpListener;
 pub use tcp_stream::TcpStream;
+pub use udp::UdpSocket;
+pub use unix_datagram::UnixDatagram;
+pub use unix_listener::UnixListener;
+pub use unix_stream::UnixStream;
 
 use std::net::SocketAddr;
 

@@ -35,7 +35,7 @@ const MSG_NOSIGNAL: i32 = 0x4000;
 /// use trapline::net::TcpStream;
 ///
 /// trapline::run(async {
-///     let stream = TcpStream::connect("127.0.0.1:7000".parse().unwrap()).await?;
+///     let stream = TcpStream::connect("127.0.0.1:7000").await?;
 ///     stream.write_all(b"ping").await?;
 ///     let mut buf = [0; 4];
 ///     stream.read_exact(&mut buf).await?;
