@@ -52,7 +52,10 @@
 //! # Ok::<(), std::io::Error>(())
 //! ```
 
+#[cfg(feature = "futures-io")]
+mod futures_io;
 mod io;
+mod poll_io;
 mod resolve;
 mod split;
 mod tcp_builder;

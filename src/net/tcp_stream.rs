@@ -14,6 +14,7 @@ use socket2::{Domain, Protocol, SockRef, Socket, Type};
 use super::io::{Io, Wait};
 use trapline_traps::TrapError;
 
+use super::poll_io::PollSeats;
 use super::require_kernel;
 use super::resolve::{lookup, ToAddrs};
 
@@ -50,6 +51,8 @@ pub struct TcpStream {
     /// buffers (`peek`, vectored reads) without `unsafe`; socket2 reaches the
     /// options through a `SockRef`.
     pub(super) socket: std::net::TcpStream,
+    /// The leaves of poll-style I/O (`poll_read`, `poll_write`).
+    pub(super) seats: PollSeats,
     /// Not `Send`: the fd is registered with the kernel of this thread.
     _kernel: PhantomData<*const ()>,
 }
@@ -58,6 +61,7 @@ impl TcpStream {
     pub(crate) fn from_socket(socket: Socket) -> TcpStream {
         TcpStream {
             socket: socket.into(),
+            seats: PollSeats::new(),
             _kernel: PhantomData,
         }
     }

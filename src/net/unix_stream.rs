@@ -21,6 +21,7 @@ use std::path::Path;
 use socket2::{SockAddr, Type};
 
 use super::io::{Io, Wait};
+use super::poll_io::PollSeats;
 use super::require_kernel;
 use super::unix_addr::{abstract_addr, path_addr, socket};
 
@@ -44,6 +45,8 @@ use super::unix_addr::{abstract_addr, path_addr, socket};
 #[derive(Debug)]
 pub struct UnixStream {
     pub(super) stream: std::os::unix::net::UnixStream,
+    /// The leaves of poll-style I/O (`poll_read`, `poll_write`).
+    pub(super) seats: PollSeats,
     /// Not `Send`: the fd is registered with the kernel of this thread.
     _kernel: PhantomData<*const ()>,
 }
@@ -53,6 +56,7 @@ impl UnixStream {
     pub(super) fn from_std_unchecked(stream: std::os::unix::net::UnixStream) -> UnixStream {
         UnixStream {
             stream,
+            seats: PollSeats::new(),
             _kernel: PhantomData,
         }
     }
