@@ -54,6 +54,8 @@
 #![deny(missing_docs, rust_2018_idioms)]
 #![warn(missing_debug_implementations, clippy::undocumented_unsafe_blocks)]
 
+#[cfg(feature = "hyper")]
+pub mod hyper_rt;
 pub mod net;
 mod shield;
 mod task;
