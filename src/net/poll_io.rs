@@ -215,4 +215,32 @@ impl UnixStream {
             (&self.stream).write(buf)
         })
     }
+
+    /// Writes some of several buffers if there is room; otherwise traps
+    /// `WriteWait` and returns `Pending`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::future::poll_fn;
+    /// use std::io::IoSlice;
+    /// use trapline::net::UnixStream;
+    ///
+    /// trapline::run(async {
+    ///     let (a, _b) = UnixStream::pair()?;
+    ///     let bufs = [IoSlice::new(b"x"), IoSlice::new(b"yz")];
+    ///     assert_eq!(poll_fn(|cx| a.poll_write_vectored(cx, &bufs)).await?, 3);
+    ///     Ok::<(), std::io::Error>(())
+    /// })??;
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn poll_write_vectored(
+        &self,
+        cx: &mut Context<'_>,
+        bufs: &[IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        poll_op(&self.seats.write, self.as_raw_fd(), Wait::Write, cx, || {
+            (&self.stream).write_vectored(bufs)
+        })
+    }
 }
