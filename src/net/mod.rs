@@ -54,6 +54,7 @@
 
 #[cfg(feature = "futures-io")]
 mod futures_io;
+mod copy;
 mod io;
 mod poll_io;
 mod resolve;
@@ -69,6 +70,7 @@ mod unix_datagram;
 mod unix_listener;
 mod unix_stream;
 
+pub use copy::copy_bidirectional;
 pub use resolve::{lookup_host, Addrs, ToAddrs};
 pub use split::{OwnedReadHalf, OwnedWriteHalf};
 pub use tcp_builder::ListenerBuilder;
