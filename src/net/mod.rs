@@ -52,9 +52,9 @@
 //! # Ok::<(), std::io::Error>(())
 //! ```
 
+mod copy;
 #[cfg(feature = "futures-io")]
 mod futures_io;
-mod copy;
 mod io;
 mod poll_io;
 mod resolve;
