@@ -66,38 +66,33 @@ use super::{OwnedReadHalf, OwnedWriteHalf, TcpStream};
 /// })??;
 /// # Ok::<(), std::io::Error>(())
 /// ```
-pub fn copy_bidirectional(
-    a: TcpStream,
-    b: TcpStream,
-) -> impl Future<Output = io::Result<(u64, u64)>> {
-    async move {
-        let (a_read, a_write) = a.into_split();
-        let (b_read, b_write) = b.into_split();
-        let mut forward = pin!(copy_one(a_read, b_write));
-        let mut backward = pin!(copy_one(b_read, a_write));
-        let (mut there, mut back) = (None, None);
-        poll_fn(|cx| {
-            if there.is_none() {
-                if let Poll::Ready(r) = forward.as_mut().poll(cx) {
-                    there = Some(r);
-                }
+pub async fn copy_bidirectional(a: TcpStream, b: TcpStream) -> io::Result<(u64, u64)> {
+    let (a_read, a_write) = a.into_split();
+    let (b_read, b_write) = b.into_split();
+    let mut forward = pin!(copy_one(a_read, b_write));
+    let mut backward = pin!(copy_one(b_read, a_write));
+    let (mut there, mut back) = (None, None);
+    poll_fn(|cx| {
+        if there.is_none() {
+            if let Poll::Ready(r) = forward.as_mut().poll(cx) {
+                there = Some(r);
             }
-            if back.is_none() {
-                if let Poll::Ready(r) = backward.as_mut().poll(cx) {
-                    back = Some(r);
-                }
-            }
-            match (&there, &back) {
-                (Some(_), Some(_)) => Poll::Ready(()),
-                _ => Poll::Pending,
-            }
-        })
-        .await;
-        match (there, back) {
-            (Some(Ok(there)), Some(Ok(back))) => Ok((there, back)),
-            (Some(Err(e)), _) | (_, Some(Err(e))) => Err(e),
-            _ => unreachable!("the loop above ends only when both directions have"),
         }
+        if back.is_none() {
+            if let Poll::Ready(r) = backward.as_mut().poll(cx) {
+                back = Some(r);
+            }
+        }
+        match (&there, &back) {
+            (Some(_), Some(_)) => Poll::Ready(()),
+            _ => Poll::Pending,
+        }
+    })
+    .await;
+    match (there, back) {
+        (Some(Ok(there)), Some(Ok(back))) => Ok((there, back)),
+        (Some(Err(e)), _) | (_, Some(Err(e))) => Err(e),
+        _ => unreachable!("the loop above ends only when both directions have"),
     }
 }
 
