@@ -57,6 +57,8 @@ const SCRATCH: usize = 16 * 1024;
 ///                 .await
 ///         })?;
 ///     }
+///     # #[allow(unreachable_code)]
+///     Ok::<(), std::io::Error>(())
 /// })??;
 /// # Ok::<(), std::io::Error>(())
 /// ```

@@ -43,7 +43,9 @@
 //! - `shield`: [`shield`], to wait for cleanup after a cancel or a timeout.
 //! - `threads`: [`run_threads`], one kernel per core; [`Handle`] reaches a
 //!   kernel from another thread.
-//! - [`net`]: [`net::TcpListener`], [`net::TcpStream`].
+//! - [`net`]: TCP, UDP and Unix domain sockets, name resolution,
+//!   `futures-io` traits.
+//! - `hyper_rt` (feature `hyper`): hyper 1.x's runtime traits on trapline.
 //! - [`traps`]: the trap ABI (the `trapline-traps` crate), for writing leaves
 //!   and loops of your own.
 //!

@@ -9,7 +9,12 @@
 //! [`Handle`] (start a task on another kernel, get its output back) or any
 //! channel whose receiver is woken through its `Waker`.
 //!
-//! Discussion: the handles of all kernels are handed to every kernel before
+//! Discussion: the kernels end together. A kernel that ended as soon as its
+//! own main future did would refuse the requests its peers still send it,
+//! so a kernel whose main future is done waits (still running its tasks)
+//! until every main future is done.
+//!
+//! The handles of all kernels are handed to every kernel before
 //! any of them starts its main future, so the first thing a kernel does may
 //! already be to reach another. That takes a barrier: each thread builds its
 //! kernel, publishes its handle, and waits for the others. If any kernel
@@ -113,6 +118,11 @@ impl fmt::Debug for KernelThread {
 /// main future, with every task it spawns. Returns the outputs in index
 /// order, once all have ended.
 ///
+/// The kernels end together: a kernel whose main future has ended keeps
+/// running — its other tasks, and tasks other kernels start on it through
+/// its [`Handle`] — until every main future has ended; then each shuts down
+/// as [`crate::run`] does.
+///
 /// `n` of 0 is an `InvalidInput` error. A panic in a main future is raised
 /// again here after every thread has ended.
 ///
@@ -133,6 +143,8 @@ impl fmt::Debug for KernelThread {
 ///         println!("kernel {} took a connection", me.index());
 ///         drop(stream);
 ///     }
+///     # #[allow(unreachable_code)]
+///     Ok::<(), std::io::Error>(())
 /// })?;
 /// # Ok::<(), std::io::Error>(())
 /// ```
@@ -151,12 +163,13 @@ where
     let published: Mutex<Vec<Option<Handle>>> = Mutex::new(vec![None; n]);
     let failure: Mutex<Option<io::Error>> = Mutex::new(None);
     let barrier = Gate::new(n);
+    let together = Together::new(n);
     let all: Mutex<Option<Arc<[Handle]>>> = Mutex::new(None);
     let results = std::thread::scope(|scope| {
         let threads: io::Result<Vec<_>> = (0..n)
             .map(|index| {
-                let (f, published, failure, barrier, all) =
-                    (&f, &published, &failure, &barrier, &all);
+                let (f, published, failure, barrier, all, together) =
+                    (&f, &published, &failure, &barrier, &all, &together);
                 std::thread::Builder::new()
                     .name(format!("trapline-{index}"))
                     .spawn_scoped(scope, move || -> Option<io::Result<Fut::Output>> {
@@ -178,7 +191,12 @@ where
                                 lock(published).iter().flatten().cloned().collect()
                             })
                             .clone();
-                        Some(kernel.run(f(KernelThread { index, handles })))
+                        let me = KernelThread { index, handles };
+                        Some(kernel.run(async {
+                            let out = f(me).await;
+                            together.arrive().await;
+                            out
+                        }))
                     })
             })
             .collect::<io::Result<_>>();
@@ -244,5 +262,42 @@ impl Gate {
     fn abort(&self) {
         lock(&self.state).1 = true;
         self.all_here.notify_all();
+    }
+}
+
+/// Where main futures that have ended wait for the others.
+struct Together {
+    state: Mutex<(usize, Vec<std::task::Waker>)>,
+}
+
+impl Together {
+    fn new(n: usize) -> Together {
+        Together {
+            state: Mutex::new((n, Vec::new())),
+        }
+    }
+
+    /// One main future has ended: waits until all have.
+    async fn arrive(&self) {
+        let wakers = {
+            let mut state = lock(&self.state);
+            state.0 -= 1;
+            std::mem::take(&mut state.1)
+        };
+        for waker in wakers {
+            waker.wake();
+        }
+        std::future::poll_fn(|cx| {
+            let mut state = lock(&self.state);
+            if state.0 == 0 {
+                std::task::Poll::Ready(())
+            } else {
+                if !state.1.iter().any(|w| w.will_wake(cx.waker())) {
+                    state.1.push(cx.waker().clone());
+                }
+                std::task::Poll::Pending
+            }
+        })
+        .await
     }
 }

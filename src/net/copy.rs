@@ -39,7 +39,7 @@ use super::{OwnedReadHalf, OwnedWriteHalf, TcpStream};
 /// trapline::run(async {
 ///     let echo = TcpListener::bind("127.0.0.1:0".parse().unwrap())?;
 ///     let front = TcpListener::bind("127.0.0.1:0".parse().unwrap())?;
-///     let echo_addr = echo.local_addr()?;
+///     let (echo_addr, front_addr) = (echo.local_addr()?, front.local_addr()?);
 ///     trapline::spawn(async move {
 ///         let (s, _) = echo.accept().await?;
 ///         let mut buf = [0; 64];
@@ -55,7 +55,7 @@ use super::{OwnedReadHalf, OwnedWriteHalf, TcpStream};
 ///         let outbound = TcpStream::connect(echo_addr).await?;
 ///         copy_bidirectional(inbound, outbound).await
 ///     })?;
-///     let client = TcpStream::connect(front.local_addr()?).await?;
+///     let client = TcpStream::connect(front_addr).await?;
 ///     client.write_all(b"through the proxy").await?;
 ///     client.shutdown(std::net::Shutdown::Write)?;
 ///     let mut back = [0; 17];

@@ -1,5 +1,18 @@
-//! Networking on trapline: TCP sockets built on socket2 and two traps,
-//! `ReadWait` and `WriteWait`.
+//! Networking on trapline: TCP, UDP and Unix domain sockets built on
+//! socket2 and two traps, `ReadWait` and `WriteWait`.
+//!
+//! - TCP: [`TcpListener`] (and its [`ListenerBuilder`]: backlog,
+//!   `SO_REUSEADDR`, `SO_REUSEPORT`, nodelay for accepted streams),
+//!   [`TcpStream`] (connect by address or by name, with a limit; options;
+//!   peek; vectored I/O; [`TcpStream::into_split`] into owned halves),
+//!   [`copy_bidirectional`] for proxies.
+//! - UDP: [`UdpSocket`] — unicast, connected, multicast, broadcast.
+//! - Unix: [`UnixListener`], [`UnixStream`], [`UnixDatagram`] — on paths or
+//!   Linux abstract names; a stale socket file is removed only when asked.
+//! - Names: [`lookup_host`] and [`ToAddrs`] resolve `"host:port"` on a
+//!   helper thread, so the kernel never blocks in `getaddrinfo`.
+//! - With the `futures-io` feature (on by default), the stream types
+//!   implement `AsyncRead`/`AsyncWrite`.
 //!
 //! Every operation is optimistic: it tries the syscall first and traps only
 //! on `WouldBlock`. Nothing here talks to mio; the kernel registers an fd the
