@@ -70,7 +70,7 @@ impl KernelThread {
         self.handles.len()
     }
 
-    /// The handle of kernel `index`, this one included.
+    /// The handle of kernel `index` (this one included); `None` past the last.
     ///
     /// # Examples
     ///
@@ -79,14 +79,15 @@ impl KernelThread {
     /// ```
     /// let answers = trapline::run_threads(2, |me| async move {
     ///     let next = (me.index() + 1) % me.count();
-    ///     let peer = me.handle(next).clone();
+    ///     let peer = me.handle(next).expect("next is below count()").clone();
+    ///     assert!(me.handle(me.count()).is_none());
     ///     peer.spawn(move || async move { next * 10 }).await
     /// })?;
     /// assert_eq!(answers, [Ok(10), Ok(0)]);
     /// # Ok::<(), std::io::Error>(())
     /// ```
-    pub fn handle(&self, index: usize) -> &Handle {
-        &self.handles[index]
+    pub fn handle(&self, index: usize) -> Option<&Handle> {
+        self.handles.get(index)
     }
 
     /// The handles of every kernel, in index order.

@@ -120,7 +120,7 @@ fn handles_spawn_across_kernels_and_fail_cleanly_after_the_end() {
     // The kernels end together: the one whose main future ends first still
     // serves the other's request.
     let outputs = run_threads(2, |me| async move {
-        let other = me.handle(1 - me.index()).clone();
+        let other = me.handle(1 - me.index()).unwrap().clone();
         let from = me.index();
         other
             .spawn(move || async move {

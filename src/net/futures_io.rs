@@ -12,6 +12,13 @@
 //! halves of `TcpStream::into_split`. `poll_flush` has nothing to do (there
 //! is no user-space buffer); `poll_close` shuts the write direction down, so
 //! the peer reads end of stream.
+//!
+//! Discussion: there is no `AsyncBufRead` impl on the sockets themselves: a
+//! socket has no user-space buffer to lend out, and giving every stream one
+//! would cost memory on every connection that never needs it.
+//! `futures::io::BufReader::new(stream)` is the `AsyncBufRead` of a trapline
+//! stream (`lines`, `read_line`, `read_until`, `fill_buf`), and the tests run
+//! it over TCP and Unix streams.
 
 use std::io::{self, IoSlice};
 use std::net::Shutdown;
