@@ -289,7 +289,7 @@ impl State {
         let Some(park) = task.take_park(waiter.seq) else {
             return;
         };
-        trace!(target: "trapline::trap", "task {} resume {} (trapped at {})", waiter.task.serial(), park.on.resumed(), park.location);
+        trace!(target: "trapline::trap", "task {} resume {}: {} (trapped at {})", waiter.task.serial(), park.on.resumed(), park.on.fired(), park.location);
         // The fired condition's own record is already gone (the seat, queue
         // slot or joiner entry was taken to find this waiter); a sleep's entry
         // was popped by the caller.

@@ -51,6 +51,30 @@ impl On {
 }
 
 impl On {
+    /// The blocking trap that parks under this condition.
+    pub(crate) fn trap(self) -> Trap {
+        match self {
+            On::Sleep(deadline) => Trap::Sleep { deadline },
+            On::Read(fd) => Trap::ReadWait { fd },
+            On::Write(fd) => Trap::WriteWait { fd },
+            On::Sched(queue) => Trap::SchedWait { queue },
+            On::Join(task) => Trap::Join { task },
+            On::FutureWait => Trap::FutureWait,
+        }
+    }
+
+    /// What made this condition hold, for resume lines.
+    pub(crate) fn fired(self) -> &'static str {
+        match self {
+            On::Sleep(_) => "deadline passed",
+            On::Read(_) => "readable",
+            On::Write(_) => "writable",
+            On::Sched(_) => "woken",
+            On::Join(_) => "task ended",
+            On::FutureWait => "woken",
+        }
+    }
+
     /// The condition without its countdown, for resume lines.
     pub(crate) fn resumed(self) -> ResumeLabel {
         ResumeLabel(self)

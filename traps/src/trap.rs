@@ -12,6 +12,7 @@
 //! harmless, and why a naive loop that just polls again works too (see the
 //! `by_hand` example of the `trapline` package).
 
+use std::borrow::Cow;
 use std::fmt;
 use std::future::Future;
 use std::os::fd::RawFd;
@@ -137,6 +138,10 @@ pub enum Trap {
     Spawn {
         /// The new task's body.
         future: TaskFuture,
+        /// A name for monitors and hooks, if the spawner gave one.
+        name: Option<Cow<'static, str>>,
+        /// The source line of the spawn.
+        location: &'static Location<'static>,
     },
     /// Cancel `task`: delivered as `Cancelled` at its current or next
     /// blocking trap. A second cancel of the same task is ignored. Answers
