@@ -59,18 +59,27 @@ async fn client(stream: TcpStream, monitor: Monitor) -> io::Result<()> {
     stream.write_all(banner.as_bytes()).await?;
     let mut pending: Vec<u8> = Vec::new();
     let mut chunk = [0; 512];
+    // Inside a line too long to read: its bytes are dropped up to its end.
+    let mut skipping = false;
     loop {
         while let Some(end) = pending.iter().position(|&b| b == b'\n') {
             let line: Vec<u8> = pending.drain(..=end).collect();
+            if std::mem::take(&mut skipping) {
+                continue;
+            }
             let (reply, go_on) = answer(&monitor, &line);
             stream.write_all(reply.as_bytes()).await?;
             if !go_on {
                 return Ok(());
             }
         }
-        if pending.len() > MAX_LINE {
-            let reply = format!("error: a line longer than {MAX_LINE} bytes; closing\n");
-            return stream.write_all(reply.as_bytes()).await;
+        if skipping {
+            pending.clear();
+        } else if pending.len() > MAX_LINE {
+            pending.clear();
+            skipping = true;
+            let reply = format!("error: a line longer than {MAX_LINE} bytes\n{PROMPT}");
+            stream.write_all(reply.as_bytes()).await?;
         }
         match stream.read(&mut chunk).await? {
             0 => return Ok(()), // the peer left
