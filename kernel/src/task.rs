@@ -95,17 +95,7 @@ impl fmt::Display for ResumeLabel {
 
 impl fmt::Display for On {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            On::Sleep(at) => {
-                let left = at.saturating_duration_since(Instant::now());
-                write!(f, "Sleep(in {left:?})")
-            }
-            On::Read(fd) => write!(f, "ReadWait(fd {fd})"),
-            On::Write(fd) => write!(f, "WriteWait(fd {fd})"),
-            On::Sched(q) => write!(f, "SchedWait({q})"),
-            On::Join(t) => write!(f, "Join({t})"),
-            On::FutureWait => f.write_str("FutureWait"),
-        }
+        fmt::Display::fmt(&self.trap(), f)
     }
 }
 
