@@ -20,11 +20,14 @@ use std::time::{Duration, Instant};
 use trapline::task::Builder;
 use trapline::{sleep, timeout_after, Ended, Hooks, Kernel, Parked, Spawned, TaskId};
 
-/// What the hooks write down: per task, its name and its events.
+/// One task's line in the timeline: its name and its events.
+type Life = (String, Vec<(Instant, String)>);
+
+/// What the hooks write down, per task.
 #[derive(Default)]
 struct Timeline {
     start: RefCell<Option<Instant>>,
-    tasks: RefCell<BTreeMap<u64, (String, Vec<(Instant, String)>)>>,
+    tasks: RefCell<BTreeMap<u64, Life>>,
 }
 
 impl Timeline {

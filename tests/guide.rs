@@ -3,6 +3,10 @@
 //! when its trap lines and the guide's trace block part. Only the fd numbers
 //! may differ (this test process has opened other fds). `docs/regen.sh`
 //! brings the guide up to date.
+//!
+//! Task ids are unique in a process and the first kernel's first task is
+//! `task 1`, as in the example's own process: so this file holds one kernel
+//! run only (the second test reads the guide and runs nothing).
 
 #[allow(dead_code)] // its `main` is the example's, not this test's
 #[path = "../examples/round_trip.rs"]

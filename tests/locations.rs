@@ -15,9 +15,12 @@ use trapline::{
 
 const HOUR: Duration = Duration::from_secs(3600);
 
-/// The parks of each task's last suspension: (trap, file, line).
+/// A park as the test compares it: (trap, file, line).
+type Where = (String, String, u32);
+
+/// The parks of each task's last suspension.
 #[derive(Default)]
-struct LastParks(RefCell<HashMap<TaskId, Vec<(String, String, u32)>>>);
+struct LastParks(RefCell<HashMap<TaskId, Vec<Where>>>);
 
 impl Hooks for LastParks {
     fn suspended(&self, task: TaskId, parks: &[Parked], _at: Instant) {
@@ -36,7 +39,7 @@ impl LastParks {
     #[track_caller]
     fn assert_parked(&self, task: TaskId, expected: &[(&str, u32)]) {
         let got = self.0.borrow().get(&task).cloned().unwrap_or_default();
-        let want: Vec<(String, String, u32)> = expected
+        let want: Vec<Where> = expected
             .iter()
             .map(|(trap, line)| (trap.to_string(), file!().to_string(), *line))
             .collect();
@@ -118,10 +121,9 @@ fn socket_leaves_report_the_await_line() {
         reader.cancel().await?.unwrap_err();
 
         let f = far.clone();
-        let (exact, exact_line) = (
-            spawn(async move { f.read_exact(&mut [0; 8]).await }),
-            line!(),
-        );
+        let exact = async move { f.read_exact(&mut [0; 8]).await };
+        let exact_line = line!() - 1;
+        let exact = spawn(exact);
         let (out, _unread) = util::tcp_pair().await?;
         let big = vec![7u8; 16 << 20]; // more than the socket buffers hold
         let (writer, write_line) = (spawn(async move { out.write_all(&big).await }), line!());
