@@ -326,6 +326,50 @@ fn overlong_line_is_refused() {
     util::assert_clean(&kernel.stats());
 }
 
+/// A client that sends commands and never reads the answers does not hold
+/// the kernel up: its connection's task parks on `WriteWait` once the socket
+/// is full, and another connection is answered meanwhile (and sees it so).
+#[test]
+fn a_reader_that_never_reads_blocks_nobody() {
+    let monitor = Monitor::new("127.0.0.1:0".parse().unwrap()).unwrap();
+    let mut kernel = kernel(&monitor);
+    kernel
+        .run(async {
+            let addr = monitor.start()?;
+            let flood = TcpStream::connect(addr).await?;
+            let watcher = TcpStream::connect(addr).await?;
+            until_prompt(&watcher).await?;
+            // About 20 MB of answers: more than both socket buffers hold.
+            let writer = trapline::spawn(async move {
+                flood.write_all(&b"help\n".repeat(50_000)).await?;
+                Ok::<_, io::Error>(flood) // kept open, never read
+            })?;
+            let mut stuck = None;
+            for _ in 0..10_000 {
+                let ps = ask(&watcher, "ps").await?;
+                let clients: Vec<Vec<String>> = cells(&ps)
+                    .into_iter()
+                    .filter(|r| r[1] == "monitor client")
+                    .collect();
+                if let Some(row) = clients.iter().find(|r| r[5].starts_with("WriteWait")) {
+                    stuck = Some(row.clone());
+                    break;
+                }
+                yield_now().await?;
+            }
+            let stuck = stuck.expect("the flooded connection parks on WriteWait");
+            assert_eq!(stuck[2], "parked");
+            // Its input may have filled up too: cancelled or done, the
+            // writer ends, and the flooded connection closes with it.
+            drop(writer.cancel().await?);
+            assert!(ask(&watcher, "stats").await?.starts_with("tasks "));
+            Ok::<(), io::Error>(())
+        })
+        .unwrap()
+        .unwrap();
+    util::assert_clean(&kernel.stats());
+}
+
 /// Only loopback addresses are accepted, and a monitor started in a kernel
 /// it does not watch says so.
 #[test]
