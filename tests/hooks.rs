@@ -245,3 +245,17 @@ fn hooks_may_use_traps() {
         .unwrap();
     assert_eq!(*clocked.0.borrow(), [true, true, true]);
 }
+
+/// A main task that panics ends `panicked` too; the panic is raised from
+/// `run` after the hooks have seen the end.
+#[test]
+fn main_panic_is_reported() {
+    let rec = Rc::new(Recorder::default());
+    let mut kernel = Kernel::builder().hooks(rec.clone()).build().unwrap();
+    let raised = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        kernel.run(async { panic!("main gives up") })
+    }));
+    assert!(raised.is_err());
+    let events = rec.events();
+    assert_eq!(events[1..], ["running main", "terminated main panicked"]);
+}

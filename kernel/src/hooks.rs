@@ -97,7 +97,33 @@ pub trait Hooks {
     ///
     /// # Examples
     ///
-    /// See [`Hooks`].
+    /// Which tasks ran, in order: the main task, which ends at once, then
+    /// the child it spawned, which the run's shutdown still gives its poll
+    /// (cancelled, with a grace to finish).
+    ///
+    /// ```
+    /// use std::cell::RefCell;
+    /// use std::rc::Rc;
+    /// use std::time::Instant;
+    /// use trapline_kernel::{Builder, Hooks};
+    /// use trapline_traps::TaskId;
+    ///
+    /// #[derive(Default)]
+    /// struct Ran(RefCell<Vec<TaskId>>);
+    /// impl Hooks for Ran {
+    ///     fn running(&self, task: TaskId, _at: Instant) {
+    ///         self.0.borrow_mut().push(task);
+    ///     }
+    /// }
+    ///
+    /// let ran = Rc::new(Ran::default());
+    /// let (main, child) = Builder::new().hooks(ran.clone()).build()?.run(async {
+    ///     let child = trapline_traps::spawn(Box::pin(async {})).unwrap();
+    ///     (trapline_traps::current().unwrap(), child)
+    /// })?;
+    /// assert_eq!(*ran.0.borrow(), [main, child]);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     fn running(&self, task: TaskId, at: Instant) {
         let _ = (task, at);
     }
@@ -178,7 +204,30 @@ pub trait Hooks {
 ///
 /// # Examples
 ///
-/// See [`Hooks::created`].
+/// The main task is named `main`, has no parent, and was "spawned" at the
+/// line of the `run` call:
+///
+/// ```
+/// use std::cell::RefCell;
+/// use std::rc::Rc;
+/// use trapline_kernel::{Builder, Hooks, Spawned};
+/// use trapline_traps::TaskId;
+///
+/// #[derive(Default)]
+/// struct First(RefCell<Option<(String, u32, bool)>>);
+/// impl Hooks for First {
+///     fn created(&self, _task: TaskId, s: &Spawned<'_>) {
+///         let seen = (s.name.unwrap_or("").to_string(), s.location.line(), s.parent.is_none());
+///         self.0.borrow_mut().get_or_insert(seen);
+///     }
+/// }
+///
+/// let first = Rc::new(First::default());
+/// let mut kernel = Builder::new().hooks(first.clone()).build()?;
+/// let (_, line) = (kernel.run(async {})?, line!());
+/// assert_eq!(*first.0.borrow(), Some(("main".to_string(), line, true)));
+/// # Ok::<(), std::io::Error>(())
+/// ```
 #[derive(Debug, Clone, Copy)]
 pub struct Spawned<'a> {
     /// The name given at spawn; `"main"` for a run's main task.
@@ -195,7 +244,16 @@ pub struct Spawned<'a> {
 ///
 /// # Examples
 ///
-/// See [`Hooks::suspended`].
+/// The trap and the line of the await that made it, as a monitor shows them:
+///
+/// ```
+/// use trapline_kernel::Parked;
+/// use trapline_traps::Trap;
+///
+/// let (park, line) = (Parked { trap: Trap::ReadWait { fd: 7 }, location: std::panic::Location::caller() }, line!());
+/// let shown = format!("{} at line {}", park.trap, park.location.line());
+/// assert_eq!(shown, format!("ReadWait(fd 7) at line {line}"));
+/// ```
 #[derive(Debug)]
 pub struct Parked {
     /// The request, rebuilt from the park (always a blocking trap).

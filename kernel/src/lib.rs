@@ -166,7 +166,31 @@ impl Builder {
     ///
     /// # Examples
     ///
-    /// See [`Hooks`].
+    /// Two hooks, called in the order installed:
+    ///
+    /// ```
+    /// use std::cell::RefCell;
+    /// use std::rc::Rc;
+    /// use std::time::Instant;
+    /// use trapline_kernel::{Builder, Hooks};
+    /// use trapline_traps::TaskId;
+    ///
+    /// struct Say(&'static str, Rc<RefCell<Vec<&'static str>>>);
+    /// impl Hooks for Say {
+    ///     fn running(&self, _: TaskId, _: Instant) {
+    ///         self.1.borrow_mut().push(self.0);
+    ///     }
+    /// }
+    ///
+    /// let said = Rc::new(RefCell::new(Vec::new()));
+    /// let mut kernel = Builder::new()
+    ///     .hooks(Rc::new(Say("first", said.clone())))
+    ///     .hooks(Rc::new(Say("second", said.clone())))
+    ///     .build()?;
+    /// kernel.run(async {})?;
+    /// assert_eq!(*said.borrow(), ["first", "second"]);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn hooks(mut self, hooks: Rc<dyn Hooks>) -> Builder {
         self.hooks.push(hooks);
         self
@@ -307,7 +331,18 @@ impl Kernel {
     ///
     /// # Examples
     ///
-    /// See [`Probe`].
+    /// ```
+    /// use trapline_kernel::Kernel;
+    ///
+    /// let mut kernel = Kernel::new()?;
+    /// let probe = kernel.probe();
+    /// let spawned = kernel.run(async move {
+    ///     trapline_traps::spawn(Box::pin(async {})).unwrap();
+    ///     probe.stats().map(|s| s.spawned)
+    /// })?;
+    /// assert_eq!(spawned, Some(2));
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn probe(&self) -> Probe {
         Probe {
             shared: Rc::downgrade(&self.shared),

@@ -66,7 +66,16 @@ impl Probe {
     ///
     /// # Examples
     ///
-    /// See [`Probe`].
+    /// ```
+    /// use trapline_kernel::Kernel;
+    ///
+    /// let kernel = Kernel::new()?;
+    /// let probe = kernel.probe();
+    /// assert_eq!(probe.stats().map(|s| s.tasks), Some(0), "not running");
+    /// drop(kernel);
+    /// assert_eq!(probe.stats(), None, "the kernel is gone");
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn stats(&self) -> Option<Stats> {
         let shared = self.shared.upgrade()?;
         let st = shared.state.try_borrow().ok()?;
@@ -77,7 +86,21 @@ impl Probe {
     ///
     /// # Examples
     ///
-    /// See [`TaskState`].
+    /// A task just spawned is ready; once it has ended it is nowhere:
+    ///
+    /// ```
+    /// use trapline_kernel::{Kernel, TaskState};
+    ///
+    /// let mut kernel = Kernel::new()?;
+    /// let probe = kernel.probe();
+    /// let (child, state) = kernel.run(async move {
+    ///     let child = trapline_traps::spawn(Box::pin(async {})).unwrap();
+    ///     (child, probe.state(child))
+    /// })?;
+    /// assert_eq!(state, Some(TaskState::Ready));
+    /// assert_eq!(kernel.probe().state(child), None);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn state(&self, task: TaskId) -> Option<TaskState> {
         let shared = self.shared.upgrade()?;
         let mut st = shared.state.try_borrow_mut().ok()?;
