@@ -29,7 +29,7 @@ impl State {
             .map(|p| (p.scope, p.waker.clone(), p.on, p.location))
             .collect();
         if parks.is_empty() {
-            trace!(target: "trapline::trap", "task {} interrupt {err}: not parked", id.serial());
+            trace!(target: "trapline::trap", "task {} interrupt ({err}): not parked, for its next trap", id.serial());
             self.schedule(id);
             return;
         }

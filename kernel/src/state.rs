@@ -257,7 +257,7 @@ impl State {
             Err(None) => self.resume(id, waker),
             // The kernel refuses: the leaf learns why when it traps again.
             Err(Some(err)) => {
-                trace!(target: "trapline::trap", "task {} answer {err} to {on}", id.serial());
+                trace!(target: "trapline::trap", "task {} refused {on}: {err}", id.serial());
                 if let Some(task) = self.task(id) {
                     task.inbox.answer(seq, err);
                 }
