@@ -23,6 +23,7 @@
 //! nothing (the task is ready again at once) and is reported with its line all
 //! the same, so a hook sees why the task stepped aside.
 
+use std::cell::RefCell;
 use std::fmt;
 use std::panic::Location;
 use std::rc::Rc;
@@ -300,47 +301,61 @@ impl fmt::Display for Ended {
     }
 }
 
-/// The hooks a kernel calls, in the order they were installed.
-#[derive(Clone, Default)]
-pub(crate) struct HookList(Vec<Rc<dyn Hooks>>);
+/// The hooks a kernel calls, in the order they were installed, and a
+/// buffer for the parks `suspended` reports (kept, so a watched kernel does
+/// not allocate for it at every poll).
+#[derive(Default)]
+pub(crate) struct HookList {
+    hooks: Vec<Rc<dyn Hooks>>,
+    parks: RefCell<Vec<Parked>>,
+}
+
+impl Clone for HookList {
+    fn clone(&self) -> HookList {
+        HookList {
+            hooks: self.hooks.clone(),
+            parks: RefCell::default(),
+        }
+    }
+}
 
 impl fmt::Debug for HookList {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} hook(s)", self.0.len())
+        write!(f, "{} hook(s)", self.hooks.len())
     }
 }
 
 impl HookList {
     pub(crate) fn push(&mut self, hooks: Rc<dyn Hooks>) {
-        self.0.push(hooks);
+        self.hooks.push(hooks);
     }
 
     /// Whether any hook is installed: the one branch paid when none is.
     #[inline]
     pub(crate) fn on(&self) -> bool {
-        !self.0.is_empty()
+        !self.hooks.is_empty()
     }
 
     pub(crate) fn created(&self, task: TaskId, spawned: &Spawned<'_>) {
-        for h in &self.0 {
+        for h in &self.hooks {
             contain("a created hook", || h.created(task, spawned));
         }
     }
 
     pub(crate) fn running(&self, task: TaskId, at: Instant) {
-        for h in &self.0 {
+        for h in &self.hooks {
             contain("a running hook", || h.running(task, at));
         }
     }
 
     pub(crate) fn suspended(&self, task: TaskId, parks: &[Parked], at: Instant) {
-        for h in &self.0 {
+        for h in &self.hooks {
             contain("a suspended hook", || h.suspended(task, parks, at));
         }
     }
 
     pub(crate) fn terminated(&self, task: TaskId, how: Ended, at: Instant) {
-        for h in &self.0 {
+        for h in &self.hooks {
             contain("a terminated hook", || h.terminated(task, how, at));
         }
     }
@@ -376,20 +391,23 @@ impl crate::calls::Shared {
     /// `suspended`, with the task's parks as they stand; `yielded` is the
     /// line of a `Yield` the poll posted, which parks nothing.
     pub(crate) fn hook_suspended(&self, id: TaskId, yielded: Option<&'static Location<'static>>) {
-        let (parks, at) = {
+        let mut parks = std::mem::take(&mut *self.hooks.parks.borrow_mut());
+        let at = {
             let mut st = self.state.borrow_mut();
             let at = st.now();
             let Some(task) = st.task(id) else { return };
-            let mut parks: Vec<Parked> = task.parks.iter().map(Parked::of).collect();
+            parks.extend(task.parks.iter().map(Parked::of));
             if let Some(location) = yielded {
                 parks.push(Parked {
                     trap: Trap::Yield,
                     location,
                 });
             }
-            (parks, at)
+            at
         };
         self.hooks.suspended(id, &parks, at);
+        parks.clear();
+        *self.hooks.parks.borrow_mut() = parks;
     }
 
     /// `terminated`.

@@ -96,7 +96,9 @@ impl Hooks for Board {
     fn suspended(&self, task: TaskId, parks: &[Parked], at: Instant) {
         self.note(task, |r| {
             r.since = Some(at);
-            r.parks = parks.iter().map(|p| (copy(&p.trap), p.location)).collect();
+            r.parks.clear(); // keeps its room: no allocation per poll
+            r.parks
+                .extend(parks.iter().map(|p| (copy(&p.trap), p.location)));
         });
     }
 
