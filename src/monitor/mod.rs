@@ -3,11 +3,17 @@
 //! ```text
 //! $ TRAPLINE_MONITOR=1 cargo run --example echo_server
 //! $ nc 127.0.0.1 48802
-//! trapline monitor: 3 task(s); type help
+//! trapline monitor: 4 task(s); type help
 //! trapline > ps
-//! ID  NAME            STATE    POLLS  PARKED  TRAPS
-//!  1  main            parked       2  4.12s   ReadWait(fd 5)
-//! ...
+//! ID  NAME                  STATE    POLLS  PARKED  TRAPS
+//!  1  main                  parked       2  1.00s   ReadWait(fd 7)
+//!  2  monitor               parked       2  47us    ReadWait(fd 6)
+//!  3  conn 127.0.0.1:42462  parked       1  1.00s   ReadWait(fd 8)
+//!  4  monitor client        running      1  -       -
+//! trapline > where 3
+//! task 3 "conn 127.0.0.1:42462"
+//!   spawned at examples/echo_server.rs:82:14 by task 1
+//!   parked on ReadWait(fd 8) at examples/echo_server.rs:55:24
 //! ```
 //!
 //! Principles:
