@@ -4,10 +4,18 @@
 //! ordinary task, written with trapline's own sockets: one accepts on the
 //! loopback address, and one per connection reads a line, answers it and
 //! waits for the next. While nobody types, they are parked on `ReadWait` like
-//! any other task, so watching costs the kernel nothing, and an answer is
-//! a few microseconds of one task's poll: the monitor cannot block the kernel
-//! it watches. They appear in `ps` under the names `monitor` and
-//! `monitor client`, and end with the run like everything else.
+//! any other task, so watching costs the kernel nothing; an answer is built
+//! in one poll of the connection's task and written at the reader's pace
+//! (a reader that never reads parks its own task on `WriteWait`, nobody
+//! else's): the monitor cannot block the kernel it watches. They appear in
+//! `ps` under the names `monitor` and `monitor client`, and end with the run
+//! like everything else.
+//!
+//! Discussion: building an answer does hold the loop for that one poll, in
+//! proportion to what it lists: a `ps` of 100,000 tasks is a few
+//! milliseconds of formatting. That is the price of an answer that is one
+//! consistent picture; a `ps` that yielded between rows would list tasks
+//! that had already moved on.
 
 use std::io;
 use std::time::Duration;
@@ -40,7 +48,8 @@ pub(crate) async fn serve(listener: TcpListener, monitor: Monitor) {
                     warn!(target: "trapline::monitor", "cannot serve {peer}: {e}");
                 }
             }
-            Err(e) if TrapError::from_io(&e).is_some() => return, // cancelled: the run is over
+            // Cancelled (the run is over) or refused by the kernel: stop.
+            Err(e) if TrapError::from_io(&e).is_some() => return,
             Err(e) => {
                 // Out of fds, say: wait a little instead of spinning on it.
                 warn!(target: "trapline::monitor", "accept failed: {e}");
