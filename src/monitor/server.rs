@@ -12,8 +12,8 @@
 //! like everything else.
 //!
 //! Discussion: building an answer does hold the loop for that one poll, in
-//! proportion to what it lists: a `ps` of 100,000 tasks is a few
-//! milliseconds of formatting. That is the price of an answer that is one
+//! proportion to what it lists: a `ps` of 100,000 tasks formats 100,000
+//! rows before the loop goes on. That is the price of an answer that is one
 //! consistent picture; a `ps` that yielded between rows would list tasks
 //! that had already moved on.
 
