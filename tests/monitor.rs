@@ -186,6 +186,22 @@ fn where_and_cancel() {
                 answer,
                 format!("error: task {idle_id} was already cancelled\n")
             );
+
+            // A task that only steps aside is never parked: `where` says it
+            // is ready, and where it last trapped.
+            let spin = async {
+                while yield_now().await.is_ok() {} // until cancelled
+            };
+            let spin_line = line!() - 2;
+            let spinner = Builder::new().name("spinner").spawn(spin)?;
+            let spin_id = spinner.id().serial();
+            yield_now().await?;
+            let answer = ask(&conn, &format!("where {spin_id}")).await?;
+            let lines: Vec<&str> = answer.lines().collect();
+            assert_eq!(lines[2], "  not parked (ready)", "{answer}");
+            let last = format!("  last trapped on Yield at {file}:{spin_line}:");
+            assert!(lines[3].starts_with(&last), "{answer}");
+            spinner.cancel().await?;
             drop(near);
             Ok::<(), io::Error>(())
         })

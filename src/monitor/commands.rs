@@ -12,7 +12,7 @@ use std::fmt::Write;
 use std::time::{Duration, Instant};
 
 use trapline_kernel::{Probe, TaskState};
-use trapline_traps::{TaskId, Trap};
+use trapline_traps::TaskId;
 
 use super::board::{Board, Record};
 
@@ -176,17 +176,16 @@ pub(crate) fn where_is(board: &Board, probe: &Probe, serial: u64) -> Result<Stri
         match state(probe, r) {
             "parked" => {
                 for (trap, at) in &r.parks {
-                    let verb = if matches!(trap, Trap::Yield) {
-                        "yielded"
-                    } else {
-                        "parked on"
-                    };
-                    let _ = writeln!(out, "  {verb} {trap} at {at}");
+                    let _ = writeln!(out, "  parked on {trap} at {at}");
                 }
             }
             "waiting" => out.push_str("  waiting on a foreign waker, at no trap\n"),
             other => {
                 let _ = writeln!(out, "  not parked ({other})");
+                // Ready again (its park fired, or it yielded): where it was.
+                for (trap, at) in &r.parks {
+                    let _ = writeln!(out, "  last trapped on {trap} at {at}");
+                }
             }
         }
         Ok(out)
