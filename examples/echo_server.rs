@@ -12,6 +12,8 @@
 //! and talk to it with `nc 127.0.0.1 7000`, or load it with
 //! `cargo run --release --example echo_client`. `RUST_LOG=trapline=trace`
 //! shows every trap and resume; `RUST_LOG=info` one line per connection.
+//! With `TRAPLINE_MONITOR=1`, `nc 127.0.0.1 48802` opens the monitor: `ps`
+//! lists the `conn` task of each peer and the trap it waits on.
 
 use std::io;
 use std::net::SocketAddr;
@@ -88,12 +90,15 @@ async fn serve(addr: SocketAddr, reuse_port: bool) -> io::Result<()> {
             }
         };
         stream.set_nodelay(true)?;
-        trapline::spawn(async move {
-            match echo(stream).await {
-                Ok(bytes) => info!("{peer}: closed after {bytes} bytes"),
-                Err(e) => info!("{peer}: {e}"),
-            }
-        })?;
+        let name = format!("conn {peer}");
+        trapline::task::Builder::new()
+            .name(name)
+            .spawn(async move {
+                match echo(stream).await {
+                    Ok(bytes) => info!("{peer}: closed after {bytes} bytes"),
+                    Err(e) => info!("{peer}: {e}"),
+                }
+            })?;
     }
 }
 

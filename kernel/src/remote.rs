@@ -21,17 +21,24 @@
 use std::cell::RefCell;
 use std::fmt;
 use std::future::Future;
+use std::panic::Location;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll, Waker};
 
+use log::trace;
 use trapline_traps::TaskFuture;
 
+use crate::hooks::Spawned;
 use crate::waker::Remote;
 use crate::Kernel;
 
-/// A recipe: builds a task's future on the kernel's thread.
-type Recipe = Box<dyn FnOnce() -> TaskFuture + Send>;
+/// A recipe: builds a task's future on the kernel's thread; and where it
+/// was sent from, for the trace and the hooks.
+struct Recipe {
+    make: Box<dyn FnOnce() -> TaskFuture + Send>,
+    location: &'static Location<'static>,
+}
 
 /// A kernel's injection queue.
 #[derive(Default)]
@@ -62,11 +69,15 @@ impl Injector {
         into.append(&mut q.recipes);
     }
 
-    /// Refuses recipes from now on; returns the ones still queued.
-    pub(crate) fn close(&self) -> Vec<Recipe> {
-        let mut q = self.queue.lock().unwrap_or_else(PoisonError::into_inner);
-        q.closed = true;
-        std::mem::take(&mut q.recipes)
+    /// Refuses recipes from now on, and drops the ones still queued (which
+    /// tells their joins), outside the lock.
+    pub(crate) fn close(&self) {
+        let left = {
+            let mut q = self.queue.lock().unwrap_or_else(PoisonError::into_inner);
+            q.closed = true;
+            std::mem::take(&mut q.recipes)
+        };
+        drop(left);
     }
 }
 
@@ -128,6 +139,7 @@ impl Handle {
     /// assert_eq!(out, Ok(5));
     /// # Ok::<(), std::io::Error>(())
     /// ```
+    #[track_caller]
     pub fn spawn<F, Fut>(&self, make: F) -> RemoteJoin<Fut::Output>
     where
         F: FnOnce() -> Fut + Send + 'static,
@@ -139,13 +151,16 @@ impl Handle {
             waker: None,
         }));
         let sender = Sender { slot: slot.clone() };
-        let recipe: Recipe = Box::new(move || {
-            Box::pin(async move {
-                let sender = sender;
-                let output = make().await;
-                sender.send(Ok(output));
-            })
-        });
+        let recipe = Recipe {
+            make: Box::new(move || {
+                Box::pin(async move {
+                    let sender = sender;
+                    let output = make().await;
+                    sender.send(Ok(output));
+                })
+            }),
+            location: Location::caller(),
+        };
         match self.injector.push(recipe) {
             Ok(first) => {
                 if first {
@@ -249,13 +264,25 @@ impl Kernel {
         self.injector.take(&mut recipes);
         for recipe in recipes {
             // Only builds the future; user code runs when the task is polled.
-            let future = recipe();
+            let future = (recipe.make)();
             let mut st = self.shared.state.borrow_mut();
-            if st.can_spawn().is_ok() {
-                st.spawn(Some(future));
-            } else {
+            if st.can_spawn().is_err() {
                 drop(st);
                 drop(future); // its join learns it never ran
+                continue;
+            }
+            let id = st.spawn(Some(future));
+            let at = st.now();
+            drop(st);
+            trace!(target: "trapline::trap", "remote spawn {id} at {}", recipe.location);
+            if self.shared.hooks.on() {
+                let spawned = Spawned {
+                    name: None,
+                    location: recipe.location,
+                    parent: None,
+                    at,
+                };
+                self.shared.hooks.created(id, &spawned); // user code, no borrow held
             }
         }
     }
