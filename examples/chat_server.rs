@@ -11,40 +11,59 @@
 //! writer that drains the client's own outbox. Broadcasting never waits on
 //! a client's socket: it only puts the line in each outbox (a bounded
 //! channel). A client too slow to keep up fills its outbox and is
-//! disconnected, so a slow client never stalls the others.
+//! disconnected, so a slow client never stalls the others
+//! (`tests/chat.rs` checks it).
+//!
+//! Discussion: a reader with a lot of input already in its socket would
+//! broadcast line after line without ever trapping, and the writers would
+//! not run in between: a *fast* client's outbox would fill too. So a reader
+//! yields every few lines, letting the writers drain the outboxes; only a
+//! client whose socket stays full falls behind for good.
 
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::io;
-use std::net::SocketAddr;
+use std::net::{Shutdown, SocketAddr};
 use std::rc::Rc;
 
 use futures::channel::mpsc;
 use futures::io::{AsyncBufReadExt, BufReader};
 use futures::StreamExt;
 use log::info;
-use trapline::net::{OwnedReadHalf, TcpListener};
+use trapline::net::{OwnedReadHalf, OwnedWriteHalf, TcpListener};
 
 const USAGE: &str = "usage: chat_server [--addr IP:PORT]   (default 127.0.0.1:7003)";
 
 /// Lines a client may be behind before it is dropped as too slow.
 const OUTBOX: usize = 256;
 
-/// Every client's outbox, by client number.
-type Room = Rc<RefCell<HashMap<u64, mpsc::Sender<Rc<str>>>>>;
+/// Lines a reader broadcasts before it lets the writers run.
+const BURST: usize = 16;
+
+/// A client as the room knows it: its outbox, and its socket, to shut down
+/// if it falls behind.
+struct Member {
+    outbox: mpsc::Sender<Rc<str>>,
+    writer: Rc<OwnedWriteHalf>,
+}
+
+/// Every client, by client number.
+type Room = Rc<RefCell<HashMap<u64, Member>>>;
 
 /// Puts `line` in every outbox but `from`'s; drops clients whose outbox is full.
 fn broadcast(room: &Room, from: u64, line: &str) {
     let line: Rc<str> = Rc::from(line);
-    room.borrow_mut().retain(|&id, outbox| {
+    room.borrow_mut().retain(|&id, member| {
         if id == from {
             return true;
         }
-        match outbox.try_send(line.clone()) {
+        match member.outbox.try_send(line.clone()) {
             Ok(()) => true,
             Err(e) if e.is_full() => {
                 info!("client {id}: too slow, disconnected");
-                false // dropping its sender ends its writer task
+                // Its blocked write fails and its reader sees the end.
+                let _ = member.writer.stream().shutdown(Shutdown::Both);
+                false
             }
             Err(_) => false, // its writer has gone
         }
@@ -54,15 +73,20 @@ fn broadcast(room: &Room, from: u64, line: &str) {
 /// Reads `reader`'s lines and broadcasts them until it hangs up.
 async fn read_lines(room: &Room, id: u64, reader: OwnedReadHalf) -> io::Result<()> {
     let mut lines = BufReader::new(reader).lines();
+    let mut burst = 0;
     while let Some(line) = lines.next().await {
         broadcast(room, id, &format!("{id}: {}\n", line?));
+        burst += 1;
+        if burst == BURST {
+            burst = 0;
+            trapline::yield_now().await?;
+        }
     }
     Ok(())
 }
 
-async fn serve(addr: SocketAddr) -> io::Result<()> {
-    let listener = TcpListener::builder(addr).nodelay(true).bind()?;
-    println!("chat_server on {}", listener.local_addr()?);
+/// Runs the chat room on `listener` until accepting fails.
+pub async fn serve(listener: TcpListener) -> io::Result<()> {
     let room: Room = Rc::default();
     let mut next_id = 0;
     loop {
@@ -70,8 +94,13 @@ async fn serve(addr: SocketAddr) -> io::Result<()> {
         next_id += 1;
         let id = next_id;
         let (reader, writer) = stream.into_split();
+        let writer = Rc::new(writer);
         let (outbox, mut inbox) = mpsc::channel::<Rc<str>>(OUTBOX);
-        room.borrow_mut().insert(id, outbox);
+        let member = Member {
+            outbox,
+            writer: writer.clone(),
+        };
+        room.borrow_mut().insert(id, member);
         broadcast(&room, id, &format!("* {id} joined\n"));
         info!("client {id} is {peer}");
         trapline::spawn(async move {
@@ -111,7 +140,12 @@ fn main() {
             }
         }
     }
-    if let Err(e) = trapline::run(serve(addr)).and_then(|r| r) {
+    let served = trapline::run(async {
+        let listener = TcpListener::builder(addr).nodelay(true).bind()?;
+        println!("chat_server on {}", listener.local_addr()?);
+        serve(listener).await
+    });
+    if let Err(e) = served.and_then(|r| r) {
         eprintln!("chat_server: {addr}: {e}");
         std::process::exit(1);
     }
