@@ -25,10 +25,8 @@ use socket2::SockRef;
 use trapline_traps::{Leaf, Trap};
 
 use super::io::Wait;
+use super::tcp_stream::MSG_NOSIGNAL;
 use super::{TcpStream, UnixStream};
-
-/// `send(2)` flag: a closed peer gives `EPIPE`, not `SIGPIPE`.
-const MSG_NOSIGNAL: i32 = 0x4000;
 
 /// The two leaves a stream keeps for poll-style I/O, one per direction.
 pub(crate) struct PollSeats {

@@ -13,10 +13,8 @@ use std::panic::Location;
 use socket2::SockRef;
 
 use super::io::{Io, Wait};
+use super::tcp_stream::MSG_NOSIGNAL;
 use super::TcpStream;
-
-/// `send(2)` flag: a closed peer gives `EPIPE`, not `SIGPIPE`.
-const MSG_NOSIGNAL: i32 = 0x4000;
 
 impl TcpStream {
     /// Reads what is there into `buf` without taking it off the stream:
