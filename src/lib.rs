@@ -73,7 +73,7 @@ use std::future::Future;
 
 pub use shield::shield;
 pub use task::{current, spawn, yield_now, Join, JoinError, JoinHandle, YieldNow};
-pub use threads::{run_threads, KernelThread};
+pub use threads::{run_threads, run_threads_with, KernelThread};
 pub use time::{clock, ignore_after, sleep, sleep_until, timeout_after, Sleep};
 pub use trapline_kernel::{
     Builder, Ended, Handle, Hooks, Kernel, Parked, Probe, RemoteError, RemoteJoin, Spawned, Stats,

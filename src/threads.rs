@@ -27,7 +27,7 @@ use std::io;
 use std::panic::resume_unwind;
 use std::sync::{Arc, Condvar, Mutex, PoisonError};
 
-use trapline_kernel::{Handle, Kernel};
+use trapline_kernel::{Builder, Handle};
 
 /// What a kernel started by [`run_threads`] knows about itself and its peers.
 ///
@@ -155,6 +155,31 @@ where
     Fut: Future,
     Fut::Output: Send,
 {
+    run_threads_with(|_| Builder::new(), n, f)
+}
+
+/// [`run_threads`] with each kernel's settings from `builder(index)`, called
+/// on that kernel's thread (a `Builder` may hold hooks, which stay on their
+/// thread).
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use trapline::Builder;
+///
+/// let quick = |_| Builder::new().shutdown_grace(Duration::from_millis(10));
+/// let out = trapline::run_threads_with(quick, 2, |me| async move { me.index() * 2 })?;
+/// assert_eq!(out, [0, 2]);
+/// # Ok::<(), std::io::Error>(())
+/// ```
+pub fn run_threads_with<B, F, Fut>(builder: B, n: usize, f: F) -> io::Result<Vec<Fut::Output>>
+where
+    B: Fn(usize) -> Builder + Sync,
+    F: Fn(KernelThread) -> Fut + Sync,
+    Fut: Future,
+    Fut::Output: Send,
+{
     if n == 0 {
         return Err(io::Error::new(
             io::ErrorKind::InvalidInput,
@@ -169,12 +194,13 @@ where
     let results = std::thread::scope(|scope| {
         let threads: io::Result<Vec<_>> = (0..n)
             .map(|index| {
-                let (f, published, failure, barrier, all, together) =
-                    (&f, &published, &failure, &barrier, &all, &together);
+                let (f, published, failure, barrier, all, together, builder) = (
+                    &f, &published, &failure, &barrier, &all, &together, &builder,
+                );
                 std::thread::Builder::new()
                     .name(format!("trapline-{index}"))
                     .spawn_scoped(scope, move || -> Option<io::Result<Fut::Output>> {
-                        let kernel = Kernel::new();
+                        let kernel = builder(index).build();
                         match &kernel {
                             Ok(k) => lock(published)[index] = Some(k.handle()),
                             Err(e) => {
