@@ -59,6 +59,10 @@ pub const DEFAULT_ADDR: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALH
 /// Unset, empty, `0` or `off`: no monitor. `1` or `on`: [`DEFAULT_ADDR`]. A
 /// port (`48803`): that port on 127.0.0.1. An address (`[::1]:9000`): that
 /// address, which must be a loopback one.
+///
+/// One address serves one kernel: when it is taken (a program that runs a
+/// kernel on each of several threads, or another program), `trapline::run`
+/// logs a warning and runs that kernel without a monitor.
 pub const ENV_VAR: &str = "TRAPLINE_MONITOR";
 
 /// A monitor for one kernel: the hooks that keep its board, and the address
@@ -256,6 +260,32 @@ impl Monitor {
             self.start()?;
             Ok(future.await)
         })?
+    }
+}
+
+impl Monitor {
+    /// [`Monitor::run`] for a monitor asked for by [`ENV_VAR`]: one that
+    /// cannot listen (its address is taken, most often by the monitor of
+    /// another kernel of the same program, one kernel a thread) is not an
+    /// error. It is logged as a warning and the kernel runs unmonitored.
+    ///
+    /// Discussion: the variable is read by every `trapline::run`, so a
+    /// program that runs one kernel per core would otherwise fail to start
+    /// its second kernel. The first kernel to listen gets the monitor; the
+    /// others carry its hooks (a board no one reads) and run as usual.
+    #[track_caller]
+    pub(crate) fn run_if_free<F: Future>(
+        &self,
+        builder: Builder,
+        future: F,
+    ) -> io::Result<F::Output> {
+        let mut kernel = self.build(builder)?;
+        kernel.run(async {
+            if let Err(e) = self.start() {
+                log::warn!(target: "trapline::monitor", "{e}; this kernel runs without a monitor");
+            }
+            future.await
+        })
     }
 }
 
