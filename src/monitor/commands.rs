@@ -7,6 +7,9 @@
 //!
 //! Bad input gets one line beginning `error:` that says what was wrong and
 //! what would be right; the connection stays open.
+//!
+//! Names are the user's text: `ps` prints them escaped as in a Rust string
+//! (`a\nb`, `tab\t`), so a name cannot break a row or forge a prompt.
 
 use std::fmt::Write;
 use std::time::{Duration, Instant};
@@ -124,7 +127,9 @@ pub(crate) fn ps(board: &Board, probe: &Probe, now: Instant) -> String {
                 };
                 [
                     r.id.serial().to_string(),
-                    r.name.clone().unwrap_or_else(|| "-".to_string()),
+                    r.name
+                        .as_deref()
+                        .map_or_else(|| "-".to_string(), |n| n.escape_debug().to_string()),
                     state.to_string(),
                     r.polls.to_string(),
                     parked,
