@@ -58,3 +58,34 @@ fn ps_escapes_names_with_newlines() {
         .unwrap();
     util::assert_clean(&kernel.stats());
 }
+
+/// Regression: a task whose park fired and that waits in the ready queue
+/// is not parked any more; `ps` shows no trap for it (its last one is for
+/// `where`), only for tasks that are parked now.
+#[test]
+fn ps_shows_no_trap_for_a_ready_task() {
+    let monitor = Monitor::new("127.0.0.1:0".parse().unwrap()).unwrap();
+    let mut kernel = kernel(&monitor);
+    kernel
+        .run(async {
+            let addr = monitor.start()?;
+            // Steps aside forever: parked on nothing, ready at every pass.
+            let spinner = Builder::new()
+                .name("spinner")
+                .spawn(async { while yield_now().await.is_ok() {} })?;
+            yield_now().await?;
+            let conn = TcpStream::connect(addr).await?;
+            until_prompt(&conn).await?;
+            let ps = ask(&conn, "ps").await?;
+            let row = cells(&ps).into_iter().find(|r| r[1] == "spinner").unwrap();
+            assert_eq!(row[2], "ready", "{ps}");
+            assert_eq!((&row[4][..], &row[5][..]), ("-", "-"), "{ps}");
+            let answer = ask(&conn, &format!("where {}", row[0])).await?;
+            assert!(answer.contains("  last trapped on Yield at "), "{answer}");
+            spinner.cancel().await?;
+            Ok::<(), io::Error>(())
+        })
+        .unwrap()
+        .unwrap();
+    util::assert_clean(&kernel.stats());
+}

@@ -103,13 +103,15 @@ fn state(probe: &Probe, record: &Record) -> &'static str {
     }
 }
 
-fn traps(record: &Record) -> String {
-    let shown: Vec<String> = record.parks.iter().map(|(t, _)| t.to_string()).collect();
-    if shown.is_empty() {
-        "-".to_string()
-    } else {
-        shown.join(", ")
+/// The traps column: what the task is parked on now. A task that is ready
+/// or running again is parked on nothing, whatever it last trapped on
+/// (`where` tells that).
+fn traps(state: &str, record: &Record) -> String {
+    if state != "parked" {
+        return "-".to_string();
     }
+    let shown: Vec<String> = record.parks.iter().map(|(t, _)| t.to_string()).collect();
+    shown.join(", ")
 }
 
 /// `ps`: one line per task, in id order.
@@ -133,7 +135,7 @@ pub(crate) fn ps(board: &Board, probe: &Probe, now: Instant) -> String {
                     state.to_string(),
                     r.polls.to_string(),
                     parked,
-                    traps(r),
+                    traps(state, r),
                 ]
             })
             .collect();
