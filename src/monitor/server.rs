@@ -31,7 +31,7 @@ use crate::TrapError;
 /// What ends every answer: the prompt for the next command.
 pub(crate) const PROMPT: &str = "trapline > ";
 
-/// The longest line the monitor reads.
+/// The longest line the monitor reads, in bytes, not counting its newline.
 const MAX_LINE: usize = 1024;
 
 /// Accepts connections until the task is cancelled (the run ends).
@@ -76,7 +76,13 @@ async fn client(stream: TcpStream, monitor: Monitor) -> io::Result<()> {
             if std::mem::take(&mut skipping) {
                 continue;
             }
-            let (reply, go_on) = answer(&monitor, &line);
+            // `end` is the line's length without its newline: a line that
+            // arrived whole in one read is held to the limit too.
+            let (reply, go_on) = if end > MAX_LINE {
+                (too_long(), true)
+            } else {
+                answer(&monitor, &line)
+            };
             stream.write_all(reply.as_bytes()).await?;
             if !go_on {
                 return Ok(());
@@ -87,14 +93,18 @@ async fn client(stream: TcpStream, monitor: Monitor) -> io::Result<()> {
         } else if pending.len() > MAX_LINE {
             pending.clear();
             skipping = true;
-            let reply = format!("error: a line longer than {MAX_LINE} bytes\n{PROMPT}");
-            stream.write_all(reply.as_bytes()).await?;
+            stream.write_all(too_long().as_bytes()).await?;
         }
         match stream.read(&mut chunk).await? {
             0 => return Ok(()), // the peer left
             n => pending.extend_from_slice(&chunk[..n]),
         }
     }
+}
+
+/// The reply to a line longer than [`MAX_LINE`] bytes.
+fn too_long() -> String {
+    format!("error: a line longer than {MAX_LINE} bytes\n{PROMPT}")
 }
 
 /// The reply to one line, prompt included, and whether to go on.

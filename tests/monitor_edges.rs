@@ -1,5 +1,7 @@
-//! The monitor's `ps` rows, for tasks whose names or states could make a row
-//! lie: names with control characters, tasks ready again after a park.
+//! The monitor at its edges: names and states that could make a `ps` row
+//! lie, lines at the length limit, connections past the cap, the monitor
+//! asked to cancel its own task, and `stats` held against the kernel's own
+//! counts.
 
 mod util;
 
@@ -83,6 +85,40 @@ fn ps_shows_no_trap_for_a_ready_task() {
             let answer = ask(&conn, &format!("where {}", row[0])).await?;
             assert!(answer.contains("  last trapped on Yield at "), "{answer}");
             spinner.cancel().await?;
+            Ok::<(), io::Error>(())
+        })
+        .unwrap()
+        .unwrap();
+    util::assert_clean(&kernel.stats());
+}
+
+/// Regression: a line just over the limit whose newline arrives in the same
+/// read as its end is refused like any other overlong line; a line of
+/// exactly the limit is read (and, here, is not a command).
+#[test]
+fn line_over_the_limit_is_refused_even_when_whole() {
+    let monitor = Monitor::new("127.0.0.1:0".parse().unwrap()).unwrap();
+    let mut kernel = kernel(&monitor);
+    kernel
+        .run(async {
+            let addr = monitor.start()?;
+            let conn = TcpStream::connect(addr).await?;
+            until_prompt(&conn).await?;
+            // 1100 bytes: the monitor reads 512 at a time, so the newline
+            // comes in a read that already holds more than 1024.
+            let mut long = vec![b'x'; 1100];
+            long.extend_from_slice(b"\nhelp\n");
+            conn.write_all(&long).await?;
+            assert_eq!(
+                until_prompt(&conn).await?,
+                "error: a line longer than 1024 bytes\n"
+            );
+            assert!(until_prompt(&conn).await?.starts_with("commands:\n"));
+            let limit = "y".repeat(1024);
+            assert_eq!(
+                ask(&conn, &limit).await?,
+                format!("error: unknown command {limit:?}; type help\n")
+            );
             Ok::<(), io::Error>(())
         })
         .unwrap()
