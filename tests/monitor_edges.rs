@@ -125,3 +125,59 @@ fn line_over_the_limit_is_refused_even_when_whole() {
         .unwrap();
     util::assert_clean(&kernel.stats());
 }
+
+/// Reads `conn` to its end.
+async fn to_end(conn: &TcpStream) -> io::Result<String> {
+    let mut got = Vec::new();
+    let mut buf = [0; 1024];
+    loop {
+        match conn.read(&mut buf).await? {
+            0 => return Ok(String::from_utf8(got).unwrap()),
+            n => got.extend_from_slice(&buf[..n]),
+        }
+    }
+}
+
+/// The monitor serves eight connections at once: a ninth is told so in one
+/// line and closed; once one of the eight quits, a new one is served.
+#[test]
+fn connections_past_the_cap_are_refused() {
+    let monitor = Monitor::new("127.0.0.1:0".parse().unwrap()).unwrap();
+    let mut kernel = kernel(&monitor);
+    kernel
+        .run(async {
+            let addr = monitor.start()?;
+            let mut served = Vec::new();
+            for i in 0..8 {
+                let conn = TcpStream::connect(addr).await?;
+                let banner = until_prompt(&conn).await?;
+                // main, monitor, and the clients so far with this one.
+                let tasks = 3 + i;
+                assert_eq!(
+                    banner,
+                    format!("trapline monitor: {tasks} task(s); type help\n")
+                );
+                served.push(conn);
+            }
+            let ninth = TcpStream::connect(addr).await?;
+            assert_eq!(
+                to_end(&ninth).await?,
+                "error: the monitor serves 8 connections at once; try again when one closes\n"
+            );
+            let first = served.remove(0);
+            first.write_all(b"quit\n").await?;
+            assert_eq!(to_end(&first).await?, "bye\n");
+            let tenth = TcpStream::connect(addr).await?;
+            assert_eq!(
+                until_prompt(&tenth).await?,
+                "trapline monitor: 10 task(s); type help\n"
+            );
+            assert!(ask(&tenth, "stats")
+                .await?
+                .starts_with("tasks          10\n"));
+            Ok::<(), io::Error>(())
+        })
+        .unwrap()
+        .unwrap();
+    util::assert_clean(&kernel.stats());
+}

@@ -29,6 +29,9 @@
 //!   (`server`). Its one action, `cancel`, is the `Cancel` trap.
 //! - **Plain text.** One command a line; every answer ends with the prompt
 //!   `trapline > `; every mistake gets one line starting `error:` (`commands`).
+//! - **Bounded.** Lines of 1024 bytes at most, eight connections at once: a
+//!   person typing never meets either, and a script gone wrong cannot make
+//!   the monitor grow the kernel it watches.
 //!
 //! The commands: `ps` (every task: id, name, state, polls, time parked, the
 //! traps it waits under), `where ID` (the source line of each await the task
