@@ -181,3 +181,40 @@ fn connections_past_the_cap_are_refused() {
         .unwrap();
     util::assert_clean(&kernel.stats());
 }
+
+/// `cancel` of the monitor's own listening task: it ends like any task, the
+/// connection that asked goes on (and no longer lists it), and the address
+/// is let go, so a new connection is refused by the system.
+#[test]
+fn cancelling_the_monitor_task_closes_its_listener() {
+    let monitor = Monitor::new("127.0.0.1:0".parse().unwrap()).unwrap();
+    let mut kernel = kernel(&monitor);
+    kernel
+        .run(async {
+            let addr = monitor.start()?;
+            let conn = TcpStream::connect(addr).await?;
+            until_prompt(&conn).await?;
+            let ps = ask(&conn, "ps").await?;
+            let listener = cells(&ps).into_iter().find(|r| r[1] == "monitor").unwrap();
+            let id = &listener[0];
+            assert_eq!(
+                ask(&conn, &format!("cancel {id}")).await?,
+                format!("cancelled task {id}\n")
+            );
+            let ps = ask(&conn, "ps").await?;
+            let names: Vec<String> = cells(&ps)[1..].iter().map(|r| r[1].clone()).collect();
+            assert_eq!(names, ["main", "monitor client"], "{ps}");
+            assert_eq!(
+                ask(&conn, &format!("where {id}")).await?,
+                format!("error: no task {id}\n")
+            );
+            let refused = TcpStream::connect(addr).await.map(drop).unwrap_err();
+            assert_eq!(refused.kind(), io::ErrorKind::ConnectionRefused);
+            conn.write_all(b"quit\n").await?;
+            assert_eq!(to_end(&conn).await?, "bye\n");
+            Ok::<(), io::Error>(())
+        })
+        .unwrap()
+        .unwrap();
+    util::assert_clean(&kernel.stats());
+}
