@@ -40,10 +40,10 @@ pub(crate) const PROMPT: &str = "trapline > ";
 const MAX_LINE: usize = 1024;
 
 /// The most connections served at once; one more is told so and closed.
-pub(crate) const MAX_CLIENTS: usize = 8;
+const MAX_CLIENTS: usize = 8;
 
 /// The line a connection past [`MAX_CLIENTS`] gets before it is closed.
-pub(crate) fn busy() -> String {
+fn busy() -> String {
     format!(
         "error: the monitor serves {MAX_CLIENTS} connections at once; try again when one closes\n"
     )
