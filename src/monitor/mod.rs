@@ -229,12 +229,21 @@ impl Monitor {
                 "trapline monitor: started outside the kernel it watches",
             ));
         }
-        let listener = crate::net::TcpListener::bind(self.addr).map_err(|e| {
-            io::Error::new(
-                e.kind(),
-                format!("trapline monitor: cannot listen on {}: {e}", self.addr),
-            )
-        })?;
+        let listener =
+            crate::net::TcpListener::bind(self.addr).map_err(|e| self.cannot_listen(e))?;
+        self.serve(listener)
+    }
+
+    /// The error of a monitor that cannot listen on its address.
+    fn cannot_listen(&self, e: io::Error) -> io::Error {
+        io::Error::new(
+            e.kind(),
+            format!("trapline monitor: cannot listen on {}: {e}", self.addr),
+        )
+    }
+
+    /// Spawns the `monitor` task on `listener`; returns its address.
+    fn serve(&self, listener: crate::net::TcpListener) -> io::Result<SocketAddr> {
         let addr = listener.local_addr()?;
         crate::task::Builder::new()
             .name("monitor")
@@ -270,25 +279,35 @@ impl Monitor {
     /// [`Monitor::run`] for a monitor asked for by [`ENV_VAR`]: one that
     /// cannot listen (its address is taken, most often by the monitor of
     /// another kernel of the same program, one kernel a thread) is not an
-    /// error. It is logged as a warning and the kernel runs unmonitored.
+    /// error. It is logged as a warning and the kernel runs without it.
     ///
     /// Discussion: the variable is read by every `trapline::run`, so a
     /// program that runs one kernel per core would otherwise fail to start
-    /// its second kernel. The first kernel to listen gets the monitor; the
-    /// others carry its hooks (a board no one reads) and run as usual.
+    /// its second kernel. The address is bound before the kernel is built:
+    /// the first kernel to bind it gets the monitor, and the others are
+    /// built without its hooks, as if the variable were unset.
     #[track_caller]
     pub(crate) fn run_if_free<F: Future>(
         &self,
         builder: Builder,
         future: F,
     ) -> io::Result<F::Output> {
+        let socket = match crate::net::listening(
+            self.addr,
+            crate::net::TcpListener::DEFAULT_BACKLOG,
+        ) {
+            Ok(socket) => socket,
+            Err(e) => {
+                let e = self.cannot_listen(e);
+                log::warn!(target: "trapline::monitor", "{e}; this kernel runs without a monitor");
+                return builder.build()?.run(future);
+            }
+        };
         let mut kernel = self.build(builder)?;
         kernel.run(async {
-            if let Err(e) = self.start() {
-                log::warn!(target: "trapline::monitor", "{e}; this kernel runs without a monitor");
-            }
-            future.await
-        })
+            self.serve(crate::net::TcpListener::from_listening(socket))?;
+            Ok(future.await)
+        })?
     }
 }
 
