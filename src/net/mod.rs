@@ -89,6 +89,7 @@ pub use copy::copy_bidirectional;
 pub use resolve::{lookup_host, Addrs, ToAddrs};
 pub use split::{OwnedReadHalf, OwnedWriteHalf};
 pub use tcp_builder::ListenerBuilder;
+pub(crate) use tcp_listener::listening;
 pub use tcp_listener::TcpListener;
 pub use tcp_stream::TcpStream;
 pub use udp::UdpSocket;

@@ -8,7 +8,7 @@ use std::panic::Location;
 
 use std::marker::PhantomData;
 
-use socket2::Socket;
+use socket2::{Domain, Protocol, Socket, Type};
 
 use super::io::{Io, Wait};
 use super::{inet, TcpStream};
@@ -39,6 +39,18 @@ pub struct TcpListener {
     nodelay: bool,
     /// Not `Send`: the fd is registered with the kernel of this thread.
     _kernel: PhantomData<*const ()>,
+}
+
+/// A non-blocking socket bound to `addr` with `SO_REUSEADDR`, listening.
+/// Needs no kernel: the monitor binds before it builds the kernel it
+/// watches, so that one that cannot listen costs that kernel nothing.
+pub(crate) fn listening(addr: SocketAddr, backlog: i32) -> io::Result<Socket> {
+    let ty = Type::STREAM.nonblocking().cloexec();
+    let socket = Socket::new(Domain::for_address(addr), ty, Some(Protocol::TCP))?;
+    socket.set_reuse_address(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(backlog)?;
+    Ok(socket)
 }
 
 impl TcpListener {
@@ -95,7 +107,14 @@ impl TcpListener {
         TcpListener::builder(addr).backlog(backlog).bind()
     }
 
-    /// A listener made by [`super::ListenerBuilder`]: `socket` bound and listening.
+    /// Wraps a socket that [`listening`] made; called inside the kernel
+    /// that will watch it (the fd is registered at its first wait).
+    pub(crate) fn from_listening(socket: Socket) -> TcpListener {
+        TcpListener::from_parts(socket, false)
+    }
+
+    /// A listener made by [`super::ListenerBuilder`] or [`listening`]:
+    /// `socket` bound and listening.
     pub(super) fn from_parts(socket: Socket, nodelay: bool) -> TcpListener {
         TcpListener {
             socket,
