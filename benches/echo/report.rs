@@ -134,10 +134,14 @@ impl Results {
             }
             let _ = writeln!(s, " {:.1} |", us(cell.latency.max()));
         }
-        for (against, title) in [
-            (Server::TokioCt, "trapline / tokio current_thread"),
-            (Server::RawMio, "trapline / raw mio"),
-            (Server::TokioMt, "trapline / tokio multi_thread (2 workers, one core)"),
+        for (ours_is, against, title) in [
+            (Server::Trapline, Server::TokioCt, "trapline / tokio current_thread"),
+            (Server::Trapline, Server::RawMio, "trapline / raw mio"),
+            (
+                Server::Trapline2,
+                Server::TokioMt,
+                "trapline, 2 kernels / tokio multi_thread, 2 workers (both on one core)",
+            ),
         ] {
             let _ = writeln!(
                 s,
@@ -145,7 +149,7 @@ impl Results {
             );
             let _ = writeln!(s, "| size | conns | load | msg/s | p50 | p90 | p99 | p99.9 |");
             let _ = writeln!(s, "| ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: |");
-            for (key, ours) in self.cells.iter().filter(|(k, _)| k.server == Server::Trapline) {
+            for (key, ours) in self.cells.iter().filter(|(k, _)| k.server == ours_is) {
                 let Some(theirs) = self.get(against, key) else {
                     continue;
                 };
@@ -218,14 +222,21 @@ impl Results {
             .map(|k| (k.size, k.connections))
             .collect();
         panels.dedup();
-        let (pw, ph, margin) = (300.0, 220.0, 50.0);
-        let width = margin + panels.len().max(1) as f64 * (pw + margin);
-        let height = ph + 2.0 * margin + 40.0;
+        let mut sizes: Vec<usize> = panels.iter().map(|p| p.0).collect();
+        sizes.dedup();
+        let mut conns: Vec<usize> = panels.iter().map(|p| p.1).collect();
+        conns.sort_unstable();
+        conns.dedup();
+        // One row per message size, one column per connection count.
+        let (pw, ph, margin) = (300.0, 200.0, 50.0);
+        let width = margin + conns.len().max(1) as f64 * (pw + margin);
+        let height = margin + sizes.len().max(1) as f64 * (ph + margin) + 30.0;
         let colours = [
             (Server::Trapline, "#d62728"),
             (Server::TokioCt, "#1f77b4"),
             (Server::TokioMt, "#2ca02c"),
             (Server::RawMio, "#7f7f7f"),
+            (Server::Trapline2, "#ff7f0e"),
         ];
         let mut s = String::new();
         let _ = writeln!(
@@ -238,9 +249,11 @@ impl Results {
             r#"<text x="{margin}" y="18" font-size="13">Echo p99 latency (µs, log scale) against offered load (% of tokio current_thread's throughput) — {}</text>"#,
             escape(machine)
         );
-        for (n, &(size, connections)) in panels.iter().enumerate() {
-            let x0 = margin + n as f64 * (pw + margin);
-            let y0 = margin;
+        for &(size, connections) in &panels {
+            let col = conns.iter().position(|&c| c == connections).unwrap_or(0);
+            let row = sizes.iter().position(|&z| z == size).unwrap_or(0);
+            let x0 = margin + col as f64 * (pw + margin);
+            let y0 = margin + row as f64 * (ph + margin);
             let points = |server: Server| -> Vec<(u32, u64)> {
                 self.cells
                     .iter()
@@ -307,7 +320,7 @@ impl Results {
             }
         }
         for (i, (server, colour)) in colours.iter().enumerate() {
-            let lx = margin + i as f64 * 150.0;
+            let lx = margin + i as f64 * 130.0;
             let ly = height - 14.0;
             let _ = writeln!(
                 s,

@@ -4,7 +4,9 @@
 //! one task (or, for raw mio, one slab entry) per connection, `TCP_NODELAY`,
 //! a 4 KiB read buffer, read what is there and write all of it back. Each
 //! server thread pins itself to the server core before it starts; tokio
-//! multi_thread pins both its workers there too, so every server gets the
+//! multi_thread pins both its workers there too, and so does trapline with two
+//! kernels (`trapline-2k`, one listener each on the port through
+//! `SO_REUSEPORT`), so every server gets the
 //! same single core and the load generator has the other one to itself.
 //!
 //! Servers are started once per bench run and never stopped: between rounds
@@ -31,15 +33,19 @@ pub enum Server {
     TokioMt,
     /// A hand-written mio loop: the floor.
     RawMio,
+    /// trapline, two kernels (`run_threads`) sharing the port through
+    /// `SO_REUSEPORT`, both pinned to the server core like tokio's workers.
+    Trapline2,
 }
 
 impl Server {
     /// Every server, in the order rounds visit them.
-    pub const ALL: [Server; 4] = [
+    pub const ALL: [Server; 5] = [
         Server::Trapline,
         Server::TokioCt,
         Server::TokioMt,
         Server::RawMio,
+        Server::Trapline2,
     ];
 
     /// The name used in tables, JSON and on the command line.
@@ -49,6 +55,7 @@ impl Server {
             Server::TokioCt => "tokio-ct",
             Server::TokioMt => "tokio-mt2",
             Server::RawMio => "raw-mio",
+            Server::Trapline2 => "trapline-2k",
         }
     }
 
@@ -71,6 +78,7 @@ impl Server {
                     Server::TokioCt => tokio_server(addr, None, tx.clone()),
                     Server::TokioMt => tokio_server(addr, Some(core), tx.clone()),
                     Server::RawMio => mio_server(addr, tx.clone()),
+                    Server::Trapline2 => two_kernels(addr, core, tx.clone()),
                 };
                 if let Err(e) = result {
                     let _ = tx.send(Err(e));
@@ -91,19 +99,70 @@ fn trapline_server(addr: SocketAddr, ready: Ready) -> io::Result<()> {
         loop {
             let (stream, _) = listener.accept().await?;
             stream.set_nodelay(true)?;
-            trapline::spawn(async move {
-                let mut buf = [0u8; BUF];
-                loop {
-                    let n = stream.read(&mut buf).await?;
-                    if n == 0 {
-                        return Ok::<(), io::Error>(());
-                    }
-                    stream.write_all(&buf[..n]).await?;
-                }
-            })
-            .map_err(io::Error::from)?;
+            trapline::spawn(echo(stream)).map_err(io::Error::from)?;
         }
     })?
+}
+
+/// Two kernels, one listener each on the same port (`SO_REUSEPORT`): the
+/// OS spreads the connections between them.
+fn two_kernels(addr: SocketAddr, core: usize, ready: Ready) -> io::Result<()> {
+    use trapline::net::TcpListener;
+    // Both kernels must bind the same port: pick a free one first.
+    let addr = if addr.port() == 0 {
+        std::net::TcpListener::bind(addr)?.local_addr()?
+    } else {
+        addr
+    };
+    let (bound_tx, bound_rx) = mpsc::channel::<io::Result<SocketAddr>>();
+    let waiter = std::thread::spawn(move || {
+        let first = bound_rx.recv();
+        let second = bound_rx.recv();
+        let _ = ready.send(match (first, second) {
+            (Ok(Ok(a)), Ok(Ok(_))) => Ok(a),
+            (Ok(Err(e)), _) | (_, Ok(Err(e))) => Err(e),
+            _ => Err(io::Error::other("a kernel ended before it listened")),
+        });
+    });
+    let served = trapline::run_threads(2, |_| {
+        let bound = bound_tx.clone();
+        async move {
+            pin_to(core);
+            let listener = TcpListener::builder(addr)
+                .reuse_port(true)
+                .nodelay(true)
+                .backlog(4096)
+                .bind();
+            let listener = match listener {
+                Ok(l) => {
+                    let _ = bound.send(l.local_addr());
+                    l
+                }
+                Err(e) => {
+                    let _ = bound.send(Err(io::Error::new(e.kind(), e.to_string())));
+                    return Err(e);
+                }
+            };
+            loop {
+                let (stream, _) = listener.accept().await?;
+                trapline::spawn(echo(stream)).map_err(io::Error::from)?;
+            }
+        }
+    })?;
+    let _ = waiter.join();
+    served.into_iter().collect::<io::Result<Vec<()>>>().map(drop)
+}
+
+/// One connection of the trapline servers.
+async fn echo(stream: trapline::net::TcpStream) -> io::Result<()> {
+    let mut buf = [0u8; BUF];
+    loop {
+        let n = stream.read(&mut buf).await?;
+        if n == 0 {
+            return Ok(());
+        }
+        stream.write_all(&buf[..n]).await?;
+    }
 }
 
 fn tokio_server(addr: SocketAddr, workers_on: Option<usize>, ready: Ready) -> io::Result<()> {
