@@ -237,8 +237,9 @@ fn timer_insert_cancel(c: &mut Criterion) {
             on_trapline(iters, |n| async move {
                 let start = Instant::now();
                 for _ in 0..n {
-                    let limited = trapline::timeout_after(Duration::from_secs(60), trapline::yield_now());
-                    black_box(limited.await.unwrap().unwrap());
+                    let limited =
+                        trapline::timeout_after(Duration::from_secs(60), trapline::yield_now());
+                    limited.await.unwrap().unwrap();
                 }
                 start.elapsed()
             })
@@ -251,7 +252,7 @@ fn timer_insert_cancel(c: &mut Criterion) {
                 for _ in 0..n {
                     let limited =
                         tokio::time::timeout(Duration::from_secs(60), tokio::task::yield_now());
-                    black_box(limited.await.unwrap());
+                    limited.await.unwrap();
                 }
                 start.elapsed()
             })
@@ -271,7 +272,9 @@ fn sleep_10k(c: &mut Criterion) {
                 let start = Instant::now();
                 for _ in 0..n {
                     let tasks: Vec<_> = (0..SLEEPERS)
-                        .map(|_| trapline::spawn(trapline::sleep(Duration::from_millis(1))).unwrap())
+                        .map(|_| {
+                            trapline::spawn(trapline::sleep(Duration::from_millis(1))).unwrap()
+                        })
                         .collect();
                     for t in &tasks {
                         t.join().await.unwrap().unwrap();

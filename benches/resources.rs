@@ -128,9 +128,11 @@ fn measure_in_child(what: &str, runtime: &str, n: usize) -> io::Result<f64> {
         .spawn()?;
     let mut lines = BufReader::new(child.stdout.take().expect("piped")).lines();
     let mut next = || -> io::Result<String> {
-        lines
-            .next()
-            .unwrap_or_else(|| Err(io::Error::other(format!("{what} {runtime}: child said nothing"))))
+        lines.next().unwrap_or_else(|| {
+            Err(io::Error::other(format!(
+                "{what} {runtime}: child said nothing"
+            )))
+        })
     };
     let mut clients = Vec::new();
     if what == "tcp" {
@@ -143,7 +145,9 @@ fn measure_in_child(what: &str, runtime: &str, n: usize) -> io::Result<f64> {
     let status = child.wait()?;
     drop(clients);
     if !status.success() {
-        return Err(io::Error::other(format!("{what} {runtime}: child failed: {status}")));
+        return Err(io::Error::other(format!(
+            "{what} {runtime}: child failed: {status}"
+        )));
     }
     answer.trim().parse().map_err(io::Error::other)
 }

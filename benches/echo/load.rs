@@ -102,7 +102,11 @@ pub fn run(plan: &Plan) -> io::Result<Outcome> {
         .enumerate()
         .map(|(i, mut stream)| {
             poll.registry()
-                .register(&mut stream, Token(i), Interest::READABLE | Interest::WRITABLE)
+                .register(
+                    &mut stream,
+                    Token(i),
+                    Interest::READABLE | Interest::WRITABLE,
+                )
                 .map(|()| Conn {
                     stream,
                     sent_at: VecDeque::new(),
@@ -141,7 +145,11 @@ pub fn run(plan: &Plan) -> io::Result<Outcome> {
         if !sending && (plan.mode == Mode::Closed || !in_flight || now >= drain_limit) {
             break;
         }
-        let mut timeout = if sending { end - now } else { drain_limit - now };
+        let mut timeout = if sending {
+            end - now
+        } else {
+            drain_limit - now
+        };
         if let (Mode::Open { rate }, true) = (plan.mode, sending) {
             loop {
                 let due = start + Duration::from_secs_f64(next as f64 / rate);

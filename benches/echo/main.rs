@@ -226,7 +226,9 @@ fn load_only(args: &[String], addr: &str) -> io::Result<()> {
         messages: Some(number(args, "--messages", 100_000)?),
     };
     if plan.size == 0 || plan.connections == 0 {
-        return Err(io::Error::other("--size and --connections must be at least 1"));
+        return Err(io::Error::other(
+            "--size and --connections must be at least 1",
+        ));
     }
     let outcome = load::run(&plan)?;
     let h = &outcome.latency;

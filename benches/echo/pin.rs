@@ -3,7 +3,7 @@
 /// Pins the calling thread to `core` (modulo the cores there are). A failure
 /// (a container that forbids it) is reported once and the bench goes on.
 pub fn pin_to(core: usize) {
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let cores = online_cores();
     // SAFETY: `set` is a plain bit set on the stack, zeroed before use, and
     // `sched_setaffinity(0, ..)` only reads it for the calling thread.
     let rc = unsafe {
@@ -17,4 +17,12 @@ pub fn pin_to(core: usize) {
             std::io::Error::last_os_error()
         );
     }
+}
+
+/// The cores online, whatever this thread is pinned to (unlike
+/// `available_parallelism`, which counts only the cores it may run on).
+pub fn online_cores() -> usize {
+    // SAFETY: sysconf only reads a configuration value.
+    let n = unsafe { libc::sysconf(libc::_SC_NPROCESSORS_ONLN) };
+    usize::try_from(n).unwrap_or(1).max(1)
 }

@@ -63,7 +63,7 @@ pub fn machine() -> String {
                 .map(|m| m.trim().to_string())
         })
         .unwrap_or_else(|| "unknown CPU".into());
-    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let cores = crate::pin::online_cores();
     let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease")
         .map(|s| s.trim().to_string())
         .unwrap_or_default();
@@ -109,12 +109,19 @@ impl Results {
     /// The figures and the trapline/tokio ratios, as markdown.
     pub fn markdown(&self, machine: &str, full: bool) -> String {
         let mut s = String::new();
-        let _ = writeln!(s, "Echo bench ({}), {machine}.\n", if full { "full" } else { "quick" });
+        let _ = writeln!(
+            s,
+            "Echo bench ({}), {machine}.\n",
+            if full { "full" } else { "quick" }
+        );
         let _ = writeln!(
             s,
             "| size | conns | load | server | msg/s | p50 µs | p90 µs | p99 µs | p99.9 µs | max µs |"
         );
-        let _ = writeln!(s, "| ---: | ---: | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |");
+        let _ = writeln!(
+            s,
+            "| ---: | ---: | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |"
+        );
         for (key, cell) in &self.cells {
             let load = if key.load == 0 {
                 "closed".to_string()
@@ -135,7 +142,11 @@ impl Results {
             let _ = writeln!(s, " {:.1} |", us(cell.latency.max()));
         }
         for (ours_is, against, title) in [
-            (Server::Trapline, Server::TokioCt, "trapline / tokio current_thread"),
+            (
+                Server::Trapline,
+                Server::TokioCt,
+                "trapline / tokio current_thread",
+            ),
             (Server::Trapline, Server::RawMio, "trapline / raw mio"),
             (
                 Server::Trapline2,
@@ -147,8 +158,14 @@ impl Results {
                 s,
                 "\n{title} (throughput: above 1 is better; latency: below 1 is better)\n"
             );
-            let _ = writeln!(s, "| size | conns | load | msg/s | p50 | p90 | p99 | p99.9 |");
-            let _ = writeln!(s, "| ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: |");
+            let _ = writeln!(
+                s,
+                "| size | conns | load | msg/s | p50 | p90 | p99 | p99.9 |"
+            );
+            let _ = writeln!(
+                s,
+                "| ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: |"
+            );
             for (key, ours) in self.cells.iter().filter(|(k, _)| k.server == ours_is) {
                 let Some(theirs) = self.get(against, key) else {
                     continue;
@@ -166,7 +183,11 @@ impl Results {
                     ours.throughput() / theirs.throughput().max(1e-9)
                 );
                 for (q, _) in PERCENTILES {
-                    let _ = write!(s, " {:.2} |", ours.at(q) as f64 / theirs.at(q).max(1) as f64);
+                    let _ = write!(
+                        s,
+                        " {:.2} |",
+                        ours.at(q) as f64 / theirs.at(q).max(1) as f64
+                    );
                 }
                 let _ = writeln!(s);
             }
@@ -216,11 +237,8 @@ impl Results {
     /// p99 latency against offered load, one panel per message size and
     /// connection count, one line per server; log-scale latency.
     pub fn svg(&self, machine: &str) -> String {
-        let mut panels: Vec<(usize, usize)> = self
-            .cells
-            .keys()
-            .map(|k| (k.size, k.connections))
-            .collect();
+        let mut panels: Vec<(usize, usize)> =
+            self.cells.keys().map(|k| (k.size, k.connections)).collect();
         panels.dedup();
         let mut sizes: Vec<usize> = panels.iter().map(|p| p.0).collect();
         sizes.dedup();
@@ -258,12 +276,19 @@ impl Results {
                 self.cells
                     .iter()
                     .filter(|(k, _)| {
-                        k.server == server && k.size == size && k.connections == connections && k.load > 0
+                        k.server == server
+                            && k.size == size
+                            && k.connections == connections
+                            && k.load > 0
                     })
                     .map(|(k, c)| (k.load, c.at(0.99).max(1)))
                     .collect()
             };
-            let all: Vec<u64> = colours.iter().flat_map(|(sv, _)| points(*sv)).map(|p| p.1).collect();
+            let all: Vec<u64> = colours
+                .iter()
+                .flat_map(|(sv, _)| points(*sv))
+                .map(|p| p.1)
+                .collect();
             let lo = (*all.iter().min().unwrap_or(&1000) as f64).log10().floor();
             let hi = ((*all.iter().max().unwrap_or(&1000) as f64).log10().ceil()).max(lo + 1.0);
             let y = |ns: u64| y0 + ph - ((ns as f64).log10() - lo) / (hi - lo) * ph;
@@ -303,7 +328,10 @@ impl Results {
                 if pts.is_empty() {
                     continue;
                 }
-                let path: Vec<String> = pts.iter().map(|&(l, ns)| format!("{:.1},{:.1}", x(l), y(ns))).collect();
+                let path: Vec<String> = pts
+                    .iter()
+                    .map(|&(l, ns)| format!("{:.1},{:.1}", x(l), y(ns)))
+                    .collect();
                 let _ = writeln!(
                     s,
                     r#"<polyline points="{}" fill="none" stroke="{colour}" stroke-width="2"/>"#,
@@ -336,5 +364,7 @@ impl Results {
 }
 
 fn escape(text: &str) -> String {
-    text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
 }

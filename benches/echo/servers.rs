@@ -150,7 +150,10 @@ fn two_kernels(addr: SocketAddr, core: usize, ready: Ready) -> io::Result<()> {
         }
     })?;
     let _ = waiter.join();
-    served.into_iter().collect::<io::Result<Vec<()>>>().map(drop)
+    served
+        .into_iter()
+        .collect::<io::Result<Vec<()>>>()
+        .map(drop)
 }
 
 /// One connection of the trapline servers.

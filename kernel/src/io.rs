@@ -287,16 +287,34 @@ mod tests {
         let (a, _b) = std::os::unix::net::UnixStream::pair().unwrap();
         let fd = a.as_raw_fd();
         let mut table = IoTable::default();
-        assert_eq!(table.wait(poll.registry(), fd, Dir::Read, waiter(1)), Ok(true));
+        assert_eq!(
+            table.wait(poll.registry(), fd, Dir::Read, waiter(1)),
+            Ok(true)
+        );
         let token = Token(fd as usize | (table.next_serial as usize) << 32);
-        assert_eq!(table.event(token, true, true, false), [Some(waiter(1)), None]);
+        assert_eq!(
+            table.event(token, true, true, false),
+            [Some(waiter(1)), None]
+        );
         // Nobody waits to read now: the next read edge is kept.
         assert_eq!(table.event(token, true, false, false), [None, None]);
-        assert_eq!(table.wait(poll.registry(), fd, Dir::Read, waiter(2)), Ok(false));
-        assert_eq!(table.wait(poll.registry(), fd, Dir::Read, waiter(2)), Ok(true));
+        assert_eq!(
+            table.wait(poll.registry(), fd, Dir::Read, waiter(2)),
+            Ok(false)
+        );
+        assert_eq!(
+            table.wait(poll.registry(), fd, Dir::Read, waiter(2)),
+            Ok(true)
+        );
         // The write edge of the first event was kept too, once.
-        assert_eq!(table.wait(poll.registry(), fd, Dir::Write, waiter(3)), Ok(false));
-        assert_eq!(table.wait(poll.registry(), fd, Dir::Write, waiter(3)), Ok(true));
+        assert_eq!(
+            table.wait(poll.registry(), fd, Dir::Write, waiter(3)),
+            Ok(false)
+        );
+        assert_eq!(
+            table.wait(poll.registry(), fd, Dir::Write, waiter(3)),
+            Ok(true)
+        );
         // Another reader is still refused while one sits.
         assert_eq!(
             table.wait(poll.registry(), fd, Dir::Read, waiter(4)),
@@ -306,13 +324,26 @@ mod tests {
         // read after a short read must see it, and no new edge will come.
         table.leave(fd, Dir::Read, waiter(2));
         assert_eq!(table.event(token, true, false, true), [None, None]);
-        assert_eq!(table.wait(poll.registry(), fd, Dir::Read, waiter(6)), Ok(false));
-        assert_eq!(table.wait(poll.registry(), fd, Dir::Read, waiter(6)), Ok(false));
-        assert_eq!(table.wait(poll.registry(), fd, Dir::Write, waiter(3)), Ok(true), "writes wait as before");
+        assert_eq!(
+            table.wait(poll.registry(), fd, Dir::Read, waiter(6)),
+            Ok(false)
+        );
+        assert_eq!(
+            table.wait(poll.registry(), fd, Dir::Read, waiter(6)),
+            Ok(false)
+        );
+        assert_eq!(
+            table.wait(poll.registry(), fd, Dir::Write, waiter(3)),
+            Ok(true),
+            "writes wait as before"
+        );
         // Releasing forgets the bits.
         table.event(token, true, false, false);
         table.release(poll.registry(), fd);
-        assert_eq!(table.wait(poll.registry(), fd, Dir::Read, waiter(5)), Ok(true));
+        assert_eq!(
+            table.wait(poll.registry(), fd, Dir::Read, waiter(5)),
+            Ok(true)
+        );
     }
 
     /// A number that is no open fd is refused by the poller, and the table

@@ -8,6 +8,7 @@
 //! User code can therefore always re-enter the kernel through a trap.
 
 use std::collections::{HashMap, VecDeque};
+use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::Waker;
 use std::time::Instant;
@@ -61,6 +62,33 @@ impl Serials {
     }
 }
 
+/// The hash of a wait queue's id: one multiplication.
+///
+/// Discussion: queue ids come from one process-wide counter
+/// (`QueueId::new`) and cannot be chosen by input, so nothing can pick them
+/// to collide; SipHash's
+/// defence against such inputs would cost a sync primitive's every wait and
+/// wake (a quarter of a two-task ping-pong) for nothing.
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct QueueHasher(u64);
+
+impl Hasher for QueueHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.write_u64(u64::from(b));
+        }
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        // Fibonacci hashing: spreads consecutive ids over the table.
+        self.0 = (self.0 ^ n).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    }
+}
+
 /// Counters since the kernel was made.
 #[derive(Debug, Default, Clone, Copy)]
 pub(crate) struct Counters {
@@ -80,7 +108,7 @@ pub(crate) struct State {
     pub io: IoTable,
     pub timers: Timers,
     pub timeouts: Slab<Timeout>,
-    pub queues: HashMap<QueueId, VecDeque<Waiter>>,
+    pub queues: HashMap<QueueId, VecDeque<Waiter>, BuildHasherDefault<QueueHasher>>,
     /// Foreign wakers to wake once the borrow of the state ends.
     pub foreign_wakes: Vec<Waker>,
     /// Foreign wakers to drop once the borrow ends: a waker's `Drop` is user
@@ -102,7 +130,7 @@ impl State {
             io: IoTable::default(),
             timers: Timers::default(),
             timeouts: Slab::new(),
-            queues: HashMap::new(),
+            queues: HashMap::default(),
             foreign_wakes: Vec::new(),
             graveyard: Vec::new(),
             counters: Counters::default(),
@@ -360,7 +388,12 @@ impl State {
     /// An fd event from mio.
     pub(crate) fn io_event(&mut self, token: Token, read: bool, write: bool, read_closed: bool) {
         self.counters.events += 1;
-        for waiter in self.io.event(token, read, write, read_closed).into_iter().flatten() {
+        for waiter in self
+            .io
+            .event(token, read, write, read_closed)
+            .into_iter()
+            .flatten()
+        {
             self.fire(waiter);
         }
     }

@@ -122,7 +122,8 @@ impl DeadlineTimer {
             },
         };
         // SAFETY: `spec` lives across the call; the old value is not asked for.
-        let rc = unsafe { libc::timerfd_settime(self.fd.as_raw_fd(), 0, &spec, std::ptr::null_mut()) };
+        let rc =
+            unsafe { libc::timerfd_settime(self.fd.as_raw_fd(), 0, &spec, std::ptr::null_mut()) };
         if rc < 0 {
             return Err(io::Error::last_os_error());
         }
@@ -143,13 +144,20 @@ mod tests {
         let mut timer = DeadlineTimer::new(poll.registry()).unwrap();
         let now = Instant::now();
         let at = now + SPIN + Duration::from_micros(200);
-        assert_eq!(timer.poll_timeout(Some(at), now), None, "armed: no poll timeout");
+        assert_eq!(
+            timer.poll_timeout(Some(at), now),
+            None,
+            "armed: no poll timeout"
+        );
         assert_eq!(timer.armed, Some(at));
         assert_eq!(timer.poll_timeout(Some(at), now), None, "already armed");
         poll.poll(&mut events, None).unwrap();
         let tokens: Vec<Token> = events.iter().map(|e| e.token()).collect();
         assert_eq!(tokens, [TIMER]);
-        assert!(Instant::now() + SPIN >= at, "not before its deadline, less the spin");
+        assert!(
+            Instant::now() + SPIN >= at,
+            "not before its deadline, less the spin"
+        );
         timer.fired();
         assert_eq!(timer.armed, None);
     }
@@ -162,7 +170,10 @@ mod tests {
         let mut timer = DeadlineTimer::new(poll.registry()).unwrap();
         let now = Instant::now();
         assert_eq!(timer.poll_timeout(Some(now), now), Some(Duration::ZERO));
-        assert_eq!(timer.poll_timeout(Some(now + SPIN), now), Some(Duration::ZERO));
+        assert_eq!(
+            timer.poll_timeout(Some(now + SPIN), now),
+            Some(Duration::ZERO)
+        );
         assert_eq!(timer.poll_timeout(None, now), None);
         assert_eq!(timer.armed, None, "nothing was armed");
     }
