@@ -2,8 +2,8 @@
 //!
 //! Each fd is registered with mio once, for both directions, edge-triggered,
 //! the first time a leaf waits on it, and stays registered until `IoRelease`.
-//! Edge-triggered readiness is safe only because every leaf tries its syscall
-//! before it traps: a leaf that saw `WouldBlock` is guaranteed a new edge when
+//! Edge-triggered readiness is safe only because a leaf traps only once the
+//! fd is drained: a leaf that saw `WouldBlock` is guaranteed a new edge when
 //! the fd becomes ready again.
 //!
 //! Discussion: a leaf may also trap *without* trying, when its previous

@@ -88,6 +88,12 @@ pub enum Trap {
     /// fd's reader, the leaf gets `ResourceBusy` instead. Undone: the reader
     /// seat is emptied; the registration stays until `IoRelease`.
     /// The leaf resumes by retrying its syscall.
+    ///
+    /// A leaf must know the fd is drained before it traps: it saw
+    /// `WouldBlock`, or its last read came back short. An edge that arrived
+    /// while no reader sat (and the end of the stream, for good) resumes the
+    /// next reader at once, so a leaf trapping right after a short read
+    /// misses nothing.
     ReadWait {
         /// The file descriptor.
         fd: RawFd,
