@@ -73,7 +73,7 @@ impl fmt::Display for On {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             On::Sleep(at) => {
-                let left = at.saturating_duration_since(Instant::now());
+                let left = at.saturating_duration_since(trapline_traps::shown_now());
                 write!(f, "Sleep(in {left:?})")
             }
             On::Read(fd) => write!(f, "ReadWait(fd {fd})"),

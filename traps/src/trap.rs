@@ -239,7 +239,7 @@ impl fmt::Display for Trap {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Trap::Sleep { deadline } => {
-                let left = deadline.saturating_duration_since(Instant::now());
+                let left = deadline.saturating_duration_since(crate::shown::shown_now());
                 write!(f, "Sleep(in {left:?})")
             }
             Trap::ReadWait { fd } => write!(f, "ReadWait(fd {fd})"),
@@ -254,7 +254,7 @@ impl fmt::Display for Trap {
             Trap::Clock => f.write_str("Clock"),
             Trap::Current => f.write_str("Current"),
             Trap::SetTimeout { deadline } => {
-                let left = deadline.saturating_duration_since(Instant::now());
+                let left = deadline.saturating_duration_since(crate::shown::shown_now());
                 write!(f, "SetTimeout(in {left:?})")
             }
             Trap::UnsetTimeout { id } => write!(f, "UnsetTimeout({id})"),
