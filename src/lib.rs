@@ -42,6 +42,8 @@
 //! - `time`: [`clock`], [`sleep`], [`sleep_until`], [`timeout_after`], [`ignore_after`].
 //! - `shield`: [`shield`], to wait for cleanup after a cancel or a timeout.
 //! - [`net`]: [`net::TcpListener`], [`net::TcpStream`].
+//! - [`echo`]: an echo service with a connection limit, an idle timeout and
+//!   bounded buffers (the `echo_server` example runs it).
 //! - [`traps`]: the trap ABI (the `trapline-traps` crate), for writing leaves
 //!   and loops of your own.
 //!
@@ -52,6 +54,7 @@
 #![deny(missing_docs, rust_2018_idioms)]
 #![warn(missing_debug_implementations, clippy::undocumented_unsafe_blocks)]
 
+pub mod echo;
 pub mod net;
 mod shield;
 mod task;
