@@ -219,3 +219,75 @@ fn over_the_limit_is_closed_at_once() {
     );
     assert_eq!((stats.accepted(), stats.refused(), stats.peak()), (2, 1, 2));
 }
+
+/// The same faults against the real `echo_server` example binary (built
+/// by `cargo test` next to this test's binary; skipped with a message when
+/// it is not there): with `--max-connections 2 --idle-timeout 1`, a silent
+/// client is closed, a reset client harms nobody, a half-closing client
+/// gets every byte back, and a client over the limit is closed at once.
+#[test]
+fn faults_against_the_example_binary() {
+    let exe = std::env::current_exe().unwrap();
+    let Some(server) = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .map(|profile| profile.join("examples").join("echo_server"))
+        .filter(|p| p.exists())
+    else {
+        println!(
+            "skipped: no echo_server example binary next to {}",
+            exe.display()
+        );
+        return;
+    };
+    let mut child = std::process::Command::new(&server)
+        .args([
+            "--addr",
+            "127.0.0.1:0",
+            "--max-connections",
+            "2",
+            "--idle-timeout",
+            "1",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut out, &mut line).unwrap();
+    let addr: SocketAddr = line
+        .trim()
+        .rsplit(' ')
+        .next()
+        .and_then(|a| a.parse().ok())
+        .unwrap_or_else(|| panic!("no address in {line:?}"));
+
+    let silent = connect(addr);
+    let reset = connect(addr);
+    (&reset).write_all(&[1; 50_000]).unwrap();
+    socket2::SockRef::from(&reset)
+        .set_linger(Some(Duration::ZERO))
+        .unwrap();
+    drop(reset);
+    // The silent client holds one of the two places until its idle timeout.
+    let mut buf = [0; 8];
+    assert_eq!((&silent).read(&mut buf).unwrap(), 0, "closed when idle");
+    let data = Rng::new(5).bytes(200_000);
+    let back = echo_through(addr, data.clone());
+    assert!(back == data, "bytes differ");
+    // Two places, two held: the third is closed at once.
+    let a = connect(addr);
+    let b = connect(addr);
+    (&a).write_all(b"a").unwrap();
+    (&b).write_all(b"b").unwrap();
+    (&a).read_exact(&mut buf[..1]).unwrap();
+    (&b).read_exact(&mut buf[..1]).unwrap();
+    let third = connect(addr);
+    let r = (&third).read(&mut buf).map_err(|e| e.kind());
+    assert!(
+        matches!(r, Ok(0) | Err(ErrorKind::ConnectionReset)),
+        "{r:?}"
+    );
+    child.kill().unwrap();
+    child.wait().unwrap();
+}

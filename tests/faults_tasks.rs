@@ -19,7 +19,7 @@ use futures::channel::oneshot;
 use trapline::net::{TcpListener, TcpStream};
 use trapline::traps::{Leaf, QueueId, Trap};
 use trapline::{sleep, spawn, timeout_after, yield_now, JoinError, TrapError};
-use util::{assert_clean, run_with_stats, tcp_pair};
+use util::{assert_clean, entries, log, push, run_virtual_clean, run_with_stats, tcp_pair};
 
 const HOUR: Duration = Duration::from_secs(3600);
 
@@ -113,7 +113,10 @@ fn cancellation_storm_leaves_nothing_behind() {
                         })
                     }
                     "queue" => spawn(async {
-                        let wait = QueueWait { queue: QueueId::new(), leaf: Leaf::new() };
+                        let wait = QueueWait {
+                            queue: QueueId::new(),
+                            leaf: Leaf::new(),
+                        };
                         wait.await.map_err(|e| e.to_string())
                     }),
                     "foreign" => {
@@ -157,7 +160,9 @@ fn cancellation_storm_leaves_nothing_behind() {
                     }
                     "accept" => {
                         let listener = TcpListener::bind("127.0.0.1:0".parse().unwrap()).unwrap();
-                        spawn(async move { listener.accept().await.map(drop).map_err(|e| e.to_string()) })
+                        spawn(async move {
+                            listener.accept().await.map(drop).map_err(|e| e.to_string())
+                        })
                     }
                     _ => unreachable!(),
                 };
@@ -181,7 +186,10 @@ fn cancellation_storm_leaves_nothing_behind() {
         }
         drop(senders);
         drop(keep);
-        assert!(!target.is_finished(), "the joiners' target was not cancelled");
+        assert!(
+            !target.is_finished(),
+            "the joiners' target was not cancelled"
+        );
         assert!(target.cancel().await.unwrap().is_err());
         (before, cancelled, ended)
     });
@@ -195,4 +203,125 @@ fn cancellation_storm_leaves_nothing_behind() {
     assert_eq!(ended, expected);
     assert_clean(&stats);
     assert_eq!(open_fds(), fds_before, "no fd left open");
+}
+
+/// A task that never traps holds the kernel: it cannot be interrupted while
+/// it computes, and tasks due meanwhile wait for it. A cancel sent before it
+/// starts computing is delivered at its next blocking trap: the sleep that
+/// can already complete does, the computation runs to its end, and the next
+/// wait fails with `Cancelled`. On the virtual clock, so the order is exact.
+#[test]
+fn task_that_never_traps_takes_its_cancel_at_its_next_trap() {
+    let _serial = one_at_a_time();
+    let log = log();
+    run_virtual_clean({
+        let log = log.clone();
+        async move {
+            let minute = Duration::from_secs(60);
+            let spinner = spawn({
+                let log = log.clone();
+                async move {
+                    let slept = sleep(minute).await;
+                    push(&log, format!("spinner: slept {slept:?}"));
+                    // Computes without a single trap.
+                    let mut x = 0u64;
+                    for i in 0..2_000_000u64 {
+                        x = std::hint::black_box(x.wrapping_mul(31).wrapping_add(i));
+                    }
+                    push(&log, "spinner: computed");
+                    let next = sleep(HOUR).await;
+                    push(&log, format!("spinner: then {next:?}"));
+                    x
+                }
+            })
+            .unwrap();
+            let waiter = spawn({
+                let log = log.clone();
+                async move {
+                    sleep(minute).await.unwrap();
+                    push(&log, "waiter: woke");
+                }
+            })
+            .unwrap();
+            // Due at the same minute, set first: main runs first in that
+            // pass, with the spinner ready but not yet run.
+            sleep(minute).await.unwrap();
+            assert_eq!(trapline::traps::cancel(spinner.id()), Ok(true));
+            push(&log, "main: cancelled the spinner");
+            spinner.join().await.unwrap();
+            waiter.join().await.unwrap();
+        }
+    });
+    assert_eq!(
+        entries(&log),
+        [
+            "main: cancelled the spinner",
+            "spinner: slept Ok(())",
+            "spinner: computed",
+            "spinner: then Err(Cancelled)",
+            "waiter: woke",
+        ]
+    );
+}
+
+/// An fd number reused while a task was parked on it: task A waits to read
+/// fd N and is cancelled, which closes N; a new socket gets the number N and
+/// task B waits to read it. The old socket's peer then writes and closes. B
+/// is never resumed by anything of the old socket (it is polled once, then
+/// once more for its own bytes) and reads exactly what its own peer sent.
+#[test]
+fn reused_fd_number_never_resumes_the_wrong_waiter() {
+    let _serial = one_at_a_time();
+    let polls = Rc::new(std::cell::Cell::new(0));
+    let got = run_clean_with(async {
+        let listener = TcpListener::bind("127.0.0.1:0".parse().unwrap()).unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (old, old_peer) = tcp_pair().await.unwrap();
+        let n = old.as_raw_fd();
+        let a = spawn(async move {
+            let mut buf = [0; 8];
+            old.read(&mut buf).await
+        })
+        .unwrap();
+        yield_now().await.unwrap(); // A parks on fd N
+                                    // Take every free number below N, so that N is the lowest once closed.
+        let mut holes = Vec::new();
+        loop {
+            let f = std::fs::File::open("/dev/null").unwrap();
+            if f.as_raw_fd() > n {
+                break;
+            }
+            holes.push(f);
+        }
+        assert!(a.cancel().await.unwrap().is_err(), "A was cancelled");
+        // fd N is closed now; the next socket takes the lowest free number.
+        let new = TcpStream::connect(addr).await.unwrap();
+        assert_eq!(new.as_raw_fd(), n, "the number was reused");
+        drop(holes);
+        let (new_peer, _) = listener.accept().await.unwrap();
+        let b = spawn(util::Counted::new(polls.clone(), async move {
+            let mut buf = [0; 8];
+            let k = new.read(&mut buf).await.unwrap();
+            buf[..k].to_vec()
+        }))
+        .unwrap();
+        yield_now().await.unwrap(); // B parks on fd N
+        old_peer.write_all(b"old").await.unwrap();
+        drop(old_peer);
+        for _ in 0..10 {
+            sleep(Duration::from_millis(1)).await.unwrap();
+        }
+        assert!(!b.is_finished());
+        assert_eq!(polls.get(), 1, "B was not resumed by the old socket");
+        new_peer.write_all(b"new").await.unwrap();
+        b.join().await.unwrap()
+    });
+    assert_eq!(got, b"new");
+    assert_eq!(polls.get(), 2);
+}
+
+fn run_clean_with<F: Future>(future: F) -> F::Output {
+    let (out, stats) = run_with_stats(future);
+    assert_clean(&stats);
+    out
 }
