@@ -17,6 +17,9 @@
 //! `--buffer BYTES` (default 16384 per connection: memory stays bounded even
 //! when clients never read). Accept errors such as running out of fds back
 //! off (1 ms doubling to 1 s) instead of spinning.
+//!
+//! With `TRAPLINE_MONITOR=1`, `nc 127.0.0.1 48802` opens the monitor: `ps`
+//! lists the `conn` task of each peer and the trap it waits on.
 
 use std::io;
 use std::net::SocketAddr;

@@ -21,7 +21,8 @@
 //!   the next success. A connection the peer dropped before it was accepted
 //!   (`ECONNABORTED`) is just skipped.
 //!
-//! Written with the facade only (net, time, spawn), like any user code.
+//! Written with the facade only (net, time, task), like any user code.
+//! Each connection's task is named `conn PEER` for the monitor.
 
 use std::cell::Cell;
 use std::io;
@@ -31,7 +32,7 @@ use std::time::Duration;
 use log::{debug, warn};
 
 use crate::net::{TcpListener, TcpStream};
-use crate::{sleep, spawn, timeout_after, TrapError};
+use crate::{sleep, timeout_after, TrapError};
 
 /// Limits of an echo service.
 ///
@@ -192,21 +193,24 @@ pub async fn serve(
         stats.active.set(stats.active.get() + 1);
         stats.peak.set(stats.peak.get().max(stats.active.get()));
         let stats = stats.clone();
-        spawn(async move {
-            let ended = echo(&stream, &config, &stats).await;
-            match ended {
-                Ok(()) => debug!(target: "trapline::echo", "{peer}: closed"),
-                Err(Ended::Idle) => {
-                    bump(&stats.idle_closed);
-                    debug!(target: "trapline::echo", "{peer}: idle, closed");
+        // Named, so the monitor's `ps` shows whose connection a task serves.
+        crate::task::Builder::new()
+            .name(format!("conn {peer}"))
+            .spawn(async move {
+                let ended = echo(&stream, &config, &stats).await;
+                match ended {
+                    Ok(()) => debug!(target: "trapline::echo", "{peer}: closed"),
+                    Err(Ended::Idle) => {
+                        bump(&stats.idle_closed);
+                        debug!(target: "trapline::echo", "{peer}: idle, closed");
+                    }
+                    Err(Ended::Failed(e)) => {
+                        bump(&stats.failed);
+                        debug!(target: "trapline::echo", "{peer}: {e}");
+                    }
                 }
-                Err(Ended::Failed(e)) => {
-                    bump(&stats.failed);
-                    debug!(target: "trapline::echo", "{peer}: {e}");
-                }
-            }
-            stats.active.set(stats.active.get() - 1);
-        })?;
+                stats.active.set(stats.active.get() - 1);
+            })?;
     }
 }
 

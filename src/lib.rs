@@ -33,17 +33,21 @@
 //! ```
 //!
 //! `RUST_LOG=trapline=trace` (with a logger such as env_logger) prints every
-//! trap and every resume.
+//! trap and every resume. `docs/how-it-works.md` follows one echo round trip
+//! through the leaf, the trap, the park, mio's event and the resume.
 //!
 //! # Layout
 //!
 //! - [`run`], [`Kernel`], [`Builder`]: start a kernel (the `trapline-kernel` crate).
-//! - `task`: [`spawn`], [`JoinHandle`], [`current`], [`yield_now`].
+//! - [`task`]: [`spawn`], [`JoinHandle`], [`current`], [`yield_now`], and
+//!   [`task::Builder`] to name a task.
 //! - `time`: [`clock`], [`sleep`], [`sleep_until`], [`timeout_after`], [`ignore_after`].
 //! - `shield`: [`shield`], to wait for cleanup after a cancel or a timeout.
 //! - [`net`]: [`net::TcpListener`], [`net::TcpStream`].
 //! - [`echo`]: an echo service with a connection limit, an idle timeout and
 //!   bounded buffers (the `echo_server` example runs it).
+//! - [`monitor`]: look inside a running kernel with `nc` (`ps`, `where`,
+//!   `cancel`, `stats`), built on the kernel's [`Hooks`].
 //! - [`traps`]: the trap ABI (the `trapline-traps` crate), for writing leaves
 //!   and loops of your own.
 //!
@@ -55,9 +59,10 @@
 #![warn(missing_debug_implementations, clippy::undocumented_unsafe_blocks)]
 
 pub mod echo;
+pub mod monitor;
 pub mod net;
 mod shield;
-mod task;
+pub mod task;
 mod time;
 
 use std::future::Future;
@@ -65,7 +70,9 @@ use std::future::Future;
 pub use shield::shield;
 pub use task::{current, spawn, yield_now, Join, JoinError, JoinHandle, YieldNow};
 pub use time::{clock, ignore_after, sleep, sleep_until, timeout_after, Sleep};
-pub use trapline_kernel::{Builder, Kernel, Stats};
+pub use trapline_kernel::{
+    Builder, Ended, Hooks, Kernel, Parked, Probe, Spawned, Stats, TaskState,
+};
 pub use trapline_traps as traps;
 pub use trapline_traps::{TaskId, TimeoutId, TrapError};
 
@@ -75,6 +82,13 @@ pub use trapline_traps::{TaskId, TimeoutId, TrapError};
 /// When `future` ends, tasks still running are cancelled at their traps,
 /// given a second to clean up, then dropped. Fails if a kernel already runs on
 /// this thread (`run` inside `run`), or if the OS refuses an epoll instance.
+///
+/// With the environment variable `TRAPLINE_MONITOR` set (see
+/// [`monitor::ENV_VAR`]), the kernel runs with a [`monitor::Monitor`]
+/// listening; a value that is not understood, or not a loopback address, is
+/// an error here. An address already taken (by the monitor of another kernel
+/// of this program) is not: it is logged as a warning, and this kernel runs
+/// without a monitor.
 ///
 /// # Examples
 ///
@@ -86,8 +100,12 @@ pub use trapline_traps::{TaskId, TimeoutId, TrapError};
 /// assert!(nested, "a second kernel on the same thread is refused");
 /// # Ok::<(), std::io::Error>(())
 /// ```
+#[track_caller]
 pub fn run<F: Future>(future: F) -> std::io::Result<F::Output> {
-    Kernel::new()?.run(future)
+    match monitor::Monitor::from_env()? {
+        None => Kernel::new()?.run(future),
+        Some(monitor) => monitor.run_if_free(Builder::new(), future),
+    }
 }
 
 /// The README's code, compiled and run as a doctest so it cannot rot.

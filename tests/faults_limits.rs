@@ -34,7 +34,7 @@ fn fd_limit() -> (u64, u64) {
     // SAFETY: `lim` is a valid, writable rlimit for the call to fill.
     let rc = unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) };
     assert_eq!(rc, 0, "getrlimit");
-    (lim.rlim_cur as u64, lim.rlim_max as u64)
+    (lim.rlim_cur, lim.rlim_max)
 }
 
 /// Sets the soft `RLIMIT_NOFILE` of this process.
@@ -60,6 +60,8 @@ fn highest_fd() -> u64 {
 }
 
 /// A child running `role`; returns it with the port it listens on.
+// The caller waits for the child: `finish_child`.
+#[allow(clippy::zombie_processes)]
 fn start_child(
     role: &str,
 ) -> (

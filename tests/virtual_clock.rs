@@ -256,7 +256,7 @@ fn since_start_is_zero() -> bool {
 
 /// Trap requests print their countdown on the kernel's clock: a sleep due in
 /// 20 ms of virtual time, five virtual hours after the start, prints as
-/// `Sleep(in 20ms)`, not as hours away or already past.
+/// `Sleep(in 20.00ms)`, not as hours away or already past.
 #[test]
 fn trap_requests_print_against_the_virtual_clock() {
     let shown = run_virtual_clean(async {
@@ -264,7 +264,7 @@ fn trap_requests_print_against_the_virtual_clock() {
         let deadline = clock().unwrap() + Duration::from_millis(20);
         trapline::traps::Trap::Sleep { deadline }.to_string()
     });
-    assert_eq!(shown, "Sleep(in 20ms)");
+    assert_eq!(shown, "Sleep(in 20.00ms)");
 }
 
 /// A real-clock kernel is untouched by the option: a virtual kernel's time

@@ -165,3 +165,9 @@ pub fn run_virtual_clean<F: Future>(future: F) -> F::Output {
 pub fn since(t0: std::time::Instant) -> Duration {
     trapline::clock().expect("inside a kernel") - t0
 }
+
+/// Capturing the trace (`trapline::trap` lines) of one thread.
+pub mod trace;
+
+/// Asking the monitor over TCP.
+pub mod monitor;

@@ -50,7 +50,7 @@ mod slot;
 mod trap;
 
 pub use calls::{
-    cancel, clock, current, io_release, sched_wake, set_timeout, spawn, unset_timeout,
+    cancel, clock, current, io_release, sched_wake, set_timeout, spawn, spawn_named, unset_timeout,
 };
 pub use error::TrapError;
 pub use ids::{QueueId, TaskId, Ticket, TimeoutId};
@@ -65,4 +65,4 @@ pub use slot::{
     call, enter, in_kernel, install, leave, running, with_current_inbox, Handler, Installed,
     INTERRUPTS_PER_POLL,
 };
-pub use trap::{Post, Reply, TaskFuture, Trap};
+pub use trap::{Post, Reply, SpawnRequest, TaskFuture, Trap};

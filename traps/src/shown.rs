@@ -1,7 +1,7 @@
 //! The time trap requests are shown against.
 //!
 //! A `Sleep` or `SetTimeout` request prints how far its deadline is
-//! (`Sleep(in 20ms)`). That distance must be measured on the clock of the
+//! (`Sleep(in 20.00ms)`). That distance must be measured on the clock of the
 //! kernel that will honour the request, which is not always the system's: a
 //! kernel with a virtual clock tells this thread what time it is with
 //! [`show_times_against`], and trace lines and `Debug` output then never mix
@@ -26,7 +26,7 @@ thread_local! {
 /// let virtual_now = Instant::now() + Duration::from_secs(3600);
 /// show_times_against(Some(virtual_now));
 /// let trap = Trap::Sleep { deadline: virtual_now + Duration::from_millis(20) };
-/// assert_eq!(trap.to_string(), "Sleep(in 20ms)");
+/// assert_eq!(trap.to_string(), "Sleep(in 20.00ms)");
 /// show_times_against(None);
 /// ```
 pub fn show_times_against(now: Option<Instant>) {
