@@ -6,12 +6,15 @@
 //! cargo run --release --example echo_server -- --addr 127.0.0.1:7000
 //! ```
 //!
+//! `--threads N` runs N kernels on N threads, each with its own
+//! `SO_REUSEPORT` listener on the address (default 1).
+//!
 //! and talk to it with `nc 127.0.0.1 7000`, or load it with
 //! `cargo run --release --example echo_client`. `RUST_LOG=trapline=trace`
 //! shows every trap and resume; `RUST_LOG=trapline::echo=debug` one line
 //! per connection.
 //!
-//! The service is `trapline::echo::serve`: `--max-connections N` (default
+//! The service is `trapline::echo::serve`, in each kernel: `--max-connections N` (default
 //! 10000; more are accepted and closed at once), `--idle-timeout SECS`
 //! (default 60; a connection with no progress that long is closed),
 //! `--buffer BYTES` (default 16384 per connection: memory stays bounded even
@@ -29,12 +32,12 @@ use std::time::Duration;
 use trapline::echo::{EchoConfig, EchoStats};
 use trapline::net::TcpListener;
 
-const USAGE: &str = "usage: echo_server [--addr IP:PORT] [--max-connections N] [--idle-timeout SECS] [--buffer BYTES]
-  defaults: --addr 127.0.0.1:7000 --max-connections 10000 --idle-timeout 60 --buffer 16384";
+const USAGE: &str = "usage: echo_server [--addr IP:PORT] [--threads N] [--max-connections N] [--idle-timeout SECS] [--buffer BYTES]
+  defaults: --addr 127.0.0.1:7000 --threads 1 --max-connections 10000 (per thread) --idle-timeout 60 --buffer 16384";
 
 /// What the command line asks for: serve on an address, or print the usage.
 enum Command {
-    Serve(SocketAddr),
+    Serve(SocketAddr, usize),
     Help,
 }
 
@@ -49,6 +52,7 @@ fn number(name: &str, value: Option<String>) -> Result<u64, String> {
 
 fn parse_args(config: &mut EchoConfig) -> Result<Command, String> {
     let mut addr: SocketAddr = "127.0.0.1:7000".parse().expect("a valid default address");
+    let mut threads = 1;
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         match arg.as_str() {
@@ -73,15 +77,24 @@ fn parse_args(config: &mut EchoConfig) -> Result<Command, String> {
                 }
                 config.buffer = bytes as usize;
             }
+            "--threads" => {
+                let value = args
+                    .next()
+                    .ok_or(format!("--threads needs a value\n{USAGE}"))?;
+                threads = match value.parse::<usize>() {
+                    Ok(n @ 1..=1024) => n,
+                    _ => return Err(format!("--threads {value:?}: want a number from 1 to 1024")),
+                };
+            }
             "-h" | "--help" => return Ok(Command::Help),
             other => return Err(format!("unknown argument {other:?}\n{USAGE}")),
         }
     }
-    Ok(Command::Serve(addr))
+    Ok(Command::Serve(addr, threads))
 }
 
-async fn serve(addr: SocketAddr, config: EchoConfig) -> io::Result<()> {
-    let listener = TcpListener::bind(addr)?;
+async fn serve(addr: SocketAddr, reuse_port: bool, config: EchoConfig) -> io::Result<()> {
+    let listener = TcpListener::builder(addr).reuse_port(reuse_port).bind()?;
     println!("echo_server listening on {}", listener.local_addr()?);
     trapline::echo::serve(listener, config, Rc::new(EchoStats::default())).await
 }
@@ -89,8 +102,8 @@ async fn serve(addr: SocketAddr, config: EchoConfig) -> io::Result<()> {
 fn main() {
     env_logger::init();
     let mut config = EchoConfig::default();
-    let addr = match parse_args(&mut config) {
-        Ok(Command::Serve(addr)) => addr,
+    let (addr, threads) = match parse_args(&mut config) {
+        Ok(Command::Serve(addr, threads)) => (addr, threads),
         Ok(Command::Help) => {
             println!("{USAGE}");
             return;
@@ -100,11 +113,15 @@ fn main() {
             std::process::exit(2);
         }
     };
-    match trapline::run(serve(addr, config)) {
-        Ok(Ok(())) => {}
-        Ok(Err(e)) | Err(e) => {
-            eprintln!("echo_server: {addr}: {e}");
-            std::process::exit(1);
-        }
+    let outcome = if threads == 1 {
+        trapline::run(serve(addr, false, config)).and_then(|served| served)
+    } else {
+        // One kernel per thread, each with its own listener on the port.
+        trapline::run_threads(threads, move |_| serve(addr, true, config))
+            .and_then(|all| all.into_iter().collect::<io::Result<Vec<()>>>().map(drop))
+    };
+    if let Err(e) = outcome {
+        eprintln!("echo_server: {addr}: {e}");
+        std::process::exit(1);
     }
 }

@@ -43,7 +43,11 @@
 //!   [`task::Builder`] to name a task.
 //! - `time`: [`clock`], [`sleep`], [`sleep_until`], [`timeout_after`], [`ignore_after`].
 //! - `shield`: [`shield`], to wait for cleanup after a cancel or a timeout.
-//! - [`net`]: [`net::TcpListener`], [`net::TcpStream`].
+//! - `threads`: [`run_threads`], one kernel per core; [`Handle`] reaches a
+//!   kernel from another thread.
+//! - [`net`]: TCP, UDP and Unix domain sockets, name resolution,
+//!   `futures-io` traits.
+//! - `hyper_rt` (feature `hyper`): hyper 1.x's runtime traits on trapline.
 //! - [`echo`]: an echo service with a connection limit, an idle timeout and
 //!   bounded buffers (the `echo_server` example runs it).
 //! - [`monitor`]: look inside a running kernel with `nc` (`ps`, `where`,
@@ -59,19 +63,24 @@
 #![warn(missing_debug_implementations, clippy::undocumented_unsafe_blocks)]
 
 pub mod echo;
+#[cfg(feature = "hyper")]
+pub mod hyper_rt;
 pub mod monitor;
 pub mod net;
 mod shield;
 pub mod task;
+mod threads;
 mod time;
 
 use std::future::Future;
 
 pub use shield::shield;
 pub use task::{current, spawn, yield_now, Join, JoinError, JoinHandle, YieldNow};
+pub use threads::{run_threads, run_threads_with, KernelThread};
 pub use time::{clock, ignore_after, sleep, sleep_until, timeout_after, Sleep};
 pub use trapline_kernel::{
-    Builder, Ended, Hooks, Kernel, Parked, Probe, Spawned, Stats, TaskState,
+    Builder, Ended, Handle, Hooks, Kernel, Parked, Probe, RemoteError, RemoteJoin, Spawned, Stats,
+    TaskState,
 };
 pub use trapline_traps as traps;
 pub use trapline_traps::{TaskId, TimeoutId, TrapError};

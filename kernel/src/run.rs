@@ -115,6 +115,7 @@ impl Kernel {
         let installed = trapline_traps::install(handler)
             .map_err(|e| io::Error::other(format!("trapline::run: {e}")))?;
         let local = waker::enter_local(self.id);
+        let current = crate::remote::enter(self.handle());
         let clock = self.shared.state.borrow().clock;
         if clock.is_virtual() {
             trapline_traps::show_times_against(Some(clock.now()));
@@ -145,6 +146,7 @@ impl Kernel {
             }
         }
         let shutdown = self.shutdown();
+        drop(current);
         if clock.is_virtual() {
             trapline_traps::show_times_against(None);
         }
@@ -167,6 +169,7 @@ impl Kernel {
         main_id: Option<TaskId>,
         limit: Option<Instant>,
     ) -> io::Result<()> {
+        self.take_injected();
         self.gather_wakes();
         let (timeout, next, jumps) = {
             let mut st = self.shared.state.borrow_mut();
