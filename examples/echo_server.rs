@@ -11,19 +11,29 @@
 //!
 //! and talk to it with `nc 127.0.0.1 7000`, or load it with
 //! `cargo run --release --example echo_client`. `RUST_LOG=trapline=trace`
-//! shows every trap and resume; `RUST_LOG=info` one line per connection.
+//! shows every trap and resume; `RUST_LOG=trapline::echo=debug` one line
+//! per connection.
+//!
+//! The service is `trapline::echo::serve`, in each kernel: `--max-connections N` (default
+//! 10000; more are accepted and closed at once), `--idle-timeout SECS`
+//! (default 60; a connection with no progress that long is closed),
+//! `--buffer BYTES` (default 16384 per connection: memory stays bounded even
+//! when clients never read). Accept errors such as running out of fds back
+//! off (1 ms doubling to 1 s) instead of spinning.
+//!
 //! With `TRAPLINE_MONITOR=1`, `nc 127.0.0.1 48802` opens the monitor: `ps`
 //! lists the `conn` task of each peer and the trap it waits on.
 
 use std::io;
 use std::net::SocketAddr;
+use std::rc::Rc;
 use std::time::Duration;
 
-use log::{info, warn};
-use trapline::net::{TcpListener, TcpStream};
+use trapline::echo::{EchoConfig, EchoStats};
+use trapline::net::TcpListener;
 
-const USAGE: &str =
-    "usage: echo_server [--addr IP:PORT] [--threads N]   (default 127.0.0.1:7000, 1 thread)";
+const USAGE: &str = "usage: echo_server [--addr IP:PORT] [--threads N] [--max-connections N] [--idle-timeout SECS] [--buffer BYTES]
+  defaults: --addr 127.0.0.1:7000 --threads 1 --max-connections 10000 (per thread) --idle-timeout 60 --buffer 16384";
 
 /// What the command line asks for: serve on an address, or print the usage.
 enum Command {
@@ -31,7 +41,16 @@ enum Command {
     Help,
 }
 
-fn parse_args() -> Result<Command, String> {
+/// The value of flag `name`, a positive number.
+fn number(name: &str, value: Option<String>) -> Result<u64, String> {
+    let value = value.ok_or(format!("{name} needs a value\n{USAGE}"))?;
+    match value.parse::<u64>() {
+        Ok(n) if n > 0 => Ok(n),
+        _ => Err(format!("{name} {value:?}: want a positive whole number")),
+    }
+}
+
+fn parse_args(config: &mut EchoConfig) -> Result<Command, String> {
     let mut addr: SocketAddr = "127.0.0.1:7000".parse().expect("a valid default address");
     let mut threads = 1;
     let mut args = std::env::args().skip(1);
@@ -44,6 +63,19 @@ fn parse_args() -> Result<Command, String> {
                 addr = value.parse().map_err(|e| {
                     format!("--addr {value:?}: {e} (want IP:PORT, e.g. 127.0.0.1:7000)")
                 })?;
+            }
+            "--max-connections" => {
+                config.max_connections = number(&arg, args.next())? as usize;
+            }
+            "--idle-timeout" => {
+                config.idle_timeout = Duration::from_secs(number(&arg, args.next())?);
+            }
+            "--buffer" => {
+                let bytes = number(&arg, args.next())?;
+                if bytes > 1 << 24 {
+                    return Err(format!("--buffer {bytes}: at most 16 MiB per connection"));
+                }
+                config.buffer = bytes as usize;
             }
             "--threads" => {
                 let value = args
@@ -61,50 +93,16 @@ fn parse_args() -> Result<Command, String> {
     Ok(Command::Serve(addr, threads))
 }
 
-/// Echoes until the peer closes its side, then closes ours.
-async fn echo(stream: TcpStream) -> io::Result<u64> {
-    let mut buf = vec![0; 16 * 1024];
-    let mut total = 0;
-    loop {
-        let n = stream.read(&mut buf).await?;
-        if n == 0 {
-            return Ok(total);
-        }
-        stream.write_all(&buf[..n]).await?;
-        total += n as u64;
-    }
-}
-
-async fn serve(addr: SocketAddr, reuse_port: bool) -> io::Result<()> {
+async fn serve(addr: SocketAddr, reuse_port: bool, config: EchoConfig) -> io::Result<()> {
     let listener = TcpListener::builder(addr).reuse_port(reuse_port).bind()?;
     println!("echo_server listening on {}", listener.local_addr()?);
-    loop {
-        let (stream, peer) = match listener.accept().await {
-            Ok(accepted) => accepted,
-            Err(e) => {
-                // Out of fds, or the peer gave up between SYN and accept:
-                // back off a little instead of spinning on the error.
-                warn!("accept failed: {e}");
-                trapline::sleep(Duration::from_millis(10)).await?;
-                continue;
-            }
-        };
-        stream.set_nodelay(true)?;
-        let name = format!("conn {peer}");
-        trapline::task::Builder::new()
-            .name(name)
-            .spawn(async move {
-                match echo(stream).await {
-                    Ok(bytes) => info!("{peer}: closed after {bytes} bytes"),
-                    Err(e) => info!("{peer}: {e}"),
-                }
-            })?;
-    }
+    trapline::echo::serve(listener, config, Rc::new(EchoStats::default())).await
 }
 
 fn main() {
     env_logger::init();
-    let (addr, threads) = match parse_args() {
+    let mut config = EchoConfig::default();
+    let (addr, threads) = match parse_args(&mut config) {
         Ok(Command::Serve(addr, threads)) => (addr, threads),
         Ok(Command::Help) => {
             println!("{USAGE}");
@@ -116,10 +114,10 @@ fn main() {
         }
     };
     let outcome = if threads == 1 {
-        trapline::run(serve(addr, false)).and_then(|served| served)
+        trapline::run(serve(addr, false, config)).and_then(|served| served)
     } else {
         // One kernel per thread, each with its own listener on the port.
-        trapline::run_threads(threads, |_| serve(addr, true))
+        trapline::run_threads(threads, move |_| serve(addr, true, config))
             .and_then(|all| all.into_iter().collect::<io::Result<Vec<()>>>().map(drop))
     };
     if let Err(e) = outcome {

@@ -48,6 +48,8 @@
 //! - [`net`]: TCP, UDP and Unix domain sockets, name resolution,
 //!   `futures-io` traits.
 //! - `hyper_rt` (feature `hyper`): hyper 1.x's runtime traits on trapline.
+//! - [`echo`]: an echo service with a connection limit, an idle timeout and
+//!   bounded buffers (the `echo_server` example runs it).
 //! - [`monitor`]: look inside a running kernel with `nc` (`ps`, `where`,
 //!   `cancel`, `stats`), built on the kernel's [`Hooks`].
 //! - [`traps`]: the trap ABI (the `trapline-traps` crate), for writing leaves
@@ -60,6 +62,7 @@
 #![deny(missing_docs, rust_2018_idioms)]
 #![warn(missing_debug_implementations, clippy::undocumented_unsafe_blocks)]
 
+pub mod echo;
 #[cfg(feature = "hyper")]
 pub mod hyper_rt;
 pub mod monitor;

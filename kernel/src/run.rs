@@ -4,7 +4,9 @@
 //!
 //! 1. gather the wakes that arrived (this thread's and other threads');
 //! 2. poll mio — with timeout 0 if any task is ready, else until the next
-//!    deadline (a timerfd armed for it ends the wait, see `timerfd`);
+//!    deadline (a timerfd armed for it ends the wait, see `timerfd`). A
+//!    virtual clock (see `clock`) polls with timeout 0 instead and, if no
+//!    event came, jumps to that deadline;
 //! 3. fire the parks whose fd became ready and whose deadline passed, and wake
 //!    the foreign wakers those parks were made under;
 //! 4. run exactly the tasks that were ready when step 4 began. A task made
@@ -115,6 +117,10 @@ impl Kernel {
             .map_err(|e| io::Error::other(format!("trapline::run: {e}")))?;
         let local = waker::enter_local(self.id);
         let current = crate::remote::enter(self.handle());
+        let clock = self.shared.state.borrow().clock;
+        if clock.is_virtual() {
+            trapline_traps::show_times_against(Some(clock.now()));
+        }
         let main_id = self.shared.state.borrow_mut().spawn(None);
         debug!(target: "trapline::kernel", "kernel {} run: main is {main_id}", self.id);
         if self.shared.hooks.on() {
@@ -142,6 +148,9 @@ impl Kernel {
         }
         let shutdown = self.shutdown();
         drop(current);
+        if clock.is_virtual() {
+            trapline_traps::show_times_against(None);
+        }
         drop(local);
         drop(installed);
         if let Some(e) = failure.or(shutdown.err()) {
@@ -163,8 +172,8 @@ impl Kernel {
     ) -> io::Result<()> {
         self.take_injected();
         self.gather_wakes();
-        // `None`: skip the poll; `Some(timeout)`: poll for that long.
-        let wait = {
+        // `wait`: `None` skips the poll; `Some(timeout)` polls for that long.
+        let (wait, next, jumps) = {
             let mut st = self.shared.state.borrow_mut();
             st.counters.passes += 1;
             st.compact_timers();
@@ -174,31 +183,35 @@ impl Kernel {
                     (a, b) => a.or(b),
                 };
                 let now = st.now();
-                Some(match self.timer.as_mut() {
-                    Some(timer) => timer.poll_timeout(next, now),
-                    None => next.map(|at| at.saturating_duration_since(now)),
-                })
+                // A virtual clock only looks at I/O; if nothing happened, it
+                // jumps to `next` below instead of waiting for it.
+                let jumps = st.clock.is_virtual() && next.is_some();
+                let timeout = match self.timer.as_mut() {
+                    _ if jumps => Some(Duration::ZERO),
+                    // The timerfd runs on the real clock only.
+                    Some(timer) if !st.clock.is_virtual() => timer.poll_timeout(next, now),
+                    _ => next.map(|at| at.saturating_duration_since(now)),
+                };
+                (Some(timeout), next, jumps)
             } else if st.io.registered() == 0 {
                 // Tasks are ready and no fd is watched: nothing `epoll_wait`
                 // could say matters (wakes from other threads come through
                 // their queue, deadlines off the clock). Skip the syscall.
-                None
+                (None, None, false)
             } else {
-                Some(Some(Duration::ZERO))
+                (Some(Some(Duration::ZERO)), None, false)
             }
         };
-        let polled = match wait {
-            Some(timeout) => self.poll.poll(&mut self.events, timeout),
-            None => {
-                self.events.clear();
-                Ok(())
+        match wait {
+            Some(timeout) => self.poll_events(timeout)?,
+            None => self.events.clear(),
+        }
+        if jumps && self.events.is_empty() {
+            if let Some(at) = next {
+                let mut st = self.shared.state.borrow_mut();
+                trace!(target: "trapline::kernel", "virtual clock: idle, jumps {:?}", at.saturating_duration_since(st.now()));
+                st.clock.advance_to(at);
             }
-        };
-        match polled {
-            Ok(()) => {}
-            // A signal arrived; the pass goes on with no events.
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => self.events.clear(),
-            Err(e) => return Err(e),
         }
         {
             let mut st = self.shared.state.borrow_mut();
@@ -230,6 +243,19 @@ impl Kernel {
             self.run_task(id, main, main_id);
         }
         Ok(())
+    }
+
+    /// Waits for I/O events (or looks, with a zero timeout).
+    fn poll_events(&mut self, timeout: Option<Duration>) -> io::Result<()> {
+        match self.poll.poll(&mut self.events, timeout) {
+            Ok(()) => Ok(()),
+            // A signal arrived; the pass goes on with no events.
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {
+                self.events.clear();
+                Ok(())
+            }
+            Err(e) => Err(e),
+        }
     }
 
     /// Moves the wakes that arrived through task wakers into the ready queue.
@@ -355,7 +381,11 @@ impl Kernel {
     /// Cancels what is left, lets it clean up within the grace, drops the rest.
     fn shutdown(&mut self) -> io::Result<()> {
         // A grace too long to represent means: wait for every task.
-        let limit = Instant::now().checked_add(self.grace);
+        // The grace is counted on the kernel's clock. A virtual clock stands
+        // still while a task spins, so the grace is bounded in real time too.
+        let start = self.shared.state.borrow().now();
+        let limit = start.checked_add(self.grace);
+        let real_limit = Instant::now().checked_add(self.grace);
         loop {
             let left: Vec<TaskId> = {
                 let st = self.shared.state.borrow();
@@ -372,7 +402,10 @@ impl Kernel {
                 }
             }
             self.shared.wake_foreign();
-            if limit.is_some_and(|limit| Instant::now() >= limit) {
+            let now = self.shared.state.borrow().now();
+            if limit.is_some_and(|limit| now >= limit)
+                || real_limit.is_some_and(|limit| Instant::now() >= limit)
+            {
                 break;
             }
             self.pass(&mut NoMain, None, limit)?;
