@@ -54,6 +54,7 @@
 
 pub mod net;
 mod shield;
+pub mod sync;
 mod task;
 mod time;
 
