@@ -52,6 +52,7 @@
 #![deny(missing_docs, rust_2018_idioms)]
 #![warn(missing_debug_implementations, clippy::undocumented_unsafe_blocks)]
 
+mod group;
 pub mod net;
 mod shield;
 pub mod sync;
@@ -60,7 +61,8 @@ mod time;
 
 use std::future::Future;
 
-pub use shield::shield;
+pub use group::{Finished, GroupError, Policy, TaskFailure, TaskGroup};
+pub use shield::{check_cancellation, shield};
 pub use task::{current, spawn, yield_now, Join, JoinError, JoinHandle, YieldNow};
 pub use time::{clock, ignore_after, sleep, sleep_until, timeout_after, Sleep};
 pub use trapline_kernel::{Builder, Kernel, Stats};

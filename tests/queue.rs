@@ -73,7 +73,10 @@ fn bounded_put_waits_and_putters_are_admitted_in_order() {
         })
         .unwrap();
         settle().await;
-        assert_eq!((queue.len(), queue.putters(), queue.is_full()), (2, 1, true));
+        assert_eq!(
+            (queue.len(), queue.putters(), queue.is_full()),
+            (2, 1, true)
+        );
         let mut got = Vec::new();
         for _ in 0..6 {
             got.push(queue.get().await.unwrap());
@@ -175,7 +178,10 @@ fn put_interrupted_while_blocked_adds_nothing() {
         assert_eq!(putter.cancel().await.unwrap(), Err(TrapError::Cancelled));
         let waited = timeout_after(SHORT, queue.put("timed out")).await;
         assert!(matches!(waited, Err(TrapError::TimedOut(_))));
-        assert_eq!((queue.len(), queue.putters(), queue.unfinished()), (1, 0, 1));
+        assert_eq!(
+            (queue.len(), queue.putters(), queue.unfinished()),
+            (1, 0, 1)
+        );
         assert_eq!(drain(&queue), ["first"]);
     });
 }

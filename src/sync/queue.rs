@@ -343,7 +343,9 @@ impl<T> Queue<T> {
         let left = {
             let mut s = self.state.borrow_mut();
             if s.unfinished == 0 {
-                return Err(Misuse("Queue::task_done called more times than items were put"));
+                return Err(Misuse(
+                    "Queue::task_done called more times than items were put",
+                ));
             }
             s.unfinished -= 1;
             s.unfinished
