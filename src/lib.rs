@@ -55,19 +55,24 @@
 mod group;
 pub mod net;
 mod shield;
+pub mod signal;
 pub mod sync;
 mod task;
+mod thread;
 mod time;
+pub mod universal_queue;
 
 use std::future::Future;
 
 pub use group::{Finished, GroupError, Policy, TaskFailure, TaskGroup};
 pub use shield::{check_cancellation, shield};
 pub use task::{current, spawn, yield_now, Join, JoinError, JoinHandle, YieldNow};
+pub use thread::{run_in_thread, RunInThread, THREAD_POOL_SIZE};
 pub use time::{clock, ignore_after, sleep, sleep_until, timeout_after, Sleep};
 pub use trapline_kernel::{Builder, Kernel, Stats};
 pub use trapline_traps as traps;
 pub use trapline_traps::{TaskId, TimeoutId, TrapError};
+pub use universal_queue::UniversalQueue;
 
 /// Runs `future` on a new kernel on this thread, with every task it spawns,
 /// and returns its output.
