@@ -9,21 +9,33 @@
 //! and talk to it with `nc 127.0.0.1 7000`, or load it with
 //! `cargo run --release --example echo_client`. `RUST_LOG=trapline=trace`
 //! shows every trap and resume; `RUST_LOG=info` one line per connection.
+//!
+//! Ctrl-C (SIGINT) or SIGTERM shuts it down gracefully: it stops accepting,
+//! lets the open connections finish for up to `--grace` seconds (default 5),
+//! cancels those still open after that or on a second signal, and exits 0.
 
 use std::io;
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use std::rc::Rc;
+
 use log::{info, warn};
 use trapline::net::{TcpListener, TcpStream};
+use trapline::signal::{Signals, SIGINT, SIGTERM};
+use trapline::{timeout_after, GroupError, Policy, TaskGroup};
 
-const USAGE: &str = "usage: echo_server [--addr IP:PORT]   (default 127.0.0.1:7000)";
+const USAGE: &str =
+    "usage: echo_server [--addr IP:PORT] [--grace SECS]   (default 127.0.0.1:7000, 5 s)";
 
 /// What the command line asks for: serve on an address, or print the usage.
 enum Command {
     Serve(SocketAddr),
     Help,
 }
+
+/// How long open connections may go on after a shutdown signal.
+static GRACE_SECS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(5);
 
 fn parse_args() -> Result<Command, String> {
     let mut addr: SocketAddr = "127.0.0.1:7000".parse().expect("a valid default address");
@@ -37,6 +49,15 @@ fn parse_args() -> Result<Command, String> {
                 addr = value.parse().map_err(|e| {
                     format!("--addr {value:?}: {e} (want IP:PORT, e.g. 127.0.0.1:7000)")
                 })?;
+            }
+            "--grace" => {
+                let value = args
+                    .next()
+                    .ok_or(format!("--grace needs a value\n{USAGE}"))?;
+                let secs: u64 = value
+                    .parse()
+                    .map_err(|e| format!("--grace {value:?}: {e} (want whole seconds)"))?;
+                GRACE_SECS.store(secs, std::sync::atomic::Ordering::Relaxed);
             }
             "-h" | "--help" => return Ok(Command::Help),
             other => return Err(format!("unknown argument {other:?}\n{USAGE}")),
@@ -59,12 +80,15 @@ async fn echo(stream: TcpStream) -> io::Result<u64> {
     }
 }
 
-async fn serve(addr: SocketAddr) -> io::Result<()> {
-    let listener = TcpListener::bind(addr)?;
-    println!("echo_server listening on {}", listener.local_addr()?);
+/// Accepts connections into `connections` until cancelled (or a fatal error).
+async fn accept_loop(
+    listener: TcpListener,
+    connections: TaskGroup<(), io::Error>,
+) -> io::Result<i32> {
     loop {
         let (stream, peer) = match listener.accept().await {
             Ok(accepted) => accepted,
+            Err(e) if trapline::TrapError::from_io(&e).is_some() => return Err(e), // cancelled
             Err(e) => {
                 // Out of fds, or the peer gave up between SYN and accept:
                 // back off a little instead of spinning on the error.
@@ -74,13 +98,66 @@ async fn serve(addr: SocketAddr) -> io::Result<()> {
             }
         };
         stream.set_nodelay(true)?;
-        trapline::spawn(async move {
+        connections.spawn(async move {
             match echo(stream).await {
                 Ok(bytes) => info!("{peer}: closed after {bytes} bytes"),
                 Err(e) => info!("{peer}: {e}"),
             }
+            Ok(())
         })?;
+        // Each connection logged its own end; the group need not keep them.
+        drop(connections.take_finished());
     }
+}
+
+async fn serve(addr: SocketAddr) -> io::Result<()> {
+    let grace = Duration::from_secs(GRACE_SECS.load(std::sync::atomic::Ordering::Relaxed));
+    let signals = Rc::new(Signals::new(&[SIGINT, SIGTERM])?);
+    let listener = TcpListener::bind(addr)?;
+    println!("echo_server listening on {}", listener.local_addr()?);
+    let connections = TaskGroup::<(), io::Error>::new();
+
+    // Accept until a signal: whichever of the two tasks ends first, the
+    // group cancels the other (and with the accept loop goes the listener).
+    let front = TaskGroup::<i32, io::Error>::with_policy(Policy::Any);
+    let s = signals.clone();
+    front.spawn(async move { s.recv().await })?;
+    front.spawn(accept_loop(listener, connections.clone()))?;
+    let signal = match front.join().await {
+        Ok(Some(signal)) => signal,
+        Ok(None) => return Ok(()),
+        Err(GroupError::Task { failure, .. }) => return Err(io::Error::other(failure.to_string())),
+        Err(GroupError::Interrupted(e)) => return Err(e.into()),
+    };
+    let name = if signal == SIGINT {
+        "SIGINT"
+    } else {
+        "SIGTERM"
+    };
+    println!(
+        "echo_server: {name}: stopped accepting; {} connection(s) open, waiting up to {grace:?}",
+        connections.running()
+    );
+
+    // Let them finish, until the grace period ends or a second signal comes;
+    // then the cascade cancels what is left.
+    let closing = TaskGroup::<&str, io::Error>::with_policy(Policy::Any);
+    let c = connections.clone();
+    closing.spawn(async move {
+        let _ = c.join().await;
+        Ok("all connections closed")
+    })?;
+    closing.spawn(async move {
+        signals.recv().await?;
+        Ok("second signal: open connections cancelled")
+    })?;
+    let how = match timeout_after(grace, closing.join()).await {
+        Ok(Ok(Some(how))) => how,
+        _ => "grace period over: open connections cancelled",
+    };
+    connections.cancel_remaining().await?;
+    println!("echo_server: {how}");
+    Ok(())
 }
 
 fn main() {

@@ -65,14 +65,17 @@ pub struct Signals {
 impl fmt::Debug for Signals {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let signals: Vec<i32> = self.watches.iter().map(|w| w.signal).collect();
-        f.debug_struct("Signals").field("signals", &signals).finish()
+        f.debug_struct("Signals")
+            .field("signals", &signals)
+            .finish()
     }
 }
 
 impl Signals {
-    /// Starts catching `signals`. Fails for a signal that cannot be caught
-    /// (`SIGKILL`, `SIGSTOP`, a number out of range), or if the OS refuses a
-    /// socket; nothing stays registered then.
+    /// Starts catching `signals`. Fails with `InvalidInput` for a signal that
+    /// cannot be caught (`SIGKILL`, `SIGSTOP`, the fault signals), with the
+    /// OS's error for a number out of range or a refused socket; nothing
+    /// stays registered then.
     ///
     /// # Examples
     ///
@@ -90,6 +93,13 @@ impl Signals {
             _kernel: PhantomData,
         };
         for &signal in signals {
+            // signal-hook panics on these; say no plainly instead.
+            if signal_hook::consts::FORBIDDEN.contains(&signal) {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    format!("signal {signal} cannot be caught (SIGKILL, SIGSTOP, or a fault)"),
+                ));
+            }
             let (reader, writer) = UnixStream::pair()?;
             reader.set_nonblocking(true)?;
             writer.set_nonblocking(true)?; // a full socket drops a byte, never blocks a handler
@@ -181,7 +191,9 @@ pub struct Recv<'a> {
 
 impl fmt::Debug for Recv<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Recv").field("signals", self.signals).finish()
+        f.debug_struct("Recv")
+            .field("signals", self.signals)
+            .finish()
     }
 }
 

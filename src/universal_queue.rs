@@ -130,7 +130,10 @@ impl<T> fmt::Debug for UniversalQueue<T> {
         f.debug_struct("UniversalQueue")
             .field("len", &s.items.len())
             .field("capacity", &s.capacity)
-            .field("waiting_tasks", &(s.getters.list.len() + s.putters.list.len()))
+            .field(
+                "waiting_tasks",
+                &(s.getters.list.len() + s.putters.list.len()),
+            )
             .finish()
     }
 }
@@ -178,7 +181,10 @@ impl<T> UniversalQueue<T> {
     fn lock(&self) -> MutexGuard<'_, State<T>> {
         // A panic elsewhere while the lock was held cannot leave the queue
         // half-changed: every change is one push or one pop.
-        self.shared.state.lock().unwrap_or_else(PoisonError::into_inner)
+        self.shared
+            .state
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
     }
 
     /// How many items it holds.

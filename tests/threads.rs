@@ -136,8 +136,14 @@ fn put_interrupted_while_blocked_adds_nothing() {
 fn blocking_calls_on_a_kernel_thread_are_refused() {
     run_clean(async {
         let queue = UniversalQueue::<u8>::unbounded();
-        assert!(matches!(queue.get_blocking(), Err(TrapError::Unsupported(_))));
-        assert!(matches!(queue.put_blocking(1), Err(TrapError::Unsupported(_))));
+        assert!(matches!(
+            queue.get_blocking(),
+            Err(TrapError::Unsupported(_))
+        ));
+        assert!(matches!(
+            queue.put_blocking(1),
+            Err(TrapError::Unsupported(_))
+        ));
         assert!(queue.is_empty());
     });
 }
@@ -197,7 +203,10 @@ fn run_in_thread_cancelled_abandons_the_result() {
         assert_eq!(joined, Err(JoinError::Interrupted(TrapError::Cancelled)));
         release.send(()).unwrap();
     });
-    assert_eq!(told.recv_timeout(Duration::from_secs(10)), Ok("result dropped"));
+    assert_eq!(
+        told.recv_timeout(Duration::from_secs(10)),
+        Ok("result dropped")
+    );
 }
 
 /// A timed-out await abandons the job too.
@@ -224,7 +233,13 @@ fn the_pool_is_bounded_and_unstarted_jobs_are_skipped() {
     );
     let gate = Arc::new((Mutex::new(false), std::sync::Condvar::new()));
     let skipped = Arc::new(AtomicUsize::new(0));
-    let (i, m, r, g, sk) = (inside.clone(), most.clone(), ran.clone(), gate.clone(), skipped.clone());
+    let (i, m, r, g, sk) = (
+        inside.clone(),
+        most.clone(),
+        ran.clone(),
+        gate.clone(),
+        skipped.clone(),
+    );
     run_clean(async move {
         let mut jobs = Vec::new();
         for _ in 0..THREAD_POOL_SIZE {
@@ -271,7 +286,11 @@ fn the_pool_is_bounded_and_unstarted_jobs_are_skipped() {
         }
     });
     assert_eq!(
-        (most.load(Ordering::SeqCst), ran.load(Ordering::SeqCst), skipped.load(Ordering::SeqCst)),
+        (
+            most.load(Ordering::SeqCst),
+            ran.load(Ordering::SeqCst),
+            skipped.load(Ordering::SeqCst)
+        ),
         (THREAD_POOL_SIZE, THREAD_POOL_SIZE, 0)
     );
 }
