@@ -95,6 +95,8 @@ impl<E: fmt::Display> fmt::Display for TaskFailure<E> {
     }
 }
 
+impl<E: fmt::Debug + fmt::Display> std::error::Error for TaskFailure<E> {}
+
 /// One task of a group that has ended.
 ///
 /// # Examples
@@ -567,7 +569,7 @@ impl<T: 'static, E: 'static> TaskGroup<T, E> {
     ///         order.push(done.outcome?);
     ///     }
     ///     assert_eq!(order, [1, 10, 20]);
-    ///     Ok::<(), trapline::TrapError>(())
+    ///     Ok::<(), Box<dyn std::error::Error>>(())
     /// })??;
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```

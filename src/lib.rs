@@ -40,7 +40,16 @@
 //! - [`run`], [`Kernel`], [`Builder`]: start a kernel (the `trapline-kernel` crate).
 //! - `task`: [`spawn`], [`JoinHandle`], [`current`], [`yield_now`].
 //! - `time`: [`clock`], [`sleep`], [`sleep_until`], [`timeout_after`], [`ignore_after`].
-//! - `shield`: [`shield`], to wait for cleanup after a cancel or a timeout.
+//! - `shield`: [`shield`], to wait for cleanup after a cancel or a timeout,
+//!   and [`check_cancellation`], to ask without waiting.
+//! - `group`: [`TaskGroup`], structured concurrency: policies, completions in
+//!   order, daemons, and the cancel cascade.
+//! - [`sync`]: [`sync::Event`], [`sync::Lock`], [`sync::Semaphore`],
+//!   [`sync::Condition`], [`sync::Queue`], for tasks of one kernel.
+//! - [`universal_queue`]: [`UniversalQueue`], between tasks, OS threads and
+//!   other kernels.
+//! - `thread`: [`run_in_thread`], blocking work on a bounded pool of threads.
+//! - [`signal`]: [`signal::Signals`], SIGINT/SIGTERM and others as awaitables.
 //! - [`net`]: [`net::TcpListener`], [`net::TcpStream`].
 //! - [`traps`]: the trap ABI (the `trapline-traps` crate), for writing leaves
 //!   and loops of your own.

@@ -279,7 +279,12 @@ fn the_pool_is_bounded_and_unstarted_jobs_are_skipped() {
         let mut round = Vec::new();
         for _ in 0..THREAD_POOL_SIZE {
             let b = barrier.clone();
-            round.push(spawn(run_in_thread(move || drop(b.wait()))).unwrap());
+            round.push(
+                spawn(run_in_thread(move || {
+                    b.wait();
+                }))
+                .unwrap(),
+            );
         }
         for job in round {
             job.join().await.unwrap().unwrap();
@@ -292,5 +297,25 @@ fn the_pool_is_bounded_and_unstarted_jobs_are_skipped() {
             skipped.load(Ordering::SeqCst)
         ),
         (THREAD_POOL_SIZE, THREAD_POOL_SIZE, 0)
+    );
+}
+
+/// The producer/consumer example adds up every item exactly once.
+#[test]
+fn producer_consumer_example_processes_every_item_once() {
+    let mut exe = std::env::current_exe().unwrap();
+    exe.pop();
+    exe.pop();
+    exe.push("examples");
+    exe.push("producer_consumer");
+    let out = std::process::Command::new(exe)
+        .args(["--items", "1000", "--consumers", "3"])
+        .output()
+        .expect("the example runs (cargo test builds the examples)");
+    assert!(out.status.success(), "{out:?}");
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(
+        stdout.lines().next(),
+        Some("1000 items, 3 consumers: total 499500 (expected 499500)")
     );
 }
