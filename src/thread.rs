@@ -30,6 +30,13 @@ use trapline_traps::{Leaf, Trap};
 use crate::task::{panic_message, JoinError};
 
 /// The most worker threads the pool runs at once.
+///
+/// # Examples
+///
+/// ```
+/// // Blocking work beyond this many jobs waits its turn; it never blocks a kernel.
+/// assert_eq!(trapline::THREAD_POOL_SIZE, 16);
+/// ```
 pub const THREAD_POOL_SIZE: usize = 16;
 
 /// How long an idle worker waits for a job before it exits.
@@ -59,7 +66,10 @@ impl Pool {
     fn submit(&'static self, job: Job) {
         let mut jobs = self.jobs.lock().unwrap_or_else(PoisonError::into_inner);
         jobs.queue.push_back(job);
-        if jobs.idle > 0 || jobs.workers >= THREAD_POOL_SIZE {
+        // Idle workers take queued jobs one each (an idle worker woken but
+        // not yet running still counts as idle, and its job as queued): a new
+        // worker is needed only for the jobs beyond them.
+        if jobs.queue.len() <= jobs.idle || jobs.workers >= THREAD_POOL_SIZE {
             drop(jobs);
             self.ready.notify_one();
             return;

@@ -425,3 +425,41 @@ fn check_cancellation_reports_a_passed_limit() {
         assert!(matches!(out, Err(TrapError::TimedOut(_))));
     });
 }
+
+/// A cancel that arrives while the task waits inside a shield does not
+/// interrupt that wait; it is delivered at the first wait after the shield.
+#[test]
+fn a_cancel_arriving_inside_a_shield_is_delivered_after_it() {
+    let order = run_clean(async {
+        let log = log();
+        let go = Rc::new(Event::new());
+        let (l, g) = (log.clone(), go.clone());
+        let task = spawn(async move {
+            shield(async {
+                let r = g.wait().await;
+                push(&l, format!("shielded wait {r:?}"));
+            })
+            .await;
+            push(&l, "shield left");
+            let r = yield_now().await;
+            push(&l, format!("first wait after {r:?}"));
+        })
+        .unwrap();
+        yield_now().await.unwrap();
+        let cancelled = trapline::traps::cancel(task.id()).unwrap();
+        push(&log, format!("cancel sent {cancelled}"));
+        yield_now().await.unwrap();
+        go.set();
+        task.join().await.unwrap();
+        entries(&log)
+    });
+    assert_eq!(
+        order,
+        [
+            "cancel sent true",
+            "shielded wait Ok(())",
+            "shield left",
+            "first wait after Err(Cancelled)",
+        ]
+    );
+}
