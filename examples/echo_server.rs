@@ -9,6 +9,8 @@
 //! and talk to it with `nc 127.0.0.1 7000`, or load it with
 //! `cargo run --release --example echo_client`. `RUST_LOG=trapline=trace`
 //! shows every trap and resume; `RUST_LOG=info` one line per connection.
+//! With `TRAPLINE_MONITOR=1`, `nc 127.0.0.1 48802` opens the monitor: `ps`
+//! lists the `conn` task of each peer and the trap it waits on.
 //!
 //! Ctrl-C (SIGINT) or SIGTERM shuts it down gracefully: it stops accepting,
 //! lets the open connections finish for up to `--grace` seconds (default 5),
@@ -98,7 +100,7 @@ async fn accept_loop(
             }
         };
         stream.set_nodelay(true)?;
-        connections.spawn(async move {
+        connections.spawn_named(format!("conn {peer}"), async move {
             match echo(stream).await {
                 Ok(bytes) => info!("{peer}: closed after {bytes} bytes"),
                 Err(e) => info!("{peer}: {e}"),

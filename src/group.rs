@@ -26,6 +26,7 @@
 //! was never joined cancels its tasks but cannot wait for them. Join the
 //! group, or run the work inside [`TaskGroup::scope`], which does.
 
+use std::borrow::Cow;
 use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::fmt;
@@ -38,7 +39,7 @@ use std::task::Poll;
 use trapline_traps::{TaskId, TrapError};
 
 use crate::sync::{WaitList, Waiting};
-use crate::task::panic_message;
+use crate::task::{panic_message, Builder};
 
 /// What a join of the group waits for.
 ///
@@ -492,9 +493,45 @@ impl<T: 'static, E: 'static> TaskGroup<T, E> {
     where
         F: Future<Output = Result<T, E>> + 'static,
     {
+        self.start(None, future)
+    }
+
+    /// [`TaskGroup::spawn`], with a name for the task (shown by the
+    /// monitor and in logs; see [`crate::task::Builder`]).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// trapline::run(async {
+    ///     let group = trapline::TaskGroup::<u8, ()>::new();
+    ///     group.spawn_named("worker 1", async { Ok(1) })?;
+    ///     assert_eq!(group.next_result().await?, Some(Ok(1)));
+    ///     Ok::<(), trapline::TrapError>(())
+    /// })??;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn spawn_named<F>(
+        &self,
+        name: impl Into<Cow<'static, str>>,
+        future: F,
+    ) -> Result<TaskId, TrapError>
+    where
+        F: Future<Output = Result<T, E>> + 'static,
+    {
+        self.start(Some(name.into()), future)
+    }
+
+    fn start<F>(&self, name: Option<Cow<'static, str>>, future: F) -> Result<TaskId, TrapError>
+    where
+        F: Future<Output = Result<T, E>> + 'static,
+    {
         let mut notice = self.reserve()?;
         let key = notice.key;
-        let handle = crate::task::spawn(async move {
+        let mut builder = Builder::new();
+        if let Some(name) = name {
+            builder = builder.name(name);
+        }
+        let handle = builder.spawn(async move {
             let mut future = pin!(future);
             // Caught here rather than by `spawn`, so that the group learns
             // the outcome before the task's future is gone.
@@ -508,7 +545,16 @@ impl<T: 'static, E: 'static> TaskGroup<T, E> {
                     },
                 )
                 .await;
+            let panicked = match &outcome {
+                Err(TaskFailure::Panicked(msg)) => Some(msg.clone()),
+                _ => None,
+            };
             notice.tell(Some(outcome));
+            // The group has its answer; the panic goes on, so that the task
+            // ends as panicked for its kernel too.
+            if let Some(msg) = panicked {
+                std::panic::resume_unwind(Box::new(msg));
+            }
         })?;
         self.enroll(key, handle.id(), false);
         Ok(handle.id())

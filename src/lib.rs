@@ -33,12 +33,14 @@
 //! ```
 //!
 //! `RUST_LOG=trapline=trace` (with a logger such as env_logger) prints every
-//! trap and every resume.
+//! trap and every resume. `docs/how-it-works.md` follows one echo round trip
+//! through the leaf, the trap, the park, mio's event and the resume.
 //!
 //! # Layout
 //!
 //! - [`run`], [`Kernel`], [`Builder`]: start a kernel (the `trapline-kernel` crate).
-//! - `task`: [`spawn`], [`JoinHandle`], [`current`], [`yield_now`].
+//! - [`task`]: [`spawn`], [`JoinHandle`], [`current`], [`yield_now`], and
+//!   [`task::Builder`] to name a task.
 //! - `time`: [`clock`], [`sleep`], [`sleep_until`], [`timeout_after`], [`ignore_after`].
 //! - `shield`: [`shield`], to wait for cleanup after a cancel or a timeout,
 //!   and [`check_cancellation`], to ask without waiting.
@@ -51,6 +53,8 @@
 //! - `thread`: [`run_in_thread`], blocking work on a bounded pool of threads.
 //! - [`signal`]: [`signal::Signals`], SIGINT/SIGTERM and others as awaitables.
 //! - [`net`]: [`net::TcpListener`], [`net::TcpStream`].
+//! - [`monitor`]: look inside a running kernel with `nc` (`ps`, `where`,
+//!   `cancel`, `stats`), built on the kernel's [`Hooks`].
 //! - [`traps`]: the trap ABI (the `trapline-traps` crate), for writing leaves
 //!   and loops of your own.
 //!
@@ -62,11 +66,12 @@
 #![warn(missing_debug_implementations, clippy::undocumented_unsafe_blocks)]
 
 mod group;
+pub mod monitor;
 pub mod net;
 mod shield;
 pub mod signal;
 pub mod sync;
-mod task;
+pub mod task;
 mod thread;
 mod time;
 pub mod universal_queue;
@@ -78,7 +83,9 @@ pub use shield::{check_cancellation, shield};
 pub use task::{current, spawn, yield_now, Join, JoinError, JoinHandle, YieldNow};
 pub use thread::{run_in_thread, RunInThread, THREAD_POOL_SIZE};
 pub use time::{clock, ignore_after, sleep, sleep_until, timeout_after, Sleep};
-pub use trapline_kernel::{Builder, Kernel, Stats};
+pub use trapline_kernel::{
+    Builder, Ended, Hooks, Kernel, Parked, Probe, Spawned, Stats, TaskState,
+};
 pub use trapline_traps as traps;
 pub use trapline_traps::{TaskId, TimeoutId, TrapError};
 pub use universal_queue::UniversalQueue;
@@ -90,6 +97,11 @@ pub use universal_queue::UniversalQueue;
 /// given a second to clean up, then dropped. Fails if a kernel already runs on
 /// this thread (`run` inside `run`), or if the OS refuses an epoll instance.
 ///
+/// With the environment variable `TRAPLINE_MONITOR` set (see
+/// [`monitor::ENV_VAR`]), the kernel runs with a [`monitor::Monitor`]
+/// listening; a value that is not understood, or not a loopback address, is
+/// an error here.
+///
 /// # Examples
 ///
 /// ```
@@ -100,8 +112,12 @@ pub use universal_queue::UniversalQueue;
 /// assert!(nested, "a second kernel on the same thread is refused");
 /// # Ok::<(), std::io::Error>(())
 /// ```
+#[track_caller]
 pub fn run<F: Future>(future: F) -> std::io::Result<F::Output> {
-    Kernel::new()?.run(future)
+    match monitor::Monitor::from_env()? {
+        None => Kernel::new()?.run(future),
+        Some(monitor) => monitor.run(Builder::new(), future),
+    }
 }
 
 /// The README's code, compiled and run as a doctest so it cannot rot.

@@ -1,15 +1,21 @@
-//! Tasks: spawn one, join it, cancel it, ask who is running.
+//! Tasks: spawn one (plainly, or named through a [`Builder`]), join it,
+//! cancel it, ask who is running.
 //!
 //! A spawned future is wrapped so that its output (or its panic) lands in a
 //! slot shared with its [`JoinHandle`]; the kernel only sees a task that
 //! produces nothing. Joining is a `Join` trap: the joiner parks until the
 //! task ends, then reads the slot.
 
+mod builder;
+
+pub use builder::Builder;
+
+use std::borrow::Cow;
 use std::cell::RefCell;
 use std::fmt;
 use std::future::{poll_fn, Future};
 use std::io;
-use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::panic::{catch_unwind, AssertUnwindSafe, Location};
 use std::pin::{pin, Pin};
 use std::rc::Rc;
 use std::task::{Context, Poll};
@@ -188,7 +194,21 @@ pub(crate) fn panic_message(panic: Box<dyn std::any::Any + Send>) -> String {
 /// assert_eq!(sum, 3);
 /// # Ok::<(), std::io::Error>(())
 /// ```
+#[track_caller]
 pub fn spawn<F>(future: F) -> Result<JoinHandle<F::Output>, TrapError>
+where
+    F: Future + 'static,
+    F::Output: 'static,
+{
+    spawn_as(future, None, Location::caller())
+}
+
+/// [`spawn`], with a name and the line to report as the spawn's.
+fn spawn_as<F>(
+    future: F,
+    name: Option<Cow<'static, str>>,
+    location: &'static Location<'static>,
+) -> Result<JoinHandle<F::Output>, TrapError>
 where
     F: Future + 'static,
     F::Output: 'static,
@@ -207,9 +227,18 @@ where
                 },
             )
             .await;
+        let panicked = match &outcome {
+            Outcome::Panicked(msg) => Some(msg.clone()),
+            _ => None,
+        };
         *finish.slot.borrow_mut() = outcome;
+        // The joiner has its answer; the panic goes on to the kernel, so the
+        // task ends as panicked for hooks and the log too.
+        if let Some(msg) = panicked {
+            std::panic::resume_unwind(Box::new(msg));
+        }
     };
-    let id = trapline_traps::spawn(Box::pin(body))?;
+    let id = trapline_traps::spawn_named(Box::pin(body), name, location)?;
     Ok(JoinHandle { id, slot })
 }
 

@@ -7,6 +7,7 @@ use std::task::Waker;
 use log::trace;
 use trapline_traps::{Handler, Reply, TaskId, Ticket, Trap, TrapError};
 
+use crate::hooks::{HookList, Spawned};
 use crate::run::contain;
 use crate::state::State;
 
@@ -14,6 +15,8 @@ use crate::state::State;
 /// borrowed only for the length of one trap.
 pub(crate) struct Shared {
     pub state: RefCell<State>,
+    /// Installed at build; empty unless someone watches.
+    pub hooks: HookList,
 }
 
 impl Shared {
@@ -44,18 +47,34 @@ impl Shared {
         let mut state = self.state.borrow_mut();
         let running = current.ok_or(TrapError::Unsupported("no task is running"));
         Ok(match trap {
-            Trap::Spawn { future } => {
+            Trap::Spawn {
+                future,
+                name,
+                location,
+            } => {
                 if let Err(err) = state.can_spawn() {
                     drop(state);
                     drop(future); // user code: never under the borrow
                     return Err(err);
                 }
                 let id = state.spawn(Some(future));
+                let named = Named(name.as_deref());
                 match current {
                     Some(parent) => {
-                        trace!(target: "trapline::trap", "task {} spawn {id}", parent.serial())
+                        trace!(target: "trapline::trap", "task {} spawn {id}{named} at {location}", parent.serial())
                     }
-                    None => trace!(target: "trapline::trap", "spawn {id}"),
+                    None => trace!(target: "trapline::trap", "spawn {id}{named} at {location}"),
+                }
+                if self.hooks.on() {
+                    let at = state.now();
+                    drop(state); // hooks are user code
+                    let spawned = Spawned {
+                        name: name.as_deref(),
+                        location,
+                        parent: current,
+                        at,
+                    };
+                    self.hooks.created(id, &spawned);
                 }
                 Reply::Task(id)
             }
@@ -90,6 +109,18 @@ impl Shared {
                 }))
             }
         })
+    }
+}
+
+/// A task's name as the trace shows it after its id: ` "echo"`, or nothing.
+struct Named<'a>(Option<&'a str>);
+
+impl std::fmt::Display for Named<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0 {
+            Some(name) => write!(f, " {name:?}"),
+            None => Ok(()),
+        }
     }
 }
 

@@ -26,23 +26,21 @@ impl State {
         let parks: Vec<_> = task
             .parks
             .iter()
-            .map(|p| (p.scope, p.waker.clone()))
+            .map(|p| (p.scope, p.waker.clone(), p.on, p.location))
             .collect();
         if parks.is_empty() {
-            trace!(target: "trapline::trap", "task {} interrupt {err}: not parked", id.serial());
+            trace!(target: "trapline::trap", "task {} interrupt ({err}): not parked, for its next trap", id.serial());
             self.schedule(id);
             return;
         }
-        let mut resumed = 0;
-        for (scope, waker) in parks {
+        for (scope, waker, on, location) in parks {
             if self.in_scope(scope, &err) {
+                trace!(target: "trapline::trap", "task {} resume {}: {err} (trapped at {location})", id.serial(), on.resumed());
                 self.resume(id, waker);
-                resumed += 1;
             } else {
                 self.bury(waker);
             }
         }
-        trace!(target: "trapline::trap", "task {} interrupt {err}: {resumed} park(s) resumed", id.serial());
     }
 
     /// Whether timeout scope `inner` lies within scope `outer` (or is it).

@@ -31,6 +31,9 @@
 //! - `io`: the fd table, one reader and one writer per fd.
 //! - `timers`: the timer heap with lazy deletion.
 //! - `waker`: task wakers, local and cross-thread wakes.
+//! - `hooks`: [`Hooks`], callbacks on a task's life (created, running,
+//!   suspended, terminated).
+//! - `probe`: [`Probe`], a read-only window onto a running kernel.
 //!
 //! # Examples
 //!
@@ -49,8 +52,10 @@
 
 mod calls;
 mod deadlines;
+mod hooks;
 mod interrupts;
 mod io;
+mod probe;
 mod run;
 mod state;
 mod task;
@@ -64,6 +69,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use calls::Shared;
+use hooks::HookList;
+pub use hooks::{Ended, Hooks, Parked, Spawned};
+pub use probe::{Probe, TaskState};
 use state::State;
 use waker::Remote;
 
@@ -83,6 +91,7 @@ use waker::Remote;
 pub struct Builder {
     grace: Duration,
     events: usize,
+    hooks: HookList,
 }
 
 impl Builder {
@@ -101,6 +110,7 @@ impl Builder {
         Builder {
             grace: Duration::from_secs(1),
             events: 1024,
+            hooks: HookList::default(),
         }
     }
 
@@ -150,6 +160,42 @@ impl Builder {
         self
     }
 
+    /// Installs `hooks`: called on every task's creation, each of its polls,
+    /// each suspension and its end. Several may be installed; they are called
+    /// in the order installed. With none, the kernel pays one branch per poll.
+    ///
+    /// # Examples
+    ///
+    /// Two hooks, called in the order installed:
+    ///
+    /// ```
+    /// use std::cell::RefCell;
+    /// use std::rc::Rc;
+    /// use std::time::Instant;
+    /// use trapline_kernel::{Builder, Hooks};
+    /// use trapline_traps::TaskId;
+    ///
+    /// struct Say(&'static str, Rc<RefCell<Vec<&'static str>>>);
+    /// impl Hooks for Say {
+    ///     fn running(&self, _: TaskId, _: Instant) {
+    ///         self.1.borrow_mut().push(self.0);
+    ///     }
+    /// }
+    ///
+    /// let said = Rc::new(RefCell::new(Vec::new()));
+    /// let mut kernel = Builder::new()
+    ///     .hooks(Rc::new(Say("first", said.clone())))
+    ///     .hooks(Rc::new(Say("second", said.clone())))
+    ///     .build()?;
+    /// kernel.run(async {})?;
+    /// assert_eq!(*said.borrow(), ["first", "second"]);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn hooks(mut self, hooks: Rc<dyn Hooks>) -> Builder {
+        self.hooks.push(hooks);
+        self
+    }
+
     /// Makes the kernel: an epoll instance and a cross-thread bell.
     ///
     /// # Examples
@@ -174,6 +220,7 @@ impl Builder {
         Ok(Kernel {
             shared: Rc::new(Shared {
                 state: RefCell::new(State::new(id, registry)),
+                hooks: self.hooks,
             }),
             poll,
             events: mio::Events::with_capacity(self.events),
@@ -276,21 +323,29 @@ impl Kernel {
     /// # Ok::<(), std::io::Error>(())
     /// ```
     pub fn stats(&self) -> Stats {
-        let st = self.shared.state.borrow();
-        Stats {
-            tasks: st.tasks.len(),
-            ready: st.ready.len(),
-            parked: st.tasks.iter().map(|(_, t)| t.parks.len()).sum(),
-            registrations: st.io.registered(),
-            timers: st.timers.live(),
-            timeouts: st.timeouts.len(),
-            wait_queues: st.queues.len(),
-            passes: st.counters.passes,
-            polls: st.counters.polls,
-            events: st.counters.events,
-            wakeups: st.counters.wakeups,
-            spawned: st.counters.spawned,
-            released_at_exit: st.counters.released_at_exit,
+        Stats::of(&self.shared.state.borrow())
+    }
+
+    /// A read-only window onto this kernel, for a monitor task to ask
+    /// between polls.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use trapline_kernel::Kernel;
+    ///
+    /// let mut kernel = Kernel::new()?;
+    /// let probe = kernel.probe();
+    /// let spawned = kernel.run(async move {
+    ///     trapline_traps::spawn(Box::pin(async {})).unwrap();
+    ///     probe.stats().map(|s| s.spawned)
+    /// })?;
+    /// assert_eq!(spawned, Some(2));
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn probe(&self) -> Probe {
+        Probe {
+            shared: Rc::downgrade(&self.shared),
         }
     }
 }
@@ -355,4 +410,24 @@ pub struct Stats {
     /// or a `timeout_after` returned from it, or leaked). 0 when everything
     /// was dropped inside the run.
     pub released_at_exit: usize,
+}
+
+impl Stats {
+    pub(crate) fn of(st: &State) -> Stats {
+        Stats {
+            tasks: st.tasks.len(),
+            ready: st.ready.len(),
+            parked: st.tasks.iter().map(|(_, t)| t.parks.len()).sum(),
+            registrations: st.io.registered(),
+            timers: st.timers.live(),
+            timeouts: st.timeouts.len(),
+            wait_queues: st.queues.len(),
+            passes: st.counters.passes,
+            polls: st.counters.polls,
+            events: st.counters.events,
+            wakeups: st.counters.wakeups,
+            spawned: st.counters.spawned,
+            released_at_exit: st.counters.released_at_exit,
+        }
+    }
 }

@@ -14,7 +14,7 @@
 use std::any::Any;
 use std::future::Future;
 use std::io;
-use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
+use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe, Location};
 use std::pin::{pin, Pin};
 use std::rc::Rc;
 use std::task::{Context, Poll};
@@ -23,6 +23,7 @@ use std::time::{Duration, Instant};
 use log::{debug, error, trace};
 use trapline_traps::{Delivery, Handler, TaskId, TrapError};
 
+use crate::hooks::Ended;
 use crate::io::BELL;
 use crate::waker::{self, WakeRef};
 use crate::Kernel;
@@ -32,6 +33,10 @@ type Panic = Box<dyn Any + Send>;
 /// The main future, polled in place on `run`'s stack.
 trait MainTask {
     fn poll_main(&mut self, cx: &mut Context<'_>) -> Poll<()>;
+    /// Whether it ended in a panic (for the `terminated` hook).
+    fn panicked(&self) -> bool {
+        false
+    }
 }
 
 struct Main<'a, T> {
@@ -52,6 +57,10 @@ impl<T> MainTask for Main<'_, T> {
                 Poll::Ready(())
             }
         }
+    }
+
+    fn panicked(&self) -> bool {
+        matches!(self.outcome, Some(Err(_)))
     }
 }
 
@@ -98,6 +107,7 @@ impl Kernel {
     /// assert_eq!(kernel.run(async { "again" })?, "again", "a kernel runs again once a run ends");
     /// # Ok::<(), std::io::Error>(())
     /// ```
+    #[track_caller]
     pub fn run<F: Future>(&mut self, main: F) -> io::Result<F::Output> {
         let handler: Rc<dyn Handler> = self.shared.clone();
         let installed = trapline_traps::install(handler)
@@ -105,6 +115,9 @@ impl Kernel {
         let local = waker::enter_local(self.id);
         let main_id = self.shared.state.borrow_mut().spawn(None);
         debug!(target: "trapline::kernel", "kernel {} run: main is {main_id}", self.id);
+        if self.shared.hooks.on() {
+            self.shared.hook_created_main(main_id, Location::caller());
+        }
 
         let future = pin!(main);
         let mut main = Main {
@@ -121,6 +134,9 @@ impl Kernel {
         if failure.is_some() {
             // The poller failed: the main task cannot go on.
             let _ = self.shared.state.borrow_mut().finish(main_id);
+            if self.shared.hooks.on() {
+                self.shared.hook_terminated(main_id, Ended::Dropped);
+            }
         }
         let shutdown = self.shutdown();
         drop(local);
@@ -205,6 +221,10 @@ impl Kernel {
 
     /// Polls task `id` once and parks it under what its leaves posted.
     fn run_task(&mut self, id: TaskId, main: &mut dyn MainTask, main_id: Option<TaskId>) {
+        let hooks = self.shared.hooks.on();
+        if hooks {
+            self.shared.hook_running(id);
+        }
         let (mut future, inbox, cancel_before) = {
             let mut st = self.shared.state.borrow_mut();
             let Some(task) = st.task(id) else { return };
@@ -232,6 +252,19 @@ impl Kernel {
             }
         };
         let inbox = trapline_traps::leave(&mut self.posts);
+        let yielded = match polled {
+            Ok(Poll::Pending) if hooks => self
+                .posts
+                .iter()
+                .find_map(|p| matches!(p.trap, trapline_traps::Trap::Yield).then_some(p.location)),
+            _ => None,
+        };
+        let ended = match polled {
+            Ok(Poll::Pending) => None,
+            Ok(Poll::Ready(())) if Some(id) == main_id && main.panicked() => Some(Ended::Panicked),
+            Ok(Poll::Ready(())) => Some(Ended::Completed),
+            Err(_) => Some(Ended::Panicked),
+        };
 
         let leftover = {
             let mut st = self.shared.state.borrow_mut();
@@ -283,6 +316,12 @@ impl Kernel {
         drop_quietly(future);
         drop_quietly(leftover);
         self.shared.wake_foreign();
+        if hooks {
+            match ended {
+                None => self.shared.hook_suspended(id, yielded),
+                Some(how) => self.shared.hook_terminated(id, how),
+            }
+        }
     }
 
     /// Cancels what is left, lets it clean up within the grace, drops the rest.
@@ -321,6 +360,9 @@ impl Kernel {
             let future = self.shared.state.borrow_mut().finish(id);
             drop_quietly(future);
             self.shared.wake_foreign();
+            if self.shared.hooks.on() {
+                self.shared.hook_terminated(id, Ended::Dropped);
+            }
         }
         let mut st = self.shared.state.borrow_mut();
         st.ready.clear();

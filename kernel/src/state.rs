@@ -257,7 +257,7 @@ impl State {
             Err(None) => self.resume(id, waker),
             // The kernel refuses: the leaf learns why when it traps again.
             Err(Some(err)) => {
-                trace!(target: "trapline::trap", "task {} answer {err} to {on}", id.serial());
+                trace!(target: "trapline::trap", "task {} refused {on}: {err}", id.serial());
                 if let Some(task) = self.task(id) {
                     task.inbox.answer(seq, err);
                 }
@@ -289,7 +289,7 @@ impl State {
         let Some(park) = task.take_park(waiter.seq) else {
             return;
         };
-        trace!(target: "trapline::trap", "task {} resume {} (trapped at {})", waiter.task.serial(), park.on.resumed(), park.location);
+        trace!(target: "trapline::trap", "task {} resume {}: {} (trapped at {})", waiter.task.serial(), park.on.resumed(), park.on.fired(), park.location);
         // The fired condition's own record is already gone (the seat, queue
         // slot or joiner entry was taken to find this waiter); a sleep's entry
         // was popped by the caller.

@@ -51,6 +51,30 @@ impl On {
 }
 
 impl On {
+    /// The blocking trap that parks under this condition.
+    pub(crate) fn trap(self) -> Trap {
+        match self {
+            On::Sleep(deadline) => Trap::Sleep { deadline },
+            On::Read(fd) => Trap::ReadWait { fd },
+            On::Write(fd) => Trap::WriteWait { fd },
+            On::Sched(queue) => Trap::SchedWait { queue },
+            On::Join(task) => Trap::Join { task },
+            On::FutureWait => Trap::FutureWait,
+        }
+    }
+
+    /// What made this condition hold, for resume lines.
+    pub(crate) fn fired(self) -> &'static str {
+        match self {
+            On::Sleep(_) => "deadline passed",
+            On::Read(_) => "readable",
+            On::Write(_) => "writable",
+            On::Sched(_) => "woken",
+            On::Join(_) => "task ended",
+            On::FutureWait => "woken",
+        }
+    }
+
     /// The condition without its countdown, for resume lines.
     pub(crate) fn resumed(self) -> ResumeLabel {
         ResumeLabel(self)
@@ -71,17 +95,7 @@ impl fmt::Display for ResumeLabel {
 
 impl fmt::Display for On {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            On::Sleep(at) => {
-                let left = at.saturating_duration_since(Instant::now());
-                write!(f, "Sleep(in {left:?})")
-            }
-            On::Read(fd) => write!(f, "ReadWait(fd {fd})"),
-            On::Write(fd) => write!(f, "WriteWait(fd {fd})"),
-            On::Sched(q) => write!(f, "SchedWait({q})"),
-            On::Join(t) => write!(f, "Join({t})"),
-            On::FutureWait => f.write_str("FutureWait"),
-        }
+        fmt::Display::fmt(&self.trap(), f)
     }
 }
 

@@ -131,3 +131,6 @@ impl<F: Future> Future for Counted<F> {
         self.inner.as_mut().poll(cx)
     }
 }
+
+/// Capturing the trace (`trapline::trap` lines) of one thread.
+pub mod trace;

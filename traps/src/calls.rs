@@ -4,7 +4,9 @@
 //! kind of reply the trap promises. A kernel answering with another kind of
 //! reply has broken its contract, which is a bug in the kernel and panics.
 
+use std::borrow::Cow;
 use std::os::fd::RawFd;
+use std::panic::Location;
 use std::time::Instant;
 
 use crate::error::TrapError;
@@ -41,8 +43,52 @@ fn broken(trap: &'static str, reply: Reply) -> ! {
 /// assert_eq!(spawn(Box::pin(async {}))?.to_string(), "task 2");
 /// # Ok::<(), TrapError>(())
 /// ```
+#[track_caller]
 pub fn spawn(future: TaskFuture) -> Result<TaskId, TrapError> {
-    match call(Trap::Spawn { future })? {
+    spawn_named(future, None, Location::caller())
+}
+
+/// Starts a task running `future`, named `name` and reported as spawned at
+/// `location` (to hooks, monitors and the trace).
+///
+/// # Examples
+///
+/// A stand-in kernel that remembers the name it was given:
+///
+/// ```
+/// use std::cell::RefCell;
+/// use std::panic::Location;
+/// use std::rc::Rc;
+/// use trapline_traps::{install, spawn_named, Handler, Reply, TaskId, Ticket, Trap, TrapError};
+///
+/// #[derive(Default)]
+/// struct Names(RefCell<Vec<String>>);
+/// impl Handler for Names {
+///     fn call(&self, _: Option<TaskId>, trap: Trap) -> Result<Reply, TrapError> {
+///         if let Trap::Spawn { name, .. } = trap {
+///             self.0.borrow_mut().push(name.unwrap_or_default().into_owned());
+///         }
+///         Ok(Reply::Task(TaskId::new(1, 2)))
+///     }
+///     fn unpost(&self, _: Ticket) {}
+/// }
+///
+/// let kernel = Rc::new(Names::default());
+/// let _installed = install(kernel.clone())?;
+/// spawn_named(Box::pin(async {}), Some("echo".into()), Location::caller())?;
+/// assert_eq!(*kernel.0.borrow(), ["echo"]);
+/// # Ok::<(), TrapError>(())
+/// ```
+pub fn spawn_named(
+    future: TaskFuture,
+    name: Option<Cow<'static, str>>,
+    location: &'static Location<'static>,
+) -> Result<TaskId, TrapError> {
+    match call(Trap::Spawn {
+        future,
+        name,
+        location,
+    })? {
         Reply::Task(id) => Ok(id),
         other => broken("Spawn", other),
     }

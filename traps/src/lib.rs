@@ -48,7 +48,7 @@ mod slot;
 mod trap;
 
 pub use calls::{
-    cancel, clock, current, io_release, sched_wake, set_timeout, spawn, unset_timeout,
+    cancel, clock, current, io_release, sched_wake, set_timeout, spawn, spawn_named, unset_timeout,
 };
 pub use error::TrapError;
 pub use ids::{QueueId, TaskId, Ticket, TimeoutId};

@@ -12,6 +12,7 @@
 //! harmless, and why a naive loop that just polls again works too (see the
 //! `by_hand` example of the `trapline` package).
 
+use std::borrow::Cow;
 use std::fmt;
 use std::future::Future;
 use std::os::fd::RawFd;
@@ -137,6 +138,10 @@ pub enum Trap {
     Spawn {
         /// The new task's body.
         future: TaskFuture,
+        /// A name for monitors and hooks, if the spawner gave one.
+        name: Option<Cow<'static, str>>,
+        /// The source line of the spawn.
+        location: &'static Location<'static>,
     },
     /// Cancel `task`: delivered as `Cancelled` at its current or next
     /// blocking trap. A second cancel of the same task is ignored. Answers
@@ -238,10 +243,7 @@ impl Trap {
 impl fmt::Display for Trap {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Trap::Sleep { deadline } => {
-                let left = deadline.saturating_duration_since(Instant::now());
-                write!(f, "Sleep(in {left:?})")
-            }
+            Trap::Sleep { deadline } => write!(f, "Sleep(in {})", Left(*deadline)),
             Trap::ReadWait { fd } => write!(f, "ReadWait(fd {fd})"),
             Trap::WriteWait { fd } => write!(f, "WriteWait(fd {fd})"),
             Trap::SchedWait { queue } => write!(f, "SchedWait({queue})"),
@@ -253,12 +255,29 @@ impl fmt::Display for Trap {
             Trap::SchedWake { queue, n } => write!(f, "SchedWake({queue}, {n})"),
             Trap::Clock => f.write_str("Clock"),
             Trap::Current => f.write_str("Current"),
-            Trap::SetTimeout { deadline } => {
-                let left = deadline.saturating_duration_since(Instant::now());
-                write!(f, "SetTimeout(in {left:?})")
-            }
+            Trap::SetTimeout { deadline } => write!(f, "SetTimeout(in {})", Left(*deadline)),
             Trap::UnsetTimeout { id } => write!(f, "UnsetTimeout({id})"),
             Trap::IoRelease { fd } => write!(f, "IoRelease(fd {fd})"),
+        }
+    }
+}
+
+/// The time left until a deadline, to two decimals in the unit that reads
+/// best (`4.99ms`, `3600.00s`): a person reads a trace, not a nanosecond.
+struct Left(Instant);
+
+impl fmt::Display for Left {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let left = self.0.saturating_duration_since(Instant::now());
+        let secs = left.as_secs_f64();
+        if secs >= 1.0 {
+            write!(f, "{secs:.2}s")
+        } else if secs >= 1e-3 {
+            write!(f, "{:.2}ms", secs * 1e3)
+        } else if secs >= 1e-6 {
+            write!(f, "{:.2}µs", secs * 1e6)
+        } else {
+            write!(f, "{}ns", left.as_nanos())
         }
     }
 }

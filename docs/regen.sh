@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Copies the real trace of `examples/round_trip.rs` into the trace block of
+# docs/how-it-works.md (between the `trace: begin` and `trace: end` marks).
+# `cargo test --test guide` fails when the block and the example part.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+trace=$(RUST_LOG=trapline::trap=trace cargo run --quiet --example round_trip 2>&1 >/dev/null)
+guide=docs/how-it-works.md
+TRACE="$trace" awk '
+  /<!-- trace: begin -->/ { print; print "```text"; print ENVIRON["TRACE"]; print "```"; skip = 1; next }
+  /<!-- trace: end -->/ { skip = 0 }
+  !skip { print }
+' "$guide" > "$guide.new"
+mv "$guide.new" "$guide"
+echo "$guide: trace block regenerated ($(printf '%s\n' "$trace" | wc -l) lines)"
