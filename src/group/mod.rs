@@ -25,6 +25,14 @@
 //! Rust has no asynchronous drop: dropping the last handle of a group that
 //! was never joined cancels its tasks but cannot wait for them. Join the
 //! group, or run the work inside [`TaskGroup::scope`], which does.
+//!
+//! # Layout
+//!
+//! - `outcome`: [`Policy`], [`TaskFailure`], [`Finished`], [`GroupError`].
+//! - `members`: the bookkeeping behind a group.
+
+mod members;
+mod outcome;
 
 use std::borrow::Cow;
 use std::cell::RefCell;
@@ -33,162 +41,15 @@ use std::fmt;
 use std::future::{poll_fn, Future};
 use std::panic::{catch_unwind, AssertUnwindSafe, Location};
 use std::pin::pin;
-use std::rc::{Rc, Weak};
+use std::rc::Rc;
 use std::task::Poll;
 
 use trapline_traps::{TaskId, TrapError};
 
-use crate::sync::{WaitList, Waiting};
+use crate::sync::WaitList;
 use crate::task::{panic_message, Builder};
-
-/// What a join of the group waits for.
-///
-/// # Examples
-///
-/// ```
-/// use trapline::{Policy, TaskGroup};
-///
-/// let group = TaskGroup::<u8, ()>::with_policy(Policy::Any);
-/// assert_eq!(group.policy(), Policy::Any);
-/// ```
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Policy {
-    /// Every task. The first failure ends the wait early: the rest are
-    /// cancelled and the join reports that failure.
-    #[default]
-    All,
-    /// The first task to end, whichever way: the rest are cancelled, and the
-    /// join reports how that one ended.
-    Any,
-    /// The first task to succeed: the rest are cancelled, and the join
-    /// returns its value. If every task fails, the join reports the first
-    /// failure.
-    FirstResult,
-}
-
-/// How a task of a group failed.
-///
-/// # Examples
-///
-/// ```
-/// use trapline::TaskFailure;
-///
-/// let failure: TaskFailure<&str> = TaskFailure::Failed("bad input");
-/// assert_eq!(failure.to_string(), "task failed: bad input");
-/// ```
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum TaskFailure<E> {
-    /// The task returned `Err`.
-    Failed(E),
-    /// The task panicked; the panic's message.
-    Panicked(String),
-    /// The task was dropped before it finished (its kernel shut down).
-    Dropped,
-}
-
-impl<E: fmt::Display> fmt::Display for TaskFailure<E> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            TaskFailure::Failed(e) => write!(f, "task failed: {e}"),
-            TaskFailure::Panicked(msg) => write!(f, "task panicked: {msg}"),
-            TaskFailure::Dropped => f.write_str("task was dropped before it finished"),
-        }
-    }
-}
-
-impl<E: fmt::Debug + fmt::Display> std::error::Error for TaskFailure<E> {}
-
-/// One task of a group that has ended.
-///
-/// # Examples
-///
-/// ```
-/// use trapline::TaskGroup;
-///
-/// trapline::run(async {
-///     let group = TaskGroup::<u8, ()>::new();
-///     let id = group.spawn(async { Ok(5) })?;
-///     let done = group.next_done().await?.unwrap();
-///     assert_eq!((done.id, done.outcome, done.cancelled), (id, Ok(5), false));
-///     Ok::<(), trapline::TrapError>(())
-/// })??;
-/// # Ok::<(), Box<dyn std::error::Error>>(())
-/// ```
-#[derive(Debug)]
-pub struct Finished<T, E> {
-    /// The task.
-    pub id: TaskId,
-    /// What it returned, or how it failed.
-    pub outcome: Result<T, TaskFailure<E>>,
-    /// Whether the group cancelled it (its failure, if any, is then not
-    /// counted as the group's).
-    pub cancelled: bool,
-}
-
-/// Why a group's join has no value to give.
-///
-/// # Examples
-///
-/// ```
-/// use trapline::{GroupError, TaskFailure, TaskGroup};
-///
-/// trapline::run(async {
-///     let group = TaskGroup::<(), &str>::new();
-///     let id = group.spawn(async { Err("no") })?;
-///     assert_eq!(group.join().await, Err(GroupError::Task { id, failure: TaskFailure::Failed("no") }));
-///     Ok::<(), trapline::TrapError>(())
-/// })??;
-/// # Ok::<(), Box<dyn std::error::Error>>(())
-/// ```
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum GroupError<E> {
-    /// A task failed and decided the join (the first failure; the others
-    /// are in [`TaskGroup::take_finished`]).
-    Task {
-        /// The task that failed.
-        id: TaskId,
-        /// How.
-        failure: TaskFailure<E>,
-    },
-    /// The owner was interrupted (cancelled, timed out) while it waited; the
-    /// group's tasks were cancelled and have ended.
-    Interrupted(TrapError),
-}
-
-impl<E: fmt::Display> fmt::Display for GroupError<E> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            GroupError::Task { id, failure } => write!(f, "{id}: {failure}"),
-            GroupError::Interrupted(e) => write!(f, "task group join interrupted: {e}"),
-        }
-    }
-}
-
-impl<E: fmt::Debug + fmt::Display> std::error::Error for GroupError<E> {}
-
-struct Member {
-    key: u64,
-    id: TaskId,
-    /// A daemon's end is not one of the group's results.
-    daemon: bool,
-    cancelled: bool,
-}
-
-struct State<T, E> {
-    running: Vec<Member>,
-    finished: VecDeque<Finished<T, E>>,
-    joined: bool,
-    next_key: u64,
-}
-
-struct Inner<T, E> {
-    policy: Policy,
-    state: RefCell<State<T, E>>,
-    changes: WaitList<()>,
-}
-
-/// What a join decided.
-type Decision<T, E> = Result<Option<T>, GroupError<E>>;
+use members::{Decision, Inner, Member, Notice, State};
+pub use outcome::{Finished, GroupError, Policy, TaskFailure};
 
 /// A set of tasks that ends together; see the module's principles.
 ///
@@ -241,141 +102,6 @@ impl<T, E> fmt::Debug for TaskGroup<T, E> {
 impl<T: 'static, E: 'static> Default for TaskGroup<T, E> {
     fn default() -> Self {
         TaskGroup::new()
-    }
-}
-
-/// Tells the group, from inside a task, how the task ended. It lives in the
-/// task's future, so it speaks even if the future is dropped unfinished.
-struct Notice<T, E> {
-    group: Weak<Inner<T, E>>,
-    key: u64,
-    told: bool,
-}
-
-impl<T, E> Notice<T, E> {
-    fn tell(&mut self, outcome: Option<Result<T, TaskFailure<E>>>) {
-        self.told = true;
-        if let Some(inner) = self.group.upgrade() {
-            inner.ended(self.key, outcome);
-        }
-    }
-}
-
-impl<T, E> Drop for Notice<T, E> {
-    fn drop(&mut self) {
-        if !self.told {
-            self.tell(Some(Err(TaskFailure::Dropped)));
-        }
-    }
-}
-
-impl<T, E> Inner<T, E> {
-    /// Task `key` ended with `outcome` (`None` for a daemon): move it from
-    /// running to finished, and wake the owner.
-    fn ended(&self, key: u64, outcome: Option<Result<T, TaskFailure<E>>>) {
-        {
-            let mut s = self.state.borrow_mut();
-            let Some(at) = s.running.iter().position(|m| m.key == key) else {
-                return; // spawn refused: it never joined the group
-            };
-            let member = s.running.remove(at);
-            if let (false, Some(outcome)) = (member.daemon, outcome) {
-                s.finished.push_back(Finished {
-                    id: member.id,
-                    outcome,
-                    cancelled: member.cancelled,
-                });
-            }
-        }
-        for waiter in self.changes.take_all() {
-            waiter.notify();
-        }
-    }
-
-    fn working(&self) -> bool {
-        self.state.borrow().running.iter().any(|m| !m.daemon)
-    }
-
-    /// Whether the join can decide now, and what.
-    fn decide(&self) -> Option<Decision<T, E>> {
-        let mut s = self.state.borrow_mut();
-        let working = s.running.iter().any(|m| !m.daemon);
-        let pick = |s: &mut State<T, E>, at: usize| {
-            let f = s.finished.remove(at).expect("an index just found");
-            match f.outcome {
-                Ok(v) => Ok(Some(v)),
-                Err(failure) => Err(GroupError::Task { id: f.id, failure }),
-            }
-        };
-        let failed = |f: &Finished<T, E>| f.outcome.is_err() && !f.cancelled;
-        match self.policy {
-            Policy::All => match s.finished.iter().position(failed) {
-                Some(at) => Some(pick(&mut s, at)),
-                None => (!working).then_some(Ok(None)),
-            },
-            Policy::Any => match s.finished.iter().position(|f| !f.cancelled) {
-                Some(at) => Some(pick(&mut s, at)),
-                None => (!working).then_some(Ok(None)),
-            },
-            Policy::FirstResult => {
-                if let Some(at) = s.finished.iter().position(|f| f.outcome.is_ok()) {
-                    return Some(pick(&mut s, at));
-                }
-                if working {
-                    return None;
-                }
-                match s.finished.iter().position(failed) {
-                    Some(at) => Some(pick(&mut s, at)),
-                    None => Some(Ok(None)),
-                }
-            }
-        }
-    }
-
-    /// Sends `Cancel` to every task still running, in spawn order.
-    fn cancel_all(&self) {
-        let ids: Vec<TaskId> = self
-            .state
-            .borrow_mut()
-            .running
-            .iter_mut()
-            .map(|m| {
-                m.cancelled = true;
-                m.id
-            })
-            .collect();
-        for id in ids {
-            // Outside a kernel there is nothing left to cancel.
-            let _ = trapline_traps::cancel(id);
-        }
-    }
-
-    /// Waits until a task of the group ends.
-    async fn changed(&self, location: &'static Location<'static>) -> Result<(), TrapError> {
-        let mut wait = ChangeWait {
-            list: &self.changes,
-            waiting: Waiting::new(self.changes.push(None), location),
-        };
-        wait.waiting.wait().await
-    }
-}
-
-impl<T, E> Drop for Inner<T, E> {
-    fn drop(&mut self) {
-        // No asynchronous drop: cancel what is left; it ends on its own.
-        self.cancel_all();
-    }
-}
-
-/// A wait for the next completion; leaves the line when it goes.
-struct ChangeWait<'a> {
-    list: &'a WaitList<()>,
-    waiting: Waiting<()>,
-}
-
-impl Drop for ChangeWait<'_> {
-    fn drop(&mut self) {
-        self.list.remove(self.waiting.entry());
     }
 }
 
