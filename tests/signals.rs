@@ -97,3 +97,46 @@ fn echo_server_shuts_down_gracefully_on_sigterm() {
     let status = server.wait().unwrap();
     assert_eq!(status.code(), Some(0));
 }
+
+/// With no grace left, echo_server cancels the open connection (its client
+/// sees the connection closed) and still exits 0.
+#[test]
+fn echo_server_cancels_open_connections_after_the_grace_period() {
+    let mut server = Command::new(example("echo_server"))
+        .args(["--addr", "127.0.0.1:0", "--grace", "0"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("echo_server runs (cargo test builds the examples)");
+    let mut out = BufReader::new(server.stdout.take().unwrap());
+    let mut line = String::new();
+    out.read_line(&mut line).unwrap();
+    let addr = line.trim().rsplit(' ').next().unwrap().to_string();
+
+    let mut client = StdStream::connect(&addr).unwrap();
+    client
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    let mut buf = [0; 2];
+    client.write_all(b"hi").unwrap();
+    client.read_exact(&mut buf).unwrap();
+
+    let killed = Command::new("kill")
+        .args(["-INT", &server.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let mut rest = String::new();
+    out.read_to_string(&mut rest).unwrap();
+    let lines: Vec<&str> = rest.lines().collect();
+    assert!(
+        lines[0].starts_with("echo_server: SIGINT: stopped accepting; 1 connection(s) open"),
+        "{lines:?}"
+    );
+    assert_eq!(
+        lines[1..],
+        ["echo_server: grace period over: open connections cancelled"]
+    );
+    assert_eq!(client.read(&mut buf).unwrap(), 0, "closed by the server");
+    assert_eq!(server.wait().unwrap().code(), Some(0));
+}
