@@ -19,24 +19,26 @@
 
 use std::collections::VecDeque;
 use std::fmt;
-use std::future::Future;
 use std::panic::Location;
-use std::pin::Pin;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
-use std::task::{Context, Poll, Waker};
+use std::task::Waker;
 
-use trapline_traps::{Leaf, Trap, TrapError};
+use trapline_traps::{Leaf, TrapError};
+
+pub use waits::{Get, Put};
+
+mod waits;
 
 /// Tasks waiting on one side of the queue, oldest first, by ticket.
 #[derive(Default)]
-struct Sleepers {
+pub(super) struct Sleepers {
     next: u64,
     list: VecDeque<(u64, Waker)>,
 }
 
 impl Sleepers {
     /// Records (or refreshes) the waker of ticket `mine`; returns the ticket.
-    fn wait(&mut self, mine: Option<u64>, waker: &Waker) -> u64 {
+    pub(super) fn wait(&mut self, mine: Option<u64>, waker: &Waker) -> u64 {
         if let Some(t) = mine {
             if let Some(entry) = self.list.iter_mut().find(|(id, _)| *id == t) {
                 entry.1.clone_from(waker);
@@ -50,26 +52,26 @@ impl Sleepers {
 
     /// Leaves the line. Returns `false` if the ticket's waker had been taken
     /// (someone woke it).
-    fn leave(&mut self, ticket: u64) -> bool {
+    pub(super) fn leave(&mut self, ticket: u64) -> bool {
         let before = self.list.len();
         self.list.retain(|(id, _)| *id != ticket);
         self.list.len() != before
     }
 
-    fn take_one(&mut self) -> Option<Waker> {
+    pub(super) fn take_one(&mut self) -> Option<Waker> {
         self.list.pop_front().map(|(_, w)| w)
     }
 }
 
-struct State<T> {
-    items: VecDeque<T>,
+pub(super) struct State<T> {
+    pub(super) items: VecDeque<T>,
     capacity: Option<usize>,
-    getters: Sleepers,
-    putters: Sleepers,
+    pub(super) getters: Sleepers,
+    pub(super) putters: Sleepers,
 }
 
 impl<T> State<T> {
-    fn full(&self) -> bool {
+    pub(super) fn full(&self) -> bool {
         self.capacity.is_some_and(|c| self.items.len() >= c)
     }
 }
@@ -178,7 +180,29 @@ impl<T> UniversalQueue<T> {
         UniversalQueue::with_capacity(Some(capacity.max(1)))
     }
 
-    fn lock(&self) -> MutexGuard<'_, State<T>> {
+    /// An item left: wake the oldest task waiting to put, and the blocked
+    /// threads (after the lock is released).
+    pub(super) fn made_room(&self, mut s: MutexGuard<'_, State<T>>) {
+        let wake = s.putters.take_one();
+        drop(s);
+        self.shared.changed.notify_all();
+        if let Some(w) = wake {
+            w.wake();
+        }
+    }
+
+    /// An item came: wake the oldest task waiting to get, and the blocked
+    /// threads (after the lock is released).
+    pub(super) fn made_item(&self, mut s: MutexGuard<'_, State<T>>) {
+        let wake = s.getters.take_one();
+        drop(s);
+        self.shared.changed.notify_all();
+        if let Some(w) = wake {
+            w.wake();
+        }
+    }
+
+    pub(super) fn lock(&self) -> MutexGuard<'_, State<T>> {
         // A panic elsewhere while the lock was held cannot leave the queue
         // half-changed: every change is one push or one pop.
         self.shared
@@ -235,12 +259,7 @@ impl<T> UniversalQueue<T> {
     pub fn try_get(&self) -> Option<T> {
         let mut s = self.lock();
         let item = s.items.pop_front()?;
-        let wake = s.putters.take_one();
-        drop(s);
-        self.shared.changed.notify_all();
-        if let Some(w) = wake {
-            w.wake();
-        }
+        self.made_room(s);
         Some(item)
     }
 
@@ -259,12 +278,7 @@ impl<T> UniversalQueue<T> {
             return Err(item);
         }
         s.items.push_back(item);
-        let wake = s.getters.take_one();
-        drop(s);
-        self.shared.changed.notify_all();
-        if let Some(w) = wake {
-            w.wake();
-        }
+        self.made_item(s);
         Ok(())
     }
 
@@ -286,12 +300,7 @@ impl<T> UniversalQueue<T> {
         let mut s = self.lock();
         loop {
             if let Some(item) = s.items.pop_front() {
-                let wake = s.putters.take_one();
-                drop(s);
-                self.shared.changed.notify_all();
-                if let Some(w) = wake {
-                    w.wake();
-                }
+                self.made_room(s);
                 return Ok(item);
             }
             s = self
@@ -323,12 +332,7 @@ impl<T> UniversalQueue<T> {
                 .unwrap_or_else(PoisonError::into_inner);
         }
         s.items.push_back(item);
-        let wake = s.getters.take_one();
-        drop(s);
-        self.shared.changed.notify_all();
-        if let Some(w) = wake {
-            w.wake();
-        }
+        self.made_item(s);
         Ok(())
     }
 
@@ -395,171 +399,4 @@ fn refuse_on_kernel_thread(what: &'static str) -> Result<(), TrapError> {
         ));
     }
     Ok(())
-}
-
-/// The future of [`UniversalQueue::get`].
-///
-/// # Examples
-///
-/// ```
-/// trapline::run(async {
-///     let queue = trapline::UniversalQueue::unbounded();
-///     queue.try_put(1).unwrap();
-///     let get: trapline::universal_queue::Get<'_, i32> = queue.get();
-///     assert_eq!(get.await?, 1);
-///     Ok::<(), trapline::TrapError>(())
-/// })??;
-/// # Ok::<(), Box<dyn std::error::Error>>(())
-/// ```
-#[must_use = "futures do nothing unless awaited"]
-pub struct Get<'a, T> {
-    queue: &'a UniversalQueue<T>,
-    ticket: Option<u64>,
-    leaf: Leaf,
-}
-
-impl<T> fmt::Debug for Get<'_, T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Get").field("queue", self.queue).finish()
-    }
-}
-
-impl<T> Future for Get<'_, T> {
-    type Output = Result<T, TrapError>;
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let this = self.get_mut();
-        let mut s = this.queue.lock();
-        if let Some(item) = s.items.pop_front() {
-            if let Some(t) = this.ticket.take() {
-                s.getters.leave(t);
-            }
-            let wake = s.putters.take_one();
-            drop(s);
-            this.queue.shared.changed.notify_all();
-            if let Some(w) = wake {
-                w.wake();
-            }
-            this.leaf.done();
-            return Poll::Ready(Ok(item));
-        }
-        // Keeps its place in line if it still has one.
-        this.ticket = Some(s.getters.wait(this.ticket, cx.waker()));
-        drop(s);
-        match this.leaf.trap(cx, Trap::FutureWait) {
-            Ok(()) => Poll::Pending,
-            Err(e) => {
-                this.abandon();
-                Poll::Ready(Err(e))
-            }
-        }
-    }
-}
-
-impl<T> Get<'_, T> {
-    /// Leaves the line; if a `put` had already taken our waker for an item
-    /// we will not take, wakes the next getter in our place.
-    fn abandon(&mut self) {
-        let Some(t) = self.ticket.take() else { return };
-        let mut s = self.queue.lock();
-        let woken = !s.getters.leave(t);
-        let next = (woken && !s.items.is_empty())
-            .then(|| s.getters.take_one())
-            .flatten();
-        drop(s);
-        if let Some(w) = next {
-            w.wake();
-        }
-    }
-}
-
-impl<T> Drop for Get<'_, T> {
-    fn drop(&mut self) {
-        self.abandon();
-    }
-}
-
-/// The future of [`UniversalQueue::put`].
-///
-/// # Examples
-///
-/// ```
-/// trapline::run(async {
-///     let queue = trapline::UniversalQueue::unbounded();
-///     let put: trapline::universal_queue::Put<'_, i32> = queue.put(5);
-///     put.await?;
-///     assert_eq!(queue.len(), 1);
-///     Ok::<(), trapline::TrapError>(())
-/// })??;
-/// # Ok::<(), Box<dyn std::error::Error>>(())
-/// ```
-#[must_use = "futures do nothing unless awaited"]
-pub struct Put<'a, T> {
-    queue: &'a UniversalQueue<T>,
-    item: Option<T>,
-    ticket: Option<u64>,
-    leaf: Leaf,
-}
-
-impl<T> fmt::Debug for Put<'_, T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Put").field("queue", self.queue).finish()
-    }
-}
-
-impl<T> Unpin for Put<'_, T> {}
-
-impl<T> Future for Put<'_, T> {
-    type Output = Result<(), TrapError>;
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let this = self.get_mut();
-        let mut s = this.queue.lock();
-        if !s.full() {
-            if let Some(t) = this.ticket.take() {
-                s.putters.leave(t);
-            }
-            let Some(item) = this.item.take() else {
-                return Poll::Ready(Ok(())); // polled after it completed
-            };
-            s.items.push_back(item);
-            let wake = s.getters.take_one();
-            drop(s);
-            this.queue.shared.changed.notify_all();
-            if let Some(w) = wake {
-                w.wake();
-            }
-            this.leaf.done();
-            return Poll::Ready(Ok(()));
-        }
-        this.ticket = Some(s.putters.wait(this.ticket, cx.waker()));
-        drop(s);
-        match this.leaf.trap(cx, Trap::FutureWait) {
-            Ok(()) => Poll::Pending,
-            Err(e) => {
-                this.abandon();
-                Poll::Ready(Err(e))
-            }
-        }
-    }
-}
-
-impl<T> Put<'_, T> {
-    /// Leaves the line; passes on a wake for room it will not use.
-    fn abandon(&mut self) {
-        let Some(t) = self.ticket.take() else { return };
-        let mut s = self.queue.lock();
-        let woken = !s.putters.leave(t);
-        let next = (woken && !s.full()).then(|| s.putters.take_one()).flatten();
-        drop(s);
-        if let Some(w) = next {
-            w.wake();
-        }
-    }
-}
-
-impl<T> Drop for Put<'_, T> {
-    fn drop(&mut self) {
-        self.abandon();
-    }
 }
