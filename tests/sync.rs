@@ -294,3 +294,67 @@ fn condition_wait_with_a_foreign_guard_is_refused() {
         assert_eq!((cond.waiting(), other.locked()), (0, false));
     });
 }
+
+/// `wait_for` re-checks its predicate after each notify and keeps waiting
+/// (releasing the lock) while it is false; it returns holding the lock.
+#[test]
+fn condition_wait_for_rechecks_after_each_notify() {
+    let order = run_clean(async {
+        let cond = Rc::new(Condition::new());
+        let count = Rc::new(std::cell::Cell::new(0));
+        let log = log();
+        let (c, n, g) = (cond.clone(), count.clone(), log.clone());
+        let waiter = spawn(async move {
+            let guard = c.lock().await?;
+            let _guard = c
+                .wait_for(guard, || {
+                    push(&g, format!("check {}", n.get()));
+                    n.get() >= 2
+                })
+                .await?;
+            assert!(c.locked());
+            push(&g, "done");
+            Ok::<(), TrapError>(())
+        })
+        .unwrap();
+        for _ in 0..2 {
+            settle().await;
+            assert_eq!(cond.waiting(), 1);
+            let guard = cond.lock().await.unwrap();
+            count.set(count.get() + 1);
+            cond.notify(1);
+            drop(guard);
+        }
+        waiter.join().await.unwrap().unwrap();
+        assert_eq!((cond.waiting(), cond.locked()), (0, false));
+        entries(&log)
+    });
+    assert_eq!(order, ["check 0", "check 1", "check 2", "done"]);
+}
+
+/// A semaphore of 2 lets two in without waiting; the third waits for a
+/// release, and a task holding a permit when cancelled gives it back.
+#[test]
+fn semaphore_counts_permits_and_a_cancelled_holder_gives_its_back() {
+    run_clean(async {
+        let sem = Rc::new(Semaphore::new(2));
+        let first = sem.acquire().await.unwrap();
+        let s = sem.clone();
+        let holder = spawn(async move {
+            let _permit = s.acquire().await?;
+            trapline::sleep(Duration::from_secs(3600)).await
+        })
+        .unwrap();
+        settle().await;
+        assert_eq!((sem.available(), sem.waiting()), (0, 0));
+        assert!(sem.try_acquire().is_none());
+        assert_eq!(holder.cancel().await.unwrap(), Err(TrapError::Cancelled));
+        assert_eq!(
+            sem.available(),
+            1,
+            "the cancelled holder's permit came back"
+        );
+        drop(first);
+        assert_eq!(sem.available(), 2);
+    });
+}
