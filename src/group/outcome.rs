@@ -106,7 +106,7 @@ pub struct Finished<T, E> {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum GroupError<E> {
     /// A task failed and decided the join (the first failure; the others
-    /// are in [`TaskGroup::take_finished`]).
+    /// are in [`crate::TaskGroup::take_finished`]).
     Task {
         /// The task that failed.
         id: TaskId,
