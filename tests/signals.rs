@@ -140,3 +140,50 @@ fn echo_server_cancels_open_connections_after_the_grace_period() {
     assert_eq!(client.read(&mut buf).unwrap(), 0, "closed by the server");
     assert_eq!(server.wait().unwrap().code(), Some(0));
 }
+
+/// A second signal during the grace period cancels the open connections at
+/// once; the server still exits 0.
+#[test]
+fn echo_server_second_signal_cancels_at_once() {
+    let mut server = Command::new(example("echo_server"))
+        .args(["--addr", "127.0.0.1:0", "--grace", "3600"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("echo_server runs (cargo test builds the examples)");
+    let mut out = BufReader::new(server.stdout.take().unwrap());
+    let mut line = String::new();
+    out.read_line(&mut line).unwrap();
+    let addr = line.trim().rsplit(' ').next().unwrap().to_string();
+    let mut client = StdStream::connect(&addr).unwrap();
+    client
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    let mut buf = [0; 2];
+    client.write_all(b"hi").unwrap();
+    client.read_exact(&mut buf).unwrap();
+
+    let term = || {
+        let killed = Command::new("kill")
+            .args(["-TERM", &server.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(killed.success());
+    };
+    term();
+    line.clear();
+    out.read_line(&mut line).unwrap();
+    assert!(
+        line.starts_with("echo_server: SIGTERM: stopped accepting"),
+        "{line:?}"
+    );
+    term();
+    line.clear();
+    out.read_line(&mut line).unwrap();
+    assert_eq!(
+        line,
+        "echo_server: second signal: open connections cancelled\n"
+    );
+    assert_eq!(client.read(&mut buf).unwrap(), 0, "closed by the server");
+    assert_eq!(server.wait().unwrap().code(), Some(0));
+}

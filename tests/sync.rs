@@ -358,3 +358,32 @@ fn semaphore_counts_permits_and_a_cancelled_holder_gives_its_back() {
         assert_eq!(sem.available(), 2);
     });
 }
+
+/// An acquire that loses a `select!` is dropped while queued: it leaves the
+/// line, and the lock goes to the next waiter, not to the dropped one.
+#[test]
+fn lock_acquire_dropped_by_a_select_leaves_the_line() {
+    use futures::FutureExt;
+    run_clean(async {
+        let lock = Rc::new(Lock::new());
+        let guard = lock.acquire().await.unwrap();
+        let l = lock.clone();
+        let loser = spawn(async move {
+            futures::select! {
+                _ = l.acquire().fuse() => "acquired",
+                _ = trapline::sleep(SHORT).fuse() => "slept",
+            }
+        })
+        .unwrap();
+        let l = lock.clone();
+        let next = spawn(async move { l.acquire().await.map(|_| ()) }).unwrap();
+        settle().await;
+        assert_eq!(lock.waiting(), 2);
+        assert_eq!(loser.join().await.unwrap(), "slept");
+        assert_eq!(lock.waiting(), 1);
+        drop(guard);
+        assert_eq!(lock.owner(), Some(next.id()));
+        next.join().await.unwrap().unwrap();
+        assert!(!lock.locked());
+    });
+}
