@@ -18,9 +18,8 @@
 
 use std::io;
 use std::net::SocketAddr;
-use std::time::Duration;
-
 use std::rc::Rc;
+use std::time::Duration;
 
 use log::{info, warn};
 use trapline::net::{TcpListener, TcpStream};
@@ -30,17 +29,16 @@ use trapline::{timeout_after, GroupError, Policy, TaskGroup};
 const USAGE: &str =
     "usage: echo_server [--addr IP:PORT] [--grace SECS]   (default 127.0.0.1:7000, 5 s)";
 
-/// What the command line asks for: serve on an address, or print the usage.
+/// What the command line asks for: serve on an address (with how long open
+/// connections may go on after a shutdown signal), or print the usage.
 enum Command {
-    Serve(SocketAddr),
+    Serve(SocketAddr, Duration),
     Help,
 }
 
-/// How long open connections may go on after a shutdown signal.
-static GRACE_SECS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(5);
-
 fn parse_args() -> Result<Command, String> {
     let mut addr: SocketAddr = "127.0.0.1:7000".parse().expect("a valid default address");
+    let mut grace = Duration::from_secs(5);
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         match arg.as_str() {
@@ -59,13 +57,13 @@ fn parse_args() -> Result<Command, String> {
                 let secs: u64 = value
                     .parse()
                     .map_err(|e| format!("--grace {value:?}: {e} (want whole seconds)"))?;
-                GRACE_SECS.store(secs, std::sync::atomic::Ordering::Relaxed);
+                grace = Duration::from_secs(secs);
             }
             "-h" | "--help" => return Ok(Command::Help),
             other => return Err(format!("unknown argument {other:?}\n{USAGE}")),
         }
     }
-    Ok(Command::Serve(addr))
+    Ok(Command::Serve(addr, grace))
 }
 
 /// Echoes until the peer closes its side, then closes ours.
@@ -112,8 +110,7 @@ async fn accept_loop(
     }
 }
 
-async fn serve(addr: SocketAddr) -> io::Result<()> {
-    let grace = Duration::from_secs(GRACE_SECS.load(std::sync::atomic::Ordering::Relaxed));
+async fn serve(addr: SocketAddr, grace: Duration) -> io::Result<()> {
     let signals = Rc::new(Signals::new(&[SIGINT, SIGTERM])?);
     let listener = TcpListener::bind(addr)?;
     println!("echo_server listening on {}", listener.local_addr()?);
@@ -164,8 +161,8 @@ async fn serve(addr: SocketAddr) -> io::Result<()> {
 
 fn main() {
     env_logger::init();
-    let addr = match parse_args() {
-        Ok(Command::Serve(addr)) => addr,
+    let (addr, grace) = match parse_args() {
+        Ok(Command::Serve(addr, grace)) => (addr, grace),
         Ok(Command::Help) => {
             println!("{USAGE}");
             return;
@@ -175,7 +172,7 @@ fn main() {
             std::process::exit(2);
         }
     };
-    match trapline::run(serve(addr)) {
+    match trapline::run(serve(addr, grace)) {
         Ok(Ok(())) => {}
         Ok(Err(e)) | Err(e) => {
             eprintln!("echo_server: {addr}: {e}");
