@@ -387,3 +387,32 @@ fn lock_acquire_dropped_by_a_select_leaves_the_line() {
         assert!(!lock.locked());
     });
 }
+
+/// Regression: a waiter served in the same poll in which it queued (two
+/// branches of one `join!`, one waiting, the other releasing) has no park
+/// yet for `SchedWake` to find; it is woken through its waker instead.
+#[test]
+fn waiter_served_before_its_task_parked_is_woken() {
+    run_clean(async {
+        let (lock, event) = (Rc::new(Lock::new()), Rc::new(Event::new()));
+        let (l, e) = (lock.clone(), event.clone());
+        let task = spawn(async move {
+            let guard = l.acquire().await.unwrap();
+            let (acquired, (), waited, ()) =
+                futures::join!(l.acquire(), async { drop(guard) }, e.wait(), async {
+                    e.set()
+                });
+            waited.unwrap();
+            acquired.map(drop)
+        })
+        .unwrap();
+        // Unwoken, the task would sleep until something else resumed it:
+        // give it a few passes, then look.
+        for _ in 0..10 {
+            yield_now().await.unwrap();
+        }
+        assert!(task.is_finished(), "woken, not stranded");
+        task.join().await.unwrap().unwrap();
+        assert!(!lock.locked());
+    });
+}
