@@ -152,7 +152,12 @@ impl<P> Waiting<P> {
             self.leaf.done();
             return Poll::Ready(Ok(()));
         }
-        *self.entry.waker.borrow_mut() = Some(cx.waker().clone());
+        {
+            let mut waker = self.entry.waker.borrow_mut();
+            if !waker.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
+                *waker = Some(cx.waker().clone());
+            }
+        }
         match self.leaf.trap(
             cx,
             Trap::SchedWait {
