@@ -15,7 +15,12 @@
 //! stranded with a waiter that was cancelled.
 //!
 //! These types are for tasks of one kernel (they are not `Send`); between
-//! threads, use [`crate::UniversalQueue`].
+//! threads, use [`crate::UniversalQueue`]:
+//!
+//! ```compile_fail,E0277
+//! fn send<T: Send>(_: T) {}
+//! send(trapline::sync::Lock::new()); // error: `Rc<..>` cannot be sent between threads safely
+//! ```
 //!
 //! # Layout
 //!
