@@ -463,3 +463,67 @@ fn a_cancel_arriving_inside_a_shield_is_delivered_after_it() {
         ]
     );
 }
+
+/// A task of a group waiting on its own group would wait for itself: it is
+/// refused with a clear error instead of hanging.
+#[test]
+fn a_member_waiting_on_its_own_group_is_refused() {
+    run_clean(async {
+        let group = TaskGroup::<bool, ()>::new();
+        let g = group.clone();
+        group
+            .spawn(async move {
+                let joined = g.join().await;
+                let next = g.next_done().await;
+                Ok(matches!(
+                    joined,
+                    Err(GroupError::Interrupted(TrapError::Unsupported(_)))
+                ) && matches!(next, Err(TrapError::Unsupported(_))))
+            })
+            .unwrap();
+        assert_eq!(group.join().await, Ok(None));
+        let refused: Vec<_> = group
+            .take_finished()
+            .into_iter()
+            .map(|f| f.outcome)
+            .collect();
+        assert_eq!(refused, [Ok(true)]);
+    });
+}
+
+/// A task of a group may cancel the rest of it (Curio's "first one done
+/// cancels the others" by hand); it is spared and goes on.
+#[test]
+fn a_member_cancels_the_rest_of_its_group() {
+    run_clean(async {
+        let group = TaskGroup::<&str, TrapError>::new();
+        let g = group.clone();
+        for _ in 0..2 {
+            group
+                .spawn(async { sleep(FOREVER).await.map(|()| "slept") })
+                .unwrap();
+        }
+        group
+            .spawn(async move {
+                yield_now().await?;
+                g.cancel_remaining().await?;
+                assert_eq!(g.running(), 1, "only the canceller is left");
+                Ok("cancelled the others")
+            })
+            .unwrap();
+        assert_eq!(group.join().await, Ok(None));
+        let all: Vec<_> = group
+            .take_finished()
+            .into_iter()
+            .map(|f| (f.outcome, f.cancelled))
+            .collect();
+        assert_eq!(
+            all,
+            [
+                (Err(TaskFailure::Failed(TrapError::Cancelled)), true),
+                (Err(TaskFailure::Failed(TrapError::Cancelled)), true),
+                (Ok("cancelled the others"), false),
+            ]
+        );
+    });
+}

@@ -84,6 +84,18 @@ impl<T, E> Inner<T, E> {
         }
     }
 
+    /// A task of the group waiting on the group would wait for itself.
+    pub(super) fn refuse_member(&self) -> Result<(), TrapError> {
+        let me = trapline_traps::running();
+        let s = self.state.borrow();
+        if me.is_some() && s.running.iter().any(|m| Some(m.id) == me) {
+            return Err(TrapError::Unsupported(
+                "a task of a group cannot wait on its own group",
+            ));
+        }
+        Ok(())
+    }
+
     pub(super) fn working(&self) -> bool {
         self.state.borrow().running.iter().any(|m| !m.daemon)
     }
@@ -124,13 +136,15 @@ impl<T, E> Inner<T, E> {
         }
     }
 
-    /// Sends `Cancel` to every task still running, in spawn order.
-    pub(super) fn cancel_all(&self) {
+    /// Sends `Cancel` to every task still running, in spawn order, but
+    /// `spare` (a member cancelling the rest of its group).
+    pub(super) fn cancel_all(&self, spare: Option<TaskId>) {
         let ids: Vec<TaskId> = self
             .state
             .borrow_mut()
             .running
             .iter_mut()
+            .filter(|m| Some(m.id) != spare)
             .map(|m| {
                 m.cancelled = true;
                 m.id
@@ -140,6 +154,12 @@ impl<T, E> Inner<T, E> {
             // Outside a kernel there is nothing left to cancel.
             let _ = trapline_traps::cancel(id);
         }
+    }
+
+    /// How many tasks run, not counting `spare`.
+    pub(super) fn running_but(&self, spare: Option<TaskId>) -> usize {
+        let s = self.state.borrow();
+        s.running.iter().filter(|m| Some(m.id) != spare).count()
     }
 
     /// Waits until a task of the group ends.
@@ -158,7 +178,7 @@ impl<T, E> Inner<T, E> {
 impl<T, E> Drop for Inner<T, E> {
     fn drop(&mut self) {
         // No asynchronous drop: cancel what is left; it ends on its own.
-        self.cancel_all();
+        self.cancel_all(None);
     }
 }
 

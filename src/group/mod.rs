@@ -323,7 +323,8 @@ impl<T: 'static, E: 'static> TaskGroup<T, E> {
     /// once no (non-daemon) task is left to end.
     ///
     /// A `SchedWait` trap while it waits: cancellable and timeout-able (an
-    /// interrupted wait changes nothing in the group).
+    /// interrupted wait changes nothing in the group). A task of the group
+    /// itself is refused with `Unsupported`: it would wait for its own end.
     ///
     /// # Examples
     ///
@@ -351,6 +352,7 @@ impl<T: 'static, E: 'static> TaskGroup<T, E> {
     ) -> impl Future<Output = Result<Option<Finished<T, E>>, TrapError>> + '_ {
         let location = Location::caller();
         async move {
+            self.inner.refuse_member()?;
             loop {
                 if let Some(done) = self.inner.state.borrow_mut().finished.pop_front() {
                     return Ok(Some(done));
@@ -387,7 +389,8 @@ impl<T: 'static, E: 'static> TaskGroup<T, E> {
 
     /// Cancels every task still running (in spawn order, daemons included)
     /// and waits, shielded, until they have all ended. Their completions
-    /// stay reachable, marked `cancelled`.
+    /// stay reachable, marked `cancelled`. Called by a task of the group, it
+    /// cancels and waits for the others.
     ///
     /// # Examples
     ///
@@ -409,9 +412,11 @@ impl<T: 'static, E: 'static> TaskGroup<T, E> {
     pub fn cancel_remaining(&self) -> impl Future<Output = Result<(), TrapError>> + '_ {
         let location = Location::caller();
         async move {
-            self.inner.cancel_all();
+            // A member may cancel the rest of its group, not itself.
+            let me = trapline_traps::running();
+            self.inner.cancel_all(me);
             crate::shield(async {
-                while self.running() > 0 {
+                while self.inner.running_but(me) > 0 {
                     self.inner.changed(location).await?;
                 }
                 Ok(())
@@ -431,7 +436,8 @@ impl<T: 'static, E: 'static> TaskGroup<T, E> {
     /// An empty group gives `Ok(None)`. If the owner is interrupted while it
     /// waits, the tasks are cancelled and waited for all the same (the
     /// cascade) and the interrupt is returned as
-    /// [`GroupError::Interrupted`].
+    /// [`GroupError::Interrupted`]. A task of the group itself is refused
+    /// with `Interrupted(Unsupported)`: it would wait for its own end.
     ///
     /// # Examples
     ///
@@ -452,6 +458,9 @@ impl<T: 'static, E: 'static> TaskGroup<T, E> {
     pub fn join(&self) -> impl Future<Output = Decision<T, E>> + '_ {
         let location = Location::caller();
         async move {
+            if let Err(e) = self.inner.refuse_member() {
+                return Err(GroupError::Interrupted(e));
+            }
             let decision = loop {
                 if let Some(decided) = self.inner.decide() {
                     break decided;
