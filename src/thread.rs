@@ -80,12 +80,18 @@ impl Pool {
             .name("trapline-worker".into())
             .spawn(move || self.work());
         if let Err(e) = started {
-            // The job stays queued for a running worker, if any.
             log::warn!("run_in_thread: could not start a worker: {e}");
-            self.jobs
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .workers -= 1;
+            let mut jobs = self.jobs.lock().unwrap_or_else(PoisonError::into_inner);
+            jobs.workers -= 1;
+            // With a worker running, the job waits for it. With none, no job
+            // would ever run: drop them, and each awaiting task learns it
+            // (`JoinError::Dropped`) instead of waiting forever.
+            let stranded: Vec<Job> = match jobs.workers {
+                0 => jobs.queue.drain(..).collect(),
+                _ => Vec::new(),
+            };
+            drop(jobs);
+            drop(stranded);
         }
     }
 
@@ -94,7 +100,9 @@ impl Pool {
         loop {
             if let Some(job) = jobs.queue.pop_front() {
                 drop(jobs);
-                job(); // never panics: the job catches its closure's panic
+                // The job catches its closure's panic; this catches one from
+                // dropping an abandoned result, so the worker lives on.
+                let _ = catch_unwind(AssertUnwindSafe(job));
                 jobs = self.jobs.lock().unwrap_or_else(PoisonError::into_inner);
                 continue;
             }
@@ -122,9 +130,10 @@ struct Slot<R> {
 
 /// Runs `f` on the worker pool and awaits what it returns.
 ///
-/// Resolves to `Ok(value)`, `Err(JoinError::Panicked)` if `f` panicked, or
+/// Resolves to `Ok(value)`, `Err(JoinError::Panicked)` if `f` panicked,
 /// `Err(JoinError::Interrupted)` if the awaiting task was cancelled or timed
-/// out, in which case the job is abandoned (see the module's Discussion).
+/// out, in which case the job is abandoned (see the module's Discussion), or
+/// `Err(JoinError::Dropped)` if the OS would not start a single worker.
 /// The job is submitted when the future is first polled.
 ///
 /// # Examples
@@ -148,14 +157,38 @@ where
         waker: None,
         abandoned: false,
     }));
-    let shared = slot.clone();
+    let reply = Reply {
+        slot: slot.clone(),
+        sent: false,
+    };
     let job: Job = Box::new(move || {
-        if lock(&shared).abandoned {
+        let mut reply = reply;
+        if lock(&reply.slot).abandoned {
+            reply.sent = true;
             return; // cancelled before it started: never runs
         }
         let result = catch_unwind(AssertUnwindSafe(f))
             .map_err(|panic| JoinError::Panicked(panic_message(panic)));
-        let mut s = lock(&shared);
+        reply.send(result);
+    });
+    RunInThread {
+        slot,
+        job: Some(job),
+        leaf: Leaf::at(Location::caller()),
+    }
+}
+
+/// The job's side of the slot: hands the result over, or, if the job is
+/// dropped without running, tells the awaiting task so.
+struct Reply<R> {
+    slot: Arc<Mutex<Slot<R>>>,
+    sent: bool,
+}
+
+impl<R> Reply<R> {
+    fn send(&mut self, result: Result<R, JoinError>) {
+        self.sent = true;
+        let mut s = lock(&self.slot);
         if s.abandoned {
             drop(s);
             drop(result); // nobody waits: dropped here, on the worker
@@ -167,11 +200,14 @@ where
         if let Some(w) = waker {
             w.wake();
         }
-    });
-    RunInThread {
-        slot,
-        job: Some(job),
-        leaf: Leaf::at(Location::caller()),
+    }
+}
+
+impl<R> Drop for Reply<R> {
+    fn drop(&mut self) {
+        if !self.sent {
+            self.send(Err(JoinError::Dropped));
+        }
     }
 }
 
