@@ -13,6 +13,9 @@
 //! main task waits on `Queue::join` for every item to be processed, then
 //! cancels the consumers (they wait forever on an empty queue otherwise) and
 //! checks the total against `items * (items - 1) / 2`.
+//!
+//! `RUST_LOG=trapline=trace` shows the waits: `SchedWait` for the task
+//! queue, `FutureWait` for the thread's queue, each with its source line.
 
 use std::cell::Cell;
 use std::rc::Rc;
@@ -85,6 +88,7 @@ async fn pipeline(items: u64, consumers: usize) -> Result<(u64, Vec<u64>), TrapE
 }
 
 fn main() {
+    env_logger::init();
     let (items, consumers) = match parse_args() {
         Ok(Some(args)) => args,
         Ok(None) => {

@@ -204,7 +204,7 @@ where
 }
 
 /// [`spawn`], with a name and the line to report as the spawn's.
-fn spawn_as<F>(
+pub(crate) fn spawn_as<F>(
     future: F,
     name: Option<Cow<'static, str>>,
     location: &'static Location<'static>,

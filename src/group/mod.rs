@@ -47,7 +47,7 @@ use std::task::Poll;
 use trapline_traps::{TaskId, TrapError};
 
 use crate::sync::WaitList;
-use crate::task::{panic_message, Builder};
+use crate::task::{panic_message, spawn_as};
 use members::{Decision, Inner, Member, Notice, State};
 pub use outcome::{Finished, GroupError, Policy, TaskFailure};
 
@@ -215,11 +215,12 @@ impl<T: 'static, E: 'static> TaskGroup<T, E> {
     /// })??;
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
+    #[track_caller]
     pub fn spawn<F>(&self, future: F) -> Result<TaskId, TrapError>
     where
         F: Future<Output = Result<T, E>> + 'static,
     {
-        self.start(None, future)
+        self.start(None, future, Location::caller())
     }
 
     /// [`TaskGroup::spawn`], with a name for the task (shown by the
@@ -236,6 +237,7 @@ impl<T: 'static, E: 'static> TaskGroup<T, E> {
     /// })??;
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
+    #[track_caller]
     pub fn spawn_named<F>(
         &self,
         name: impl Into<Cow<'static, str>>,
@@ -244,44 +246,48 @@ impl<T: 'static, E: 'static> TaskGroup<T, E> {
     where
         F: Future<Output = Result<T, E>> + 'static,
     {
-        self.start(Some(name.into()), future)
+        self.start(Some(name.into()), future, Location::caller())
     }
 
-    fn start<F>(&self, name: Option<Cow<'static, str>>, future: F) -> Result<TaskId, TrapError>
+    fn start<F>(
+        &self,
+        name: Option<Cow<'static, str>>,
+        future: F,
+        location: &'static Location<'static>,
+    ) -> Result<TaskId, TrapError>
     where
         F: Future<Output = Result<T, E>> + 'static,
     {
         let mut notice = self.reserve()?;
         let key = notice.key;
-        let mut builder = Builder::new();
-        if let Some(name) = name {
-            builder = builder.name(name);
-        }
-        let handle = builder.spawn(async move {
-            let mut future = pin!(future);
-            // Caught here rather than by `spawn`, so that the group learns
-            // the outcome before the task's future is gone.
-            let outcome =
-                poll_fn(
-                    |cx| match catch_unwind(AssertUnwindSafe(|| future.as_mut().poll(cx))) {
+        let handle = spawn_as(
+            async move {
+                let mut future = pin!(future);
+                // Caught here rather than by `spawn`, so that the group learns
+                // the outcome before the task's future is gone.
+                let outcome = poll_fn(|cx| {
+                    match catch_unwind(AssertUnwindSafe(|| future.as_mut().poll(cx))) {
                         Ok(Poll::Ready(Ok(v))) => Poll::Ready(Ok(v)),
                         Ok(Poll::Ready(Err(e))) => Poll::Ready(Err(TaskFailure::Failed(e))),
                         Ok(Poll::Pending) => Poll::Pending,
                         Err(panic) => Poll::Ready(Err(TaskFailure::Panicked(panic_message(panic)))),
-                    },
-                )
+                    }
+                })
                 .await;
-            let panicked = match &outcome {
-                Err(TaskFailure::Panicked(msg)) => Some(msg.clone()),
-                _ => None,
-            };
-            notice.tell(Some(outcome));
-            // The group has its answer; the panic goes on, so that the task
-            // ends as panicked for its kernel too.
-            if let Some(msg) = panicked {
-                std::panic::resume_unwind(Box::new(msg));
-            }
-        })?;
+                let panicked = match &outcome {
+                    Err(TaskFailure::Panicked(msg)) => Some(msg.clone()),
+                    _ => None,
+                };
+                notice.tell(Some(outcome));
+                // The group has its answer; the panic goes on, so that the task
+                // ends as panicked for its kernel too.
+                if let Some(msg) = panicked {
+                    std::panic::resume_unwind(Box::new(msg));
+                }
+            },
+            name,
+            location,
+        )?;
         self.enroll(key, handle.id(), false);
         Ok(handle.id())
     }
@@ -305,16 +311,18 @@ impl<T: 'static, E: 'static> TaskGroup<T, E> {
     /// })??;
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
+    #[track_caller]
     pub fn spawn_daemon<F>(&self, future: F) -> Result<TaskId, TrapError>
     where
         F: Future + 'static,
     {
         let mut notice = self.reserve()?;
         let key = notice.key;
-        let handle = crate::task::spawn(async move {
+        let body = async move {
             drop(future.await);
             notice.tell(None);
-        })?;
+        };
+        let handle = spawn_as(body, None, Location::caller())?;
         self.enroll(key, handle.id(), true);
         Ok(handle.id())
     }
