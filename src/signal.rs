@@ -127,7 +127,9 @@ impl Signals {
     /// given wins if several are pending.
     ///
     /// `ReadWait` traps, one per signal: cancellable and timeout-able. An
-    /// empty set waits until interrupted.
+    /// empty set waits until interrupted. One task waits on a `Signals` at a
+    /// time (one reader per socket): a second one waiting at once gets
+    /// `ResourceBusy`; give each task a `Signals` of its own instead.
     ///
     /// # Examples
     ///
