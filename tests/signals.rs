@@ -40,6 +40,15 @@ fn raised_signals_are_observed_and_waits_are_interruptible() {
 
         raise(SIGTERM).unwrap(); // arrives while nobody waits: kept
         assert_eq!(signals.recv().await.unwrap(), SIGTERM);
+
+        // One waiter at a time: a second one is told, not left waiting.
+        let s = signals.clone();
+        let first = spawn(async move { s.recv().await }).unwrap();
+        yield_now().await.unwrap();
+        let busy = signals.recv().await.unwrap_err();
+        assert_eq!(busy.kind(), std::io::ErrorKind::ResourceBusy);
+        raise(SIGINT).unwrap();
+        assert_eq!(first.join().await.unwrap().unwrap(), SIGINT);
     });
 }
 
