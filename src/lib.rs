@@ -100,7 +100,9 @@ pub use universal_queue::UniversalQueue;
 /// With the environment variable `TRAPLINE_MONITOR` set (see
 /// [`monitor::ENV_VAR`]), the kernel runs with a [`monitor::Monitor`]
 /// listening; a value that is not understood, or not a loopback address, is
-/// an error here.
+/// an error here. An address already taken (by the monitor of another kernel
+/// of this program) is not: it is logged as a warning, and this kernel runs
+/// without a monitor.
 ///
 /// # Examples
 ///
@@ -116,7 +118,7 @@ pub use universal_queue::UniversalQueue;
 pub fn run<F: Future>(future: F) -> std::io::Result<F::Output> {
     match monitor::Monitor::from_env()? {
         None => Kernel::new()?.run(future),
-        Some(monitor) => monitor.run(Builder::new(), future),
+        Some(monitor) => monitor.run_if_free(Builder::new(), future),
     }
 }
 

@@ -217,23 +217,30 @@ where
     let finish = Finish { slot: slot.clone() };
     let body = async move {
         let finish = finish;
-        let mut future = pin!(future);
-        let outcome =
-            poll_fn(
-                |cx| match catch_unwind(AssertUnwindSafe(|| future.as_mut().poll(cx))) {
-                    Ok(Poll::Ready(v)) => Poll::Ready(Outcome::Done(v)),
-                    Ok(Poll::Pending) => Poll::Pending,
-                    Err(panic) => Poll::Ready(Outcome::Panicked(panic_message(panic))),
-                },
-            )
-            .await;
-        let panicked = match &outcome {
-            Outcome::Panicked(msg) => Some(msg.clone()),
-            _ => None,
+        let panicked = {
+            let mut future = pin!(future);
+            let outcome =
+                poll_fn(
+                    |cx| match catch_unwind(AssertUnwindSafe(|| future.as_mut().poll(cx))) {
+                        Ok(Poll::Ready(v)) => Poll::Ready(Outcome::Done(v)),
+                        Ok(Poll::Pending) => Poll::Pending,
+                        Err(panic) => Poll::Ready(Outcome::Panicked(panic_message(panic))),
+                    },
+                )
+                .await;
+            let panicked = match &outcome {
+                Outcome::Panicked(msg) => Some(msg.clone()),
+                _ => None,
+            };
+            *finish.slot.borrow_mut() = outcome;
+            panicked
+            // The joiner has its answer, and the user's future is dropped
+            // here, before any panic is raised again: its destructors run as
+            // after any ending, not during an unwind (where a panic of theirs
+            // would abort the process).
         };
-        *finish.slot.borrow_mut() = outcome;
-        // The joiner has its answer; the panic goes on to the kernel, so the
-        // task ends as panicked for hooks and the log too.
+        // The panic goes on to the kernel, so the task ends as panicked for
+        // hooks and the log too. Only `finish` is left to unwind through.
         if let Some(msg) = panicked {
             std::panic::resume_unwind(Box::new(msg));
         }

@@ -31,6 +31,17 @@ fn guide_trace() -> Vec<String> {
         .collect()
 }
 
+/// The guide without its trace block: the prose.
+fn prose() -> String {
+    let (before, rest) = GUIDE
+        .split_once("<!-- trace: begin -->")
+        .expect("the guide has a trace block");
+    let (_, after) = rest
+        .split_once("<!-- trace: end -->")
+        .expect("the block ends");
+    format!("{before}{after}")
+}
+
 /// A line with its fd numbers replaced by `N`, and the path this test sees
 /// the included file under made the example's own.
 fn comparable(line: &str) -> String {
@@ -54,6 +65,14 @@ fn guide_trace_is_the_real_trace() {
     let back = round_trip::round_trip().expect("the round trip");
     let real: Vec<String> = trace::stop().iter().map(|l| comparable(l)).collect();
     assert_eq!(back, b"ping");
+    // The prose follows the read to its result: the bytes it returns.
+    let ready = format!("returns {n}. It calls `Leaf::done`", n = back.len());
+    assert!(
+        GUIDE.contains(&ready),
+        "the guide's read returns {}",
+        back.len()
+    );
+    assert!(GUIDE.contains(&format!("`Poll::Ready(Ok({}))`", back.len())));
     let guide: Vec<String> = guide_trace().iter().map(|l| comparable(l)).collect();
     assert!(guide.len() >= 10, "the guide's block is the whole trace");
     assert_eq!(
@@ -67,7 +86,7 @@ fn guide_trace_is_the_real_trace() {
 #[test]
 fn guide_cites_only_traced_lines() {
     let trace = guide_trace().join("\n");
-    let prose = GUIDE.replace(&trace, "");
+    let prose = prose();
     let mut cited = 0;
     for (at, _) in prose.match_indices("examples/round_trip.rs:") {
         let tail = &prose[at..];
@@ -82,4 +101,37 @@ fn guide_cites_only_traced_lines() {
         cited += 1;
     }
     assert!(cited >= 2, "the prose follows the read by its line");
+}
+
+/// The fd the prose speaks of is the one the trace block shows for the read
+/// it follows: `docs/regen.sh` may give the stream another number, and then
+/// this fails until the prose says the same.
+#[test]
+fn guide_prose_names_the_traced_fd() {
+    let (_, after) = GUIDE
+        .split_once("The read is `")
+        .expect("the prose names the read it follows");
+    let place = &after[..after.find('`').unwrap()];
+    let trap = guide_trace()
+        .into_iter()
+        .find(|l| l.contains(" trap ReadWait(fd ") && l.ends_with(&format!(" at {place}")))
+        .unwrap_or_else(|| panic!("the trace has no ReadWait trap at {place}"));
+    let fd = &trap[trap.find("(fd ").unwrap() + 1..trap.find(')').unwrap()];
+    let prose = prose();
+    let mut named = 0;
+    for (at, _) in prose.match_indices("fd ") {
+        let digits: String = prose[at + 3..]
+            .chars()
+            .take_while(char::is_ascii_digit)
+            .collect();
+        if !digits.is_empty() {
+            assert_eq!(
+                format!("fd {digits}"),
+                fd,
+                "the prose names fd {digits}; the read is on {fd}"
+            );
+            named += 1;
+        }
+    }
+    assert!(named >= 5, "the prose follows the fd through the kernel");
 }

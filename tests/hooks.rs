@@ -225,25 +225,204 @@ fn panicking_hook_is_contained() {
     assert_eq!(rec.events()[1], "running main", "the second hook still ran");
 }
 
-/// Hooks may use traps: here every running hook reads the kernel's clock
-/// and counts the tasks alive through a probe.
+/// Hooks may use traps, and each knows who is current: `created` runs inside
+/// the spawn, with the spawner current; the other hooks run between polls,
+/// with no task current. Every hook reads the clock, which answers.
 #[test]
 fn hooks_may_use_traps() {
-    struct Clocked(RefCell<Vec<bool>>);
-    impl Hooks for Clocked {
-        fn running(&self, _: TaskId, at: Instant) {
-            let now = trapline::clock().expect("the kernel answers a hook");
-            self.0.borrow_mut().push(now >= at);
+    #[derive(Default)]
+    struct Asking(Recorder);
+    impl Asking {
+        fn ask(&self, event: &str, task: TaskId) {
+            trapline::clock().expect("the kernel answers a hook");
+            let current = match trapline::current() {
+                Ok(id) => self.0.name(id),
+                Err(e) => e.to_string(),
+            };
+            self.0
+                .push(format!("{event} {}: current {current}", self.0.name(task)));
         }
     }
-    let clocked = Rc::new(Clocked(RefCell::new(Vec::new())));
-    let mut kernel = Kernel::builder().hooks(clocked.clone()).build().unwrap();
+    impl Hooks for Asking {
+        fn created(&self, task: TaskId, spawned: &Spawned<'_>) {
+            self.0.created(task, spawned);
+            self.0.events.borrow_mut().pop();
+            self.ask("created", task);
+        }
+        fn running(&self, task: TaskId, _: Instant) {
+            self.ask("running", task);
+        }
+        fn suspended(&self, task: TaskId, _: &[Parked], _: Instant) {
+            self.ask("suspended", task);
+        }
+        fn terminated(&self, task: TaskId, _: Ended, _: Instant) {
+            self.ask("terminated", task);
+        }
+    }
+    let asking = Rc::new(Asking::default());
+    let mut kernel = Kernel::builder().hooks(asking.clone()).build().unwrap();
     kernel
         .run(async {
-            spawn(async {}).unwrap().join().await.unwrap();
+            let child = Builder::new().name("child").spawn(async {}).unwrap();
+            child.join().await.unwrap();
         })
         .unwrap();
-    assert_eq!(*clocked.0.borrow(), [true, true, true]);
+    util::assert_clean(&kernel.stats());
+    let none = "unsupported trap: no task is running";
+    assert_eq!(
+        asking.0.events(),
+        [
+            format!("created main: current {none}"),
+            format!("running main: current {none}"),
+            "created child: current main".to_string(),
+            format!("suspended main: current {none}"),
+            format!("running child: current {none}"),
+            format!("terminated child: current {none}"),
+            format!("running main: current {none}"),
+            format!("terminated main: current {none}"),
+        ]
+    );
+}
+
+/// Records like [`Recorder`], and acts once on the task named `target`:
+/// spawns a task named "helper" and cancels the target, from the `created`
+/// hook (`in_created`) or from its first `suspended`.
+struct Meddler {
+    rec: Recorder,
+    target: &'static str,
+    in_created: bool,
+    done: std::cell::Cell<bool>,
+}
+
+impl Meddler {
+    fn meddle(&self, task: TaskId) {
+        if self.done.get() || self.rec.name(task) != self.target {
+            return;
+        }
+        self.done.set(true);
+        let helper = Builder::new().name("helper").spawn(async {});
+        let cancelled = trapline::traps::cancel(task);
+        self.rec.push(format!(
+            "hook spawned helper: {}, cancelled {}: {cancelled:?}",
+            helper.is_ok(),
+            self.target
+        ));
+    }
+}
+
+impl Hooks for Meddler {
+    fn created(&self, task: TaskId, spawned: &Spawned<'_>) {
+        self.rec.created(task, spawned);
+        if self.in_created {
+            self.meddle(task);
+        }
+    }
+    fn running(&self, task: TaskId, at: Instant) {
+        self.rec.running(task, at);
+    }
+    fn suspended(&self, task: TaskId, parks: &[Parked], at: Instant) {
+        self.rec.suspended(task, parks, at);
+        if !self.in_created {
+            self.meddle(task);
+        }
+    }
+    fn terminated(&self, task: TaskId, how: Ended, at: Instant) {
+        self.rec.terminated(task, how, at);
+    }
+}
+
+/// Runs a main task that spawns "victim" (which sleeps an hour) and joins
+/// it, under a [`Meddler`]; returns the victim's output and the events.
+fn meddled(in_created: bool) -> (Result<(), trapline::TrapError>, Vec<String>) {
+    let meddler = Rc::new(Meddler {
+        rec: Recorder::default(),
+        target: "victim",
+        in_created,
+        done: std::cell::Cell::new(false),
+    });
+    let mut kernel = Kernel::builder().hooks(meddler.clone()).build().unwrap();
+    let out = kernel
+        .run(async {
+            let victim = Builder::new()
+                .name("victim")
+                .spawn(async { sleep(Duration::from_secs(3600)).await })
+                .unwrap();
+            victim.join().await.unwrap()
+        })
+        .unwrap();
+    util::assert_clean(&kernel.stats());
+    (out, meddler.rec.events())
+}
+
+/// A `created` hook may spawn and cancel, inside the spawn it is told of:
+/// its helper is the spawner's child, and the victim, cancelled before its
+/// first poll, sees `Cancelled` at its first trap.
+#[test]
+fn created_hook_may_spawn_and_cancel() {
+    let (out, events) = meddled(true);
+    assert_eq!(out, Err(trapline::TrapError::Cancelled));
+    let events: Vec<String> = events.iter().map(|e| strip_lines(e)).collect();
+    assert_eq!(
+        events,
+        [
+            "created main",
+            "running main",
+            "created victim by main",
+            "created helper by main",
+            "hook spawned helper: true, cancelled victim: Ok(true)",
+            "suspended main [Join]",
+            "running victim",
+            "terminated victim completed",
+            "running helper",
+            "terminated helper completed",
+            "running main",
+            "terminated main completed",
+        ]
+    );
+}
+
+/// A `suspended` hook may spawn and cancel: the helper has no parent (no
+/// task is current between polls), and the victim, parked on its sleep, is
+/// resumed with `Cancelled`.
+#[test]
+fn suspended_hook_may_spawn_and_cancel() {
+    let (out, events) = meddled(false);
+    assert_eq!(out, Err(trapline::TrapError::Cancelled));
+    let events: Vec<String> = events.iter().map(|e| strip_lines(e)).collect();
+    assert_eq!(
+        events,
+        [
+            "created main",
+            "running main",
+            "created victim by main",
+            "suspended main [Join]",
+            "running victim",
+            "suspended victim [Sleep]",
+            "created helper",
+            "hook spawned helper: true, cancelled victim: Ok(true)",
+            "running helper",
+            "terminated helper completed",
+            "running victim",
+            "terminated victim completed",
+            "running main",
+            "terminated main completed",
+        ]
+    );
+}
+
+/// An event with its source lines dropped (`at tests/hooks.rs:12` and
+/// `at line 12` go), so the expected lists read by meaning.
+fn strip_lines(event: &str) -> String {
+    let mut out = event.to_string();
+    for marker in [" at tests/hooks.rs:", " at line "] {
+        while let Some(at) = out.find(marker) {
+            let end = out[at + marker.len()..]
+                .find(|c: char| !c.is_ascii_digit())
+                .map_or(out.len(), |n| at + marker.len() + n);
+            out.replace_range(at..end, "");
+        }
+    }
+    out
 }
 
 /// A main task that panics ends `panicked` too; the panic is raised from

@@ -14,49 +14,7 @@ use trapline::monitor::Monitor;
 use trapline::net::TcpStream;
 use trapline::task::Builder;
 use trapline::{yield_now, Kernel, TrapError};
-
-const PROMPT: &str = "trapline > ";
-
-/// Reads until the prompt; returns what came before it.
-async fn until_prompt(conn: &TcpStream) -> io::Result<String> {
-    let mut got = Vec::new();
-    let mut buf = [0; 4096];
-    while !got.ends_with(PROMPT.as_bytes()) {
-        match conn.read(&mut buf).await? {
-            0 => return Err(io::ErrorKind::UnexpectedEof.into()),
-            n => got.extend_from_slice(&buf[..n]),
-        }
-    }
-    got.truncate(got.len() - PROMPT.len());
-    Ok(String::from_utf8(got).expect("the monitor speaks UTF-8"))
-}
-
-/// Sends one command and returns the answer, prompt removed.
-async fn ask(conn: &TcpStream, command: &str) -> io::Result<String> {
-    conn.write_all(format!("{command}\n").as_bytes()).await?;
-    until_prompt(conn).await
-}
-
-/// `ps`'s rows, cut into cells at the column gaps (two spaces or more).
-fn cells(ps: &str) -> Vec<Vec<String>> {
-    ps.lines()
-        .map(|line| {
-            line.split("  ")
-                .map(str::trim)
-                .filter(|c| !c.is_empty())
-                .map(str::to_string)
-                .collect()
-        })
-        .collect()
-}
-
-/// Whether `cell` reads as a duration the way `ps` prints one.
-fn is_duration(cell: &str) -> bool {
-    ["us", "ms", "s"].iter().any(|unit| {
-        cell.strip_suffix(unit)
-            .is_some_and(|n| n.parse::<f64>().is_ok())
-    })
-}
+use util::monitor::{ask, cells, is_duration, until_prompt};
 
 /// A kernel for `monitor`, with a short grace: the tasks that never trap
 /// (`pending()`) are dropped at shutdown.
@@ -210,24 +168,32 @@ fn where_and_cancel() {
     util::assert_clean(&kernel.stats());
 }
 
-/// `stats` gives the kernel's counts one a line, with parks by trap kind;
+/// `stats` gives the kernel's counts one a line, with parks by trap kind,
+/// each the kernel's own (`Kernel::probe`);
 /// `help` lists the commands; wrong lines get one `error:` line and the
 /// connection goes on; `quit` says bye and closes.
 #[test]
 fn stats_help_errors_and_quit() {
     let monitor = Monitor::new("127.0.0.1:0".parse().unwrap()).unwrap();
     let mut kernel = kernel(&monitor);
+    let probe = kernel.probe();
     kernel
-        .run(async {
+        .run(async move {
             let addr = monitor.start()?;
             let conn = TcpStream::connect(addr).await?;
             until_prompt(&conn).await?;
 
+            let before = probe.stats().expect("the kernel runs");
             let stats = ask(&conn, "stats").await?;
-            let keys: Vec<&str> = stats
+            let after = probe.stats().expect("the kernel runs");
+            let rows: Vec<(&str, &str)> = stats
                 .lines()
-                .map(|l| l.split("  ").next().unwrap().trim_end())
+                .map(|l| {
+                    let (key, value) = l.split_at(14);
+                    (key.trim_end(), value.trim_start())
+                })
                 .collect();
+            let keys: Vec<&str> = rows.iter().map(|(k, _)| *k).collect();
             assert_eq!(
                 keys,
                 [
@@ -245,17 +211,41 @@ fn stats_help_errors_and_quit() {
                     "spawned"
                 ]
             );
-            let lines: Vec<&str> = stats.lines().collect();
-            assert_eq!(
-                lines[0], "tasks          3",
-                "main, monitor, monitor client"
-            );
-            assert_eq!(
-                lines[2], "parked         2 (ReadWait 2)",
-                "main and monitor"
-            );
-            assert_eq!(lines[5], "timeouts       0");
-            assert_eq!(lines[11], "spawned        3");
+            let value = |key: &str| rows.iter().find(|(k, _)| *k == key).unwrap().1;
+            // What stands still between the answer and now, against the
+            // kernel's own counts: main, monitor and monitor client; two of
+            // them parked on a read (main and the monitor then, the client
+            // and the monitor now); three sockets; nothing timed or queued.
+            let parked = probe.parked_by_trap();
+            assert_eq!(parked, [("ReadWait", 2)]);
+            let now = |n: usize| n.to_string();
+            assert_eq!(value("tasks"), now(after.tasks));
+            assert_eq!(after.tasks, 3);
+            assert_eq!(value("ready"), now(after.ready));
+            assert_eq!(value("parked"), format!("{} (ReadWait 2)", after.parked));
+            assert_eq!(value("registrations"), now(after.registrations));
+            assert_eq!(after.registrations, 3);
+            assert_eq!(value("timers"), now(after.timers));
+            assert_eq!(value("timeouts"), now(after.timeouts));
+            assert_eq!(value("wait queues"), now(after.wait_queues));
+            assert_eq!(value("spawned"), after.spawned.to_string());
+            assert_eq!(after.spawned, 3);
+            // What runs on: between the counts before the question and
+            // after the answer.
+            for (key, lo, hi) in [
+                ("passes", before.passes, after.passes),
+                ("polls", before.polls, after.polls),
+                ("events", before.events, after.events),
+                ("wakeups", before.wakeups, after.wakeups),
+            ] {
+                let n: u64 = value(key).parse().unwrap();
+                assert!(lo <= n && n <= hi, "{key} {n} not in {lo}..={hi}");
+            }
+            // The answer was built by another task's poll, after an event.
+            let polls: u64 = value("polls").parse().unwrap();
+            let events: u64 = value("events").parse().unwrap();
+            assert!(before.polls < polls && polls < after.polls);
+            assert!(before.events < events);
 
             let help = ask(&conn, "help").await?;
             assert_eq!(

@@ -3,12 +3,15 @@
 
 mod util;
 
+use std::future::Future;
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::pin::Pin;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use futures::channel::oneshot;
 use trapline::{clock, sleep, spawn, yield_now, JoinError, Kernel, TrapError};
-use util::{assert_clean, entries, log, push, run_clean, tcp_pair};
+use util::{assert_clean, entries, log, push, run_clean, tcp_pair, Log};
 
 const HOUR: Duration = Duration::from_secs(3600);
 
@@ -358,4 +361,59 @@ fn destructor_panic_at_shutdown_is_contained() {
     });
     assert_eq!(out, "main done");
     assert_clean(&stats);
+}
+
+/// Regression: a task whose future panics in its poll and again in its
+/// destructor. The future is dropped after the first panic was caught, not
+/// during an unwind (where the second panic would abort the process): its
+/// destructor sees no panic in flight, the joiner gets the poll's panic, and
+/// the kernel goes on.
+#[test]
+fn poll_panic_then_destructor_panic_does_not_abort() {
+    /// Traps once, then panics when polled again; panics when dropped.
+    struct Doomed {
+        log: Log,
+        polled: bool,
+    }
+    impl Future for Doomed {
+        type Output = ();
+        fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+            if !self.polled {
+                self.polled = true;
+                cx.waker().wake_by_ref();
+                return Poll::Pending;
+            }
+            panic!("poll boom");
+        }
+    }
+    impl Drop for Doomed {
+        fn drop(&mut self) {
+            let panicking = std::thread::panicking();
+            push(&self.log, format!("drop, panicking: {panicking}"));
+            panic!("destructor boom");
+        }
+    }
+    let log = log();
+    let out = run_clean({
+        let log = log.clone();
+        async move {
+            let doomed = spawn(Doomed {
+                log: log.clone(),
+                polled: false,
+            })
+            .unwrap();
+            let joined = doomed.join().await;
+            push(&log, "main goes on");
+            let after = spawn(async { "still running" }).unwrap();
+            (joined, after.join().await)
+        }
+    });
+    assert_eq!(
+        out,
+        (
+            Err(JoinError::Panicked("poll boom".into())),
+            Ok("still running")
+        )
+    );
+    assert_eq!(entries(&log), ["drop, panicking: false", "main goes on"]);
 }

@@ -5,7 +5,7 @@ use std::cell::RefCell;
 use std::task::Waker;
 
 use log::trace;
-use trapline_traps::{Handler, Reply, TaskId, Ticket, Trap, TrapError};
+use trapline_traps::{Handler, Reply, SpawnRequest, TaskId, Ticket, Trap, TrapError};
 
 use crate::hooks::{HookList, Spawned};
 use crate::run::contain;
@@ -47,11 +47,12 @@ impl Shared {
         let mut state = self.state.borrow_mut();
         let running = current.ok_or(TrapError::Unsupported("no task is running"));
         Ok(match trap {
-            Trap::Spawn {
-                future,
-                name,
-                location,
-            } => {
+            Trap::Spawn(request) => {
+                let SpawnRequest {
+                    future,
+                    name,
+                    location,
+                } = *request;
                 if let Err(err) = state.can_spawn() {
                     drop(state);
                     drop(future); // user code: never under the borrow

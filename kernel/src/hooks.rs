@@ -11,8 +11,14 @@
 //! - **Nil cost when none is installed.** The kernel checks one `Vec` for
 //!   emptiness; it reads no clock and copies no park for nobody.
 //! - **Hooks are user code.** They run while the kernel's state is released,
-//!   never inside a task's poll, so a hook may make immediate traps (read the
-//!   clock, spawn, cancel). A hook that panics is logged and the kernel runs on.
+//!   so a hook may make immediate traps (read the clock, spawn, cancel). A
+//!   hook that panics is logged and the kernel runs on.
+//! - **Where each runs.** `running`, `suspended` and `terminated` run between
+//!   polls, with no task current (`current()` fails). `created` runs inside
+//!   the `Spawn` trap, so during the spawner's poll, with the spawner current:
+//!   what it spawns is the spawner's child, and its own spawn calls `created`
+//!   again (a hook that spawns for every task it is told of never ends). The
+//!   main task's `created` runs before any poll, with no task current.
 //! - **Read-only by default.** A hook is told; it decides nothing. To act on a
 //!   task it uses the traps, like anyone else.
 //!
@@ -66,6 +72,9 @@ use crate::task::Park;
 /// ```
 pub trait Hooks {
     /// Task `task` was created: the main task when a run begins, or a spawn.
+    ///
+    /// Called from inside the spawn, during the spawner's poll: the spawner
+    /// is the current task (see the module's principles).
     ///
     /// # Examples
     ///

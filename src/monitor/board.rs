@@ -7,10 +7,14 @@
 //! runs, its traps and the time are noted when it is suspended, and it is
 //! wiped off when it terminates.
 //!
-//! Discussion: the board is borrowed only inside a hook or while the
-//! monitor formats an answer, and neither makes a trap that could call a
-//! hook back, so the two never overlap. Should they ever, the hook skips its
-//! note rather than panic inside the kernel (`try_borrow_mut`).
+//! Discussion: the board is borrowed inside a hook, and while the monitor
+//! formats an answer. Most hooks run between polls, when no formatting can be
+//! under way; `created` runs inside a spawn, during the spawner's poll, so it
+//! would meet a borrowed board if a task spawned while it held one. The
+//! board's own hooks make no trap, and the monitor makes none while it holds
+//! the board (it formats, lets go, then writes), so this does not happen;
+//! should it ever, the hook skips its note rather than panic inside the
+//! kernel (`try_borrow_mut`).
 
 use std::cell::RefCell;
 use std::collections::BTreeMap;

@@ -7,6 +7,9 @@
 //!
 //! Bad input gets one line beginning `error:` that says what was wrong and
 //! what would be right; the connection stays open.
+//!
+//! Names are the user's text: `ps` prints them escaped as in a Rust string
+//! (`a\nb`, `tab\t`), so a name cannot break a row or forge a prompt.
 
 use std::fmt::Write;
 use std::time::{Duration, Instant};
@@ -100,13 +103,15 @@ fn state(probe: &Probe, record: &Record) -> &'static str {
     }
 }
 
-fn traps(record: &Record) -> String {
-    let shown: Vec<String> = record.parks.iter().map(|(t, _)| t.to_string()).collect();
-    if shown.is_empty() {
-        "-".to_string()
-    } else {
-        shown.join(", ")
+/// The traps column: what the task is parked on now. A task that is ready
+/// or running again is parked on nothing, whatever it last trapped on
+/// (`where` tells that).
+fn traps(state: &str, record: &Record) -> String {
+    if state != "parked" {
+        return "-".to_string();
     }
+    let shown: Vec<String> = record.parks.iter().map(|(t, _)| t.to_string()).collect();
+    shown.join(", ")
 }
 
 /// `ps`: one line per task, in id order.
@@ -124,11 +129,13 @@ pub(crate) fn ps(board: &Board, probe: &Probe, now: Instant) -> String {
                 };
                 [
                     r.id.serial().to_string(),
-                    r.name.clone().unwrap_or_else(|| "-".to_string()),
+                    r.name
+                        .as_deref()
+                        .map_or_else(|| "-".to_string(), |n| n.escape_debug().to_string()),
                     state.to_string(),
                     r.polls.to_string(),
                     parked,
-                    traps(r),
+                    traps(state, r),
                 ]
             })
             .collect();

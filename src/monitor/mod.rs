@@ -29,6 +29,9 @@
 //!   (`server`). Its one action, `cancel`, is the `Cancel` trap.
 //! - **Plain text.** One command a line; every answer ends with the prompt
 //!   `trapline > `; every mistake gets one line starting `error:` (`commands`).
+//! - **Bounded.** Lines of 1024 bytes at most, eight connections at once: a
+//!   person typing never meets either, and a script gone wrong cannot make
+//!   the monitor grow the kernel it watches.
 //!
 //! The commands: `ps` (every task: id, name, state, polls, time parked, the
 //! traps it waits under), `where ID` (the source line of each await the task
@@ -59,6 +62,10 @@ pub const DEFAULT_ADDR: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALH
 /// Unset, empty, `0` or `off`: no monitor. `1` or `on`: [`DEFAULT_ADDR`]. A
 /// port (`48803`): that port on 127.0.0.1. An address (`[::1]:9000`): that
 /// address, which must be a loopback one.
+///
+/// One address serves one kernel: when it is taken (a program that runs a
+/// kernel on each of several threads, or another program), `trapline::run`
+/// logs a warning and runs that kernel without a monitor.
 pub const ENV_VAR: &str = "TRAPLINE_MONITOR";
 
 /// A monitor for one kernel: the hooks that keep its board, and the address
@@ -222,12 +229,21 @@ impl Monitor {
                 "trapline monitor: started outside the kernel it watches",
             ));
         }
-        let listener = crate::net::TcpListener::bind(self.addr).map_err(|e| {
-            io::Error::new(
-                e.kind(),
-                format!("trapline monitor: cannot listen on {}: {e}", self.addr),
-            )
-        })?;
+        let listener =
+            crate::net::TcpListener::bind(self.addr).map_err(|e| self.cannot_listen(e))?;
+        self.serve(listener)
+    }
+
+    /// The error of a monitor that cannot listen on its address.
+    fn cannot_listen(&self, e: io::Error) -> io::Error {
+        io::Error::new(
+            e.kind(),
+            format!("trapline monitor: cannot listen on {}: {e}", self.addr),
+        )
+    }
+
+    /// Spawns the `monitor` task on `listener`; returns its address.
+    fn serve(&self, listener: crate::net::TcpListener) -> io::Result<SocketAddr> {
         let addr = listener.local_addr()?;
         crate::task::Builder::new()
             .name("monitor")
@@ -254,6 +270,42 @@ impl Monitor {
         let mut kernel = self.build(builder)?;
         kernel.run(async {
             self.start()?;
+            Ok(future.await)
+        })?
+    }
+}
+
+impl Monitor {
+    /// [`Monitor::run`] for a monitor asked for by [`ENV_VAR`]: one that
+    /// cannot listen (its address is taken, most often by the monitor of
+    /// another kernel of the same program, one kernel a thread) is not an
+    /// error. It is logged as a warning and the kernel runs without it.
+    ///
+    /// Discussion: the variable is read by every `trapline::run`, so a
+    /// program that runs one kernel per core would otherwise fail to start
+    /// its second kernel. The address is bound before the kernel is built:
+    /// the first kernel to bind it gets the monitor, and the others are
+    /// built without its hooks, as if the variable were unset.
+    #[track_caller]
+    pub(crate) fn run_if_free<F: Future>(
+        &self,
+        builder: Builder,
+        future: F,
+    ) -> io::Result<F::Output> {
+        let socket = match crate::net::listening(
+            self.addr,
+            crate::net::TcpListener::DEFAULT_BACKLOG,
+        ) {
+            Ok(socket) => socket,
+            Err(e) => {
+                let e = self.cannot_listen(e);
+                log::warn!(target: "trapline::monitor", "{e}; this kernel runs without a monitor");
+                return builder.build()?.run(future);
+            }
+        };
+        let mut kernel = self.build(builder)?;
+        kernel.run(async {
+            self.serve(crate::net::TcpListener::from_listening(socket))?;
             Ok(future.await)
         })?
     }

@@ -9,7 +9,10 @@
 //! (a reader that never reads parks its own task on `WriteWait`, nobody
 //! else's): the monitor cannot block the kernel it watches. They appear in
 //! `ps` under the names `monitor` and `monitor client`, and end with the run
-//! like everything else.
+//! like everything else. At most [`MAX_CLIENTS`] connections are served at
+//! once: each costs a task and two buffers, and a loop of `nc` should not
+//! grow the kernel it watches without end. One more gets one `error:` line
+//! and is closed.
 //!
 //! Discussion: building an answer does hold the loop for that one poll, in
 //! proportion to what it lists: a `ps` of 100,000 tasks formats 100,000
@@ -17,7 +20,9 @@
 //! consistent picture; a `ps` that yielded between rows would list tasks
 //! that had already moved on.
 
+use std::cell::Cell;
 use std::io;
+use std::rc::Rc;
 use std::time::Duration;
 
 use log::{debug, warn};
@@ -31,19 +36,48 @@ use crate::TrapError;
 /// What ends every answer: the prompt for the next command.
 pub(crate) const PROMPT: &str = "trapline > ";
 
-/// The longest line the monitor reads.
+/// The longest line the monitor reads, in bytes, not counting its newline.
 const MAX_LINE: usize = 1024;
+
+/// The most connections served at once; one more is told so and closed.
+const MAX_CLIENTS: usize = 8;
+
+/// The line a connection past [`MAX_CLIENTS`] gets before it is closed.
+fn busy() -> String {
+    format!(
+        "error: the monitor serves {MAX_CLIENTS} connections at once; try again when one closes\n"
+    )
+}
+
+/// One served connection, counted while its task lives.
+struct Seat(Rc<Cell<usize>>);
+
+impl Drop for Seat {
+    fn drop(&mut self) {
+        self.0.set(self.0.get() - 1);
+    }
+}
 
 /// Accepts connections until the task is cancelled (the run ends).
 pub(crate) async fn serve(listener: TcpListener, monitor: Monitor) {
+    let served = Rc::new(Cell::new(0));
     loop {
         match listener.accept().await {
+            Ok((stream, peer)) if served.get() >= MAX_CLIENTS => {
+                debug!(target: "trapline::monitor", "connection from {peer} refused: {MAX_CLIENTS} served");
+                // One short write into a new socket's empty buffer: it does
+                // not wait. The stream is closed when it goes out of scope.
+                let _ = stream.write(busy().as_bytes()).await;
+            }
             Ok((stream, peer)) => {
                 debug!(target: "trapline::monitor", "connection from {peer}");
                 let monitor = monitor.clone();
-                let spawned = Builder::new()
-                    .name("monitor client")
-                    .spawn(async move { client(stream, monitor).await });
+                served.set(served.get() + 1);
+                let seat = Seat(served.clone());
+                let spawned = Builder::new().name("monitor client").spawn(async move {
+                    let _seat = seat;
+                    client(stream, monitor).await
+                });
                 if let Err(e) = spawned {
                     warn!(target: "trapline::monitor", "cannot serve {peer}: {e}");
                 }
@@ -76,7 +110,13 @@ async fn client(stream: TcpStream, monitor: Monitor) -> io::Result<()> {
             if std::mem::take(&mut skipping) {
                 continue;
             }
-            let (reply, go_on) = answer(&monitor, &line);
+            // `end` is the line's length without its newline: a line that
+            // arrived whole in one read is held to the limit too.
+            let (reply, go_on) = if end > MAX_LINE {
+                (too_long(), true)
+            } else {
+                answer(&monitor, &line)
+            };
             stream.write_all(reply.as_bytes()).await?;
             if !go_on {
                 return Ok(());
@@ -87,14 +127,18 @@ async fn client(stream: TcpStream, monitor: Monitor) -> io::Result<()> {
         } else if pending.len() > MAX_LINE {
             pending.clear();
             skipping = true;
-            let reply = format!("error: a line longer than {MAX_LINE} bytes\n{PROMPT}");
-            stream.write_all(reply.as_bytes()).await?;
+            stream.write_all(too_long().as_bytes()).await?;
         }
         match stream.read(&mut chunk).await? {
             0 => return Ok(()), // the peer left
             n => pending.extend_from_slice(&chunk[..n]),
         }
     }
+}
+
+/// The reply to a line longer than [`MAX_LINE`] bytes.
+fn too_long() -> String {
+    format!("error: a line longer than {MAX_LINE} bytes\n{PROMPT}")
 }
 
 /// The reply to one line, prompt included, and whether to go on.

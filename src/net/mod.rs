@@ -56,6 +56,7 @@ mod io;
 mod tcp_listener;
 mod tcp_stream;
 
+pub(crate) use tcp_listener::listening;
 pub use tcp_listener::TcpListener;
 pub use tcp_stream::TcpStream;
 

@@ -39,6 +39,18 @@ pub struct TcpListener {
     _kernel: PhantomData<*const ()>,
 }
 
+/// A non-blocking socket bound to `addr` with `SO_REUSEADDR`, listening.
+/// Needs no kernel: the monitor binds before it builds the kernel it
+/// watches, so that one that cannot listen costs that kernel nothing.
+pub(crate) fn listening(addr: SocketAddr, backlog: i32) -> io::Result<Socket> {
+    let ty = Type::STREAM.nonblocking().cloexec();
+    let socket = Socket::new(Domain::for_address(addr), ty, Some(Protocol::TCP))?;
+    socket.set_reuse_address(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(backlog)?;
+    Ok(socket)
+}
+
 impl TcpListener {
     /// The backlog [`TcpListener::bind`] uses.
     ///
@@ -91,15 +103,16 @@ impl TcpListener {
     /// ```
     pub fn bind_with_backlog(addr: SocketAddr, backlog: i32) -> io::Result<TcpListener> {
         require_kernel()?;
-        let ty = Type::STREAM.nonblocking().cloexec();
-        let socket = Socket::new(Domain::for_address(addr), ty, Some(Protocol::TCP))?;
-        socket.set_reuse_address(true)?;
-        socket.bind(&addr.into())?;
-        socket.listen(backlog)?;
-        Ok(TcpListener {
+        Ok(TcpListener::from_listening(listening(addr, backlog)?))
+    }
+
+    /// Wraps a socket that [`listening`] made; called inside the kernel
+    /// that will watch it (the fd is registered at its first wait).
+    pub(crate) fn from_listening(socket: Socket) -> TcpListener {
+        TcpListener {
             socket,
             _kernel: PhantomData,
-        })
+        }
     }
 
     /// Waits for a connection; returns the connected stream and the peer's address.

@@ -134,3 +134,6 @@ impl<F: Future> Future for Counted<F> {
 
 /// Capturing the trace (`trapline::trap` lines) of one thread.
 pub mod trace;
+
+/// Asking the monitor over TCP.
+pub mod monitor;

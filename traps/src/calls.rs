@@ -13,7 +13,7 @@ use crate::error::TrapError;
 use crate::ids::{QueueId, TaskId, TimeoutId};
 use crate::scope;
 use crate::slot::call;
-use crate::trap::{Reply, TaskFuture, Trap};
+use crate::trap::{Reply, SpawnRequest, TaskFuture, Trap};
 
 fn broken(trap: &'static str, reply: Reply) -> ! {
     panic!("trapline kernel invariant broken: {trap} answered with {reply:?}")
@@ -65,8 +65,8 @@ pub fn spawn(future: TaskFuture) -> Result<TaskId, TrapError> {
 /// struct Names(RefCell<Vec<String>>);
 /// impl Handler for Names {
 ///     fn call(&self, _: Option<TaskId>, trap: Trap) -> Result<Reply, TrapError> {
-///         if let Trap::Spawn { name, .. } = trap {
-///             self.0.borrow_mut().push(name.unwrap_or_default().into_owned());
+///         if let Trap::Spawn(request) = trap {
+///             self.0.borrow_mut().push(request.name.unwrap_or_default().into_owned());
 ///         }
 ///         Ok(Reply::Task(TaskId::new(1, 2)))
 ///     }
@@ -84,11 +84,12 @@ pub fn spawn_named(
     name: Option<Cow<'static, str>>,
     location: &'static Location<'static>,
 ) -> Result<TaskId, TrapError> {
-    match call(Trap::Spawn {
+    let request = SpawnRequest {
         future,
         name,
         location,
-    })? {
+    };
+    match call(Trap::Spawn(Box::new(request)))? {
         Reply::Task(id) => Ok(id),
         other => broken("Spawn", other),
     }

@@ -62,4 +62,4 @@ pub use slot::{
     call, enter, in_kernel, install, leave, running, with_current_inbox, Handler, Installed,
     INTERRUPTS_PER_POLL,
 };
-pub use trap::{Post, Reply, TaskFuture, Trap};
+pub use trap::{Post, Reply, SpawnRequest, TaskFuture, Trap};

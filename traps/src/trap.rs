@@ -134,15 +134,13 @@ pub enum Trap {
     /// cancel. The leaf resumes with `Ok`.
     Yield,
 
-    /// Start a new task running `future`. Answers [`Reply::Task`].
-    Spawn {
-        /// The new task's body.
-        future: TaskFuture,
-        /// A name for monitors and hooks, if the spawner gave one.
-        name: Option<Cow<'static, str>>,
-        /// The source line of the spawn.
-        location: &'static Location<'static>,
-    },
+    /// Start a new task: the request says what it runs and what to call it.
+    /// Answers [`Reply::Task`].
+    ///
+    /// Boxed, so that this rare trap does not make every trap (and every
+    /// [`Post`]) as big as itself: the kernel moves a `Trap` for each blocking
+    /// trap, and a spawn allocates anyway.
+    Spawn(Box<SpawnRequest>),
     /// Cancel `task`: delivered as `Cancelled` at its current or next
     /// blocking trap. A second cancel of the same task is ignored. Answers
     /// [`Reply::Flag`]: whether this call was the one that cancelled it.
@@ -228,7 +226,7 @@ impl Trap {
             Trap::Join { .. } => "Join",
             Trap::FutureWait => "FutureWait",
             Trap::Yield => "Yield",
-            Trap::Spawn { .. } => "Spawn",
+            Trap::Spawn(_) => "Spawn",
             Trap::Cancel { .. } => "Cancel",
             Trap::SchedWake { .. } => "SchedWake",
             Trap::Clock => "Clock",
@@ -250,7 +248,7 @@ impl fmt::Display for Trap {
             Trap::Join { task } => write!(f, "Join({task})"),
             Trap::FutureWait => f.write_str("FutureWait"),
             Trap::Yield => f.write_str("Yield"),
-            Trap::Spawn { .. } => f.write_str("Spawn"),
+            Trap::Spawn(_) => f.write_str("Spawn"),
             Trap::Cancel { task } => write!(f, "Cancel({task})"),
             Trap::SchedWake { queue, n } => write!(f, "SchedWake({queue}, {n})"),
             Trap::Clock => f.write_str("Clock"),
@@ -313,6 +311,41 @@ pub enum Reply {
     Flag(bool),
 }
 
+/// What a [`Trap::Spawn`] asks for: the new task's body, its name, and where
+/// it was spawned.
+///
+/// # Examples
+///
+/// ```
+/// use std::panic::Location;
+/// use trapline_traps::{SpawnRequest, Trap};
+///
+/// let request = SpawnRequest {
+///     future: Box::pin(async {}),
+///     name: Some("echo".into()),
+///     location: Location::caller(),
+/// };
+/// let trap = Trap::Spawn(Box::new(request));
+/// assert_eq!(trap.name(), "Spawn");
+/// ```
+pub struct SpawnRequest {
+    /// The new task's body.
+    pub future: TaskFuture,
+    /// A name for monitors and hooks, if the spawner gave one.
+    pub name: Option<Cow<'static, str>>,
+    /// The source line of the spawn.
+    pub location: &'static Location<'static>,
+}
+
+impl fmt::Debug for SpawnRequest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SpawnRequest")
+            .field("name", &self.name)
+            .field("location", &self.location)
+            .finish_non_exhaustive()
+    }
+}
+
 /// A blocking request as it waits in the trap slot for the kernel to take it.
 ///
 /// # Examples
@@ -349,4 +382,25 @@ pub struct Post {
     /// The innermost timeout scope in force when the leaf trapped: a
     /// timeout's expiry reaches the parks inside its scope.
     pub scope: Option<TimeoutId>,
+}
+
+#[cfg(test)]
+mod size {
+    use super::*;
+
+    /// Every blocking trap moves a `Trap` into the slot and a `Post` into the
+    /// kernel: the rare, big spawn request must stay behind its box.
+    #[test]
+    fn traps_stay_small() {
+        assert!(
+            std::mem::size_of::<Trap>() <= 24,
+            "{}",
+            std::mem::size_of::<Trap>()
+        );
+        assert!(
+            std::mem::size_of::<Post>() <= 80,
+            "{}",
+            std::mem::size_of::<Post>()
+        );
+    }
 }
