@@ -6,6 +6,9 @@
 //! cargo run --release --example echo_server -- --addr 127.0.0.1:7000
 //! ```
 //!
+//! `--threads N` runs N kernels on N threads, each with its own
+//! `SO_REUSEPORT` listener on the address (default 1).
+//!
 //! and talk to it with `nc 127.0.0.1 7000`, or load it with
 //! `cargo run --release --example echo_client`. `RUST_LOG=trapline=trace`
 //! shows every trap and resume; `RUST_LOG=info` one line per connection.
@@ -15,6 +18,7 @@
 //! Ctrl-C (SIGINT) or SIGTERM shuts it down gracefully: it stops accepting,
 //! lets the open connections finish for up to `--grace` seconds (default 5),
 //! cancels those still open after that or on a second signal, and exits 0.
+//! With `--threads N`, every kernel does so for its own connections.
 
 use std::io;
 use std::net::SocketAddr;
@@ -26,18 +30,20 @@ use trapline::net::{TcpListener, TcpStream};
 use trapline::signal::{Signals, SIGINT, SIGTERM};
 use trapline::{timeout_after, GroupError, Policy, TaskGroup};
 
-const USAGE: &str =
-    "usage: echo_server [--addr IP:PORT] [--grace SECS]   (default 127.0.0.1:7000, 5 s)";
+const USAGE: &str = "usage: echo_server [--addr IP:PORT] [--threads N] [--grace SECS]   \
+                     (default 127.0.0.1:7000, 1 thread, 5 s)";
 
-/// What the command line asks for: serve on an address (with how long open
-/// connections may go on after a shutdown signal), or print the usage.
+/// What the command line asks for: serve on an address with some threads
+/// (and how long open connections may go on after a shutdown signal), or
+/// print the usage.
 enum Command {
-    Serve(SocketAddr, Duration),
+    Serve(SocketAddr, usize, Duration),
     Help,
 }
 
 fn parse_args() -> Result<Command, String> {
     let mut addr: SocketAddr = "127.0.0.1:7000".parse().expect("a valid default address");
+    let mut threads = 1;
     let mut grace = Duration::from_secs(5);
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -49,6 +55,15 @@ fn parse_args() -> Result<Command, String> {
                 addr = value.parse().map_err(|e| {
                     format!("--addr {value:?}: {e} (want IP:PORT, e.g. 127.0.0.1:7000)")
                 })?;
+            }
+            "--threads" => {
+                let value = args
+                    .next()
+                    .ok_or(format!("--threads needs a value\n{USAGE}"))?;
+                threads = match value.parse::<usize>() {
+                    Ok(n @ 1..=1024) => n,
+                    _ => return Err(format!("--threads {value:?}: want a number from 1 to 1024")),
+                };
             }
             "--grace" => {
                 let value = args
@@ -63,7 +78,7 @@ fn parse_args() -> Result<Command, String> {
             other => return Err(format!("unknown argument {other:?}\n{USAGE}")),
         }
     }
-    Ok(Command::Serve(addr, grace))
+    Ok(Command::Serve(addr, threads, grace))
 }
 
 /// Echoes until the peer closes its side, then closes ours.
@@ -110,9 +125,9 @@ async fn accept_loop(
     }
 }
 
-async fn serve(addr: SocketAddr, grace: Duration) -> io::Result<()> {
+async fn serve(addr: SocketAddr, reuse_port: bool, grace: Duration) -> io::Result<()> {
     let signals = Rc::new(Signals::new(&[SIGINT, SIGTERM])?);
-    let listener = TcpListener::bind(addr)?;
+    let listener = TcpListener::builder(addr).reuse_port(reuse_port).bind()?;
     println!("echo_server listening on {}", listener.local_addr()?);
     let connections = TaskGroup::<(), io::Error>::new();
 
@@ -161,8 +176,8 @@ async fn serve(addr: SocketAddr, grace: Duration) -> io::Result<()> {
 
 fn main() {
     env_logger::init();
-    let (addr, grace) = match parse_args() {
-        Ok(Command::Serve(addr, grace)) => (addr, grace),
+    let (addr, threads, grace) = match parse_args() {
+        Ok(Command::Serve(addr, threads, grace)) => (addr, threads, grace),
         Ok(Command::Help) => {
             println!("{USAGE}");
             return;
@@ -172,11 +187,15 @@ fn main() {
             std::process::exit(2);
         }
     };
-    match trapline::run(serve(addr, grace)) {
-        Ok(Ok(())) => {}
-        Ok(Err(e)) | Err(e) => {
-            eprintln!("echo_server: {addr}: {e}");
-            std::process::exit(1);
-        }
+    let outcome = if threads == 1 {
+        trapline::run(serve(addr, false, grace)).and_then(|served| served)
+    } else {
+        // One kernel per thread, each with its own listener on the port.
+        trapline::run_threads(threads, |_| serve(addr, true, grace))
+            .and_then(|all| all.into_iter().collect::<io::Result<Vec<()>>>().map(drop))
+    };
+    if let Err(e) = outcome {
+        eprintln!("echo_server: {addr}: {e}");
+        std::process::exit(1);
     }
 }

@@ -50,9 +50,13 @@
 //!   [`sync::Condition`], [`sync::Queue`], for tasks of one kernel.
 //! - [`universal_queue`]: [`UniversalQueue`], between tasks, OS threads and
 //!   other kernels.
-//! - `thread`: [`run_in_thread`], blocking work on a bounded pool of threads.
+//! - `blocking`: [`run_in_thread`], blocking work on a bounded pool of threads.
 //! - [`signal`]: [`signal::Signals`], SIGINT/SIGTERM and others as awaitables.
-//! - [`net`]: [`net::TcpListener`], [`net::TcpStream`].
+//! - `threads`: [`run_threads`], one kernel per core; [`Handle`] reaches a
+//!   kernel from another thread.
+//! - [`net`]: TCP, UDP and Unix domain sockets, name resolution,
+//!   `futures-io` traits.
+//! - `hyper_rt` (feature `hyper`): hyper 1.x's runtime traits on trapline.
 //! - [`monitor`]: look inside a running kernel with `nc` (`ps`, `where`,
 //!   `cancel`, `stats`), built on the kernel's [`Hooks`].
 //! - [`traps`]: the trap ABI (the `trapline-traps` crate), for writing leaves
@@ -65,26 +69,31 @@
 #![deny(missing_docs, rust_2018_idioms)]
 #![warn(missing_debug_implementations, clippy::undocumented_unsafe_blocks)]
 
+mod blocking;
 mod group;
+#[cfg(feature = "hyper")]
+pub mod hyper_rt;
 pub mod monitor;
 pub mod net;
 mod shield;
 pub mod signal;
 pub mod sync;
 pub mod task;
-mod thread;
+mod threads;
 mod time;
 pub mod universal_queue;
 
 use std::future::Future;
 
+pub use blocking::{run_in_thread, RunInThread, THREAD_POOL_SIZE};
 pub use group::{Finished, GroupError, Policy, TaskFailure, TaskGroup};
 pub use shield::{check_cancellation, shield};
 pub use task::{current, spawn, yield_now, Join, JoinError, JoinHandle, YieldNow};
-pub use thread::{run_in_thread, RunInThread, THREAD_POOL_SIZE};
+pub use threads::{run_threads, run_threads_with, KernelThread};
 pub use time::{clock, ignore_after, sleep, sleep_until, timeout_after, Sleep};
 pub use trapline_kernel::{
-    Builder, Ended, Hooks, Kernel, Parked, Probe, Spawned, Stats, TaskState,
+    Builder, Ended, Handle, Hooks, Kernel, Parked, Probe, RemoteError, RemoteJoin, Spawned, Stats,
+    TaskState,
 };
 pub use trapline_traps as traps;
 pub use trapline_traps::{TaskId, TimeoutId, TrapError};

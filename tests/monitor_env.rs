@@ -56,7 +56,7 @@ fn a_bad_value_is_a_clear_error() {
 fn inside_with_monitor() {
     let port: u16 = std::env::var("CHILD_MONITOR").unwrap().parse().unwrap();
     let ps = trapline::run(async move {
-        let conn = TcpStream::connect(([127, 0, 0, 1], port).into()).await?;
+        let conn = TcpStream::connect(std::net::SocketAddr::from(([127, 0, 0, 1], port))).await?;
         conn.write_all(b"ps\nquit\n").await?;
         let mut got = Vec::new();
         let mut buf = [0; 1024];

@@ -34,6 +34,7 @@
 //! - `hooks`: [`Hooks`], callbacks on a task's life (created, running,
 //!   suspended, terminated).
 //! - `probe`: [`Probe`], a read-only window onto a running kernel.
+//! - `remote`: [`Handle`], starting tasks on a kernel from other threads.
 //!
 //! # Examples
 //!
@@ -56,6 +57,7 @@ mod hooks;
 mod interrupts;
 mod io;
 mod probe;
+mod remote;
 mod run;
 mod state;
 mod task;
@@ -74,6 +76,8 @@ pub use hooks::{Ended, Hooks, Parked, Spawned};
 pub use probe::{Probe, TaskState};
 use state::State;
 use waker::Remote;
+
+pub use remote::{Handle, RemoteError, RemoteJoin};
 
 /// Settings for a [`Kernel`].
 ///
@@ -225,6 +229,7 @@ impl Builder {
             poll,
             events: mio::Events::with_capacity(self.events),
             remote,
+            injector: Arc::default(),
             id,
             grace: self.grace,
             posts: Vec::new(),
@@ -263,6 +268,7 @@ pub struct Kernel {
     poll: mio::Poll,
     events: mio::Events,
     remote: Arc<Remote>,
+    injector: Arc<remote::Injector>,
     id: u16,
     grace: Duration,
     posts: Vec<trapline_traps::Post>,
@@ -353,6 +359,8 @@ impl Kernel {
 impl Drop for Kernel {
     fn drop(&mut self) {
         waker::unregister(self.id);
+        // Recipes still queued never run: dropping them tells their joins.
+        self.injector.close();
     }
 }
 

@@ -113,6 +113,7 @@ impl Kernel {
         let installed = trapline_traps::install(handler)
             .map_err(|e| io::Error::other(format!("trapline::run: {e}")))?;
         let local = waker::enter_local(self.id);
+        let current = crate::remote::enter(self.handle());
         let main_id = self.shared.state.borrow_mut().spawn(None);
         debug!(target: "trapline::kernel", "kernel {} run: main is {main_id}", self.id);
         if self.shared.hooks.on() {
@@ -139,6 +140,7 @@ impl Kernel {
             }
         }
         let shutdown = self.shutdown();
+        drop(current);
         drop(local);
         drop(installed);
         if let Some(e) = failure.or(shutdown.err()) {
@@ -158,6 +160,7 @@ impl Kernel {
         main_id: Option<TaskId>,
         limit: Option<Instant>,
     ) -> io::Result<()> {
+        self.take_injected();
         self.gather_wakes();
         let timeout = {
             let mut st = self.shared.state.borrow_mut();

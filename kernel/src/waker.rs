@@ -119,6 +119,13 @@ impl Remote {
         }
     }
 
+    /// Interrupts the kernel's `epoll_wait` (for the injection queue beside
+    /// this one, see `remote`). A failed ring is harmless: the queues are
+    /// looked at on every pass.
+    pub(crate) fn ring(&self) {
+        let _ = self.bell.wake();
+    }
+
     /// Moves every queued wake into `into`.
     pub(crate) fn drain(&self, into: &mut Vec<WakeRef>) {
         if !self.pending.load(Ordering::Acquire) {

@@ -1,5 +1,18 @@
-//! Networking on trapline: TCP sockets built on socket2 and two traps,
-//! `ReadWait` and `WriteWait`.
+//! Networking on trapline: TCP, UDP and Unix domain sockets built on
+//! socket2 and two traps, `ReadWait` and `WriteWait`.
+//!
+//! - TCP: [`TcpListener`] (and its [`ListenerBuilder`]: backlog,
+//!   `SO_REUSEADDR`, `SO_REUSEPORT`, nodelay for accepted streams),
+//!   [`TcpStream`] (connect by address or by name, with a limit; options;
+//!   peek; vectored I/O; [`TcpStream::into_split`] into owned halves),
+//!   [`copy_bidirectional`] for proxies.
+//! - UDP: [`UdpSocket`] — unicast, connected, multicast, broadcast.
+//! - Unix: [`UnixListener`], [`UnixStream`], [`UnixDatagram`] — on paths or
+//!   Linux abstract names; a stale socket file is removed only when asked.
+//! - Names: [`lookup_host`] and [`ToAddrs`] resolve `"host:port"` on a
+//!   helper thread, so the kernel never blocks in `getaddrinfo`.
+//! - With the `futures-io` feature (on by default), the stream types
+//!   implement `AsyncRead`/`AsyncWrite`.
 //!
 //! Every operation is optimistic: it tries the syscall first and traps only
 //! on `WouldBlock`. Nothing here talks to mio; the kernel registers an fd the
@@ -52,13 +65,37 @@
 //! # Ok::<(), std::io::Error>(())
 //! ```
 
+mod copy;
+#[cfg(feature = "futures-io")]
+mod futures_io;
 mod io;
+mod poll_io;
+mod resolve;
+mod split;
+mod tcp_builder;
+mod tcp_connect;
 mod tcp_listener;
+mod tcp_options;
 mod tcp_stream;
+mod tcp_stream_io;
+mod udp;
+mod udp_options;
+mod unix_addr;
+mod unix_datagram;
+mod unix_listener;
+mod unix_stream;
 
+pub use copy::copy_bidirectional;
+pub use resolve::{lookup_host, Addrs, ToAddrs};
+pub use split::{OwnedReadHalf, OwnedWriteHalf};
+pub use tcp_builder::ListenerBuilder;
 pub(crate) use tcp_listener::listening;
 pub use tcp_listener::TcpListener;
 pub use tcp_stream::TcpStream;
+pub use udp::UdpSocket;
+pub use unix_datagram::UnixDatagram;
+pub use unix_listener::UnixListener;
+pub use unix_stream::UnixStream;
 
 use std::net::SocketAddr;
 

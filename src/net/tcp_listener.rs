@@ -11,7 +11,7 @@ use std::marker::PhantomData;
 use socket2::{Domain, Protocol, Socket, Type};
 
 use super::io::{Io, Wait};
-use super::{inet, require_kernel, TcpStream};
+use super::{inet, TcpStream};
 
 /// A TCP socket listening for connections.
 ///
@@ -35,6 +35,8 @@ use super::{inet, require_kernel, TcpStream};
 #[derive(Debug)]
 pub struct TcpListener {
     socket: Socket,
+    /// Set `TCP_NODELAY` on every accepted stream.
+    nodelay: bool,
     /// Not `Send`: the fd is registered with the kernel of this thread.
     _kernel: PhantomData<*const ()>,
 }
@@ -102,15 +104,21 @@ impl TcpListener {
     /// # Ok::<(), std::io::Error>(())
     /// ```
     pub fn bind_with_backlog(addr: SocketAddr, backlog: i32) -> io::Result<TcpListener> {
-        require_kernel()?;
-        Ok(TcpListener::from_listening(listening(addr, backlog)?))
+        TcpListener::builder(addr).backlog(backlog).bind()
     }
 
     /// Wraps a socket that [`listening`] made; called inside the kernel
     /// that will watch it (the fd is registered at its first wait).
     pub(crate) fn from_listening(socket: Socket) -> TcpListener {
+        TcpListener::from_parts(socket, false)
+    }
+
+    /// A listener made by [`super::ListenerBuilder`] or [`listening`]:
+    /// `socket` bound and listening.
+    pub(super) fn from_parts(socket: Socket, nodelay: bool) -> TcpListener {
         TcpListener {
             socket,
+            nodelay,
             _kernel: PhantomData,
         }
     }
@@ -140,6 +148,9 @@ impl TcpListener {
         Io::new(self.as_raw_fd(), Wait::Read, location, move || {
             let (socket, peer) = self.socket.accept()?;
             socket.set_nonblocking(true)?;
+            if self.nodelay {
+                socket.set_tcp_nodelay(true)?;
+            }
             Ok((TcpStream::from_socket(socket), inet(peer)?))
         })
     }

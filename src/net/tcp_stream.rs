@@ -2,22 +2,19 @@
 
 use std::future::Future;
 use std::io::{self, Read};
+use std::marker::PhantomData;
 use std::net::{Shutdown, SocketAddr};
 use std::os::fd::{AsRawFd, RawFd};
 use std::panic::Location;
 
-use std::marker::PhantomData;
-
-use socket2::{Domain, Protocol, Socket, Type};
+use socket2::{SockRef, Socket};
 
 use super::io::{Io, Wait};
-use super::{inet, require_kernel};
+use super::poll_io::PollSeats;
 
-/// `connect(2)` on a non-blocking socket started, and has not finished.
-const EINPROGRESS: i32 = 115;
 /// `send(2)` flag: a write to a closed peer fails with `EPIPE` instead of
 /// raising `SIGPIPE`.
-const MSG_NOSIGNAL: i32 = 0x4000;
+pub(super) const MSG_NOSIGNAL: i32 = 0x4000;
 
 /// A TCP connection.
 ///
@@ -31,7 +28,7 @@ const MSG_NOSIGNAL: i32 = 0x4000;
 /// use trapline::net::TcpStream;
 ///
 /// trapline::run(async {
-///     let stream = TcpStream::connect("127.0.0.1:7000".parse().unwrap()).await?;
+///     let stream = TcpStream::connect("127.0.0.1:7000").await?;
 ///     stream.write_all(b"ping").await?;
 ///     let mut buf = [0; 4];
 ///     stream.read_exact(&mut buf).await?;
@@ -42,7 +39,12 @@ const MSG_NOSIGNAL: i32 = 0x4000;
 /// ```
 #[derive(Debug)]
 pub struct TcpStream {
-    socket: Socket,
+    /// A std stream rather than a socket2 one: std reads into initialised
+    /// buffers (`peek`, vectored reads) without `unsafe`; socket2 reaches the
+    /// options through a `SockRef`.
+    pub(super) socket: std::net::TcpStream,
+    /// The leaves of poll-style I/O (`poll_read`, `poll_write`).
+    pub(super) seats: PollSeats,
     /// Not `Send`: the fd is registered with the kernel of this thread.
     _kernel: PhantomData<*const ()>,
 }
@@ -50,66 +52,9 @@ pub struct TcpStream {
 impl TcpStream {
     pub(crate) fn from_socket(socket: Socket) -> TcpStream {
         TcpStream {
-            socket,
+            socket: socket.into(),
+            seats: PollSeats::new(),
             _kernel: PhantomData,
-        }
-    }
-
-    /// Connects to `addr`.
-    ///
-    /// A `WriteWait` trap while the handshake runs: cancellable, timeout-able.
-    /// A refused connection fails with `ConnectionRefused`.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use std::io::ErrorKind;
-    /// use trapline::net::{TcpListener, TcpStream};
-    ///
-    /// trapline::run(async {
-    ///     let listener = TcpListener::bind("127.0.0.1:0".parse().unwrap())?;
-    ///     let addr = listener.local_addr()?;
-    ///     let stream = TcpStream::connect(addr).await?;
-    ///     assert_eq!(stream.peer_addr()?, addr);
-    ///     drop(listener); // nobody listens there any more
-    ///     let refused = TcpStream::connect(addr).await.unwrap_err();
-    ///     assert_eq!(refused.kind(), ErrorKind::ConnectionRefused);
-    ///     Ok::<(), std::io::Error>(())
-    /// })??;
-    /// # Ok::<(), std::io::Error>(())
-    /// ```
-    #[track_caller]
-    pub fn connect(addr: SocketAddr) -> impl Future<Output = io::Result<TcpStream>> {
-        let location = Location::caller();
-        async move {
-            require_kernel()?;
-            let ty = Type::STREAM.nonblocking().cloexec();
-            let socket = Socket::new(Domain::for_address(addr), ty, Some(Protocol::TCP))?;
-            let stream = TcpStream {
-                socket,
-                _kernel: PhantomData,
-            };
-            match stream.socket.connect(&addr.into()) {
-                Ok(()) => return Ok(stream),
-                Err(e) if e.raw_os_error() == Some(EINPROGRESS) => {}
-                Err(e) => return Err(e),
-            }
-            // Writable means the handshake ended; SO_ERROR says how.
-            Io::new(stream.as_raw_fd(), Wait::Write, location, || {
-                if let Some(err) = stream.socket.take_error()? {
-                    return Err(err);
-                }
-                match stream.socket.peer_addr() {
-                    Ok(_) => Ok(()),
-                    // Still in progress.
-                    Err(e) if e.kind() == io::ErrorKind::NotConnected => {
-                        Err(io::ErrorKind::WouldBlock.into())
-                    }
-                    Err(e) => Err(e),
-                }
-            })
-            .await?;
-            Ok(stream)
         }
     }
 
@@ -188,7 +133,7 @@ impl TcpStream {
         location: &'static Location<'static>,
     ) -> Io<impl FnMut() -> io::Result<usize> + Unpin + 'a> {
         Io::new(self.as_raw_fd(), Wait::Write, location, move || {
-            self.socket.send_with_flags(buf, MSG_NOSIGNAL)
+            SockRef::from(&self.socket).send_with_flags(buf, MSG_NOSIGNAL)
         })
     }
 
@@ -327,7 +272,7 @@ impl TcpStream {
     /// # Ok::<(), std::io::Error>(())
     /// ```
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
-        inet(self.socket.local_addr()?)
+        self.socket.local_addr()
     }
 
     /// The peer's address.
@@ -348,7 +293,7 @@ impl TcpStream {
     /// # Ok::<(), std::io::Error>(())
     /// ```
     pub fn peer_addr(&self) -> io::Result<SocketAddr> {
-        inet(self.socket.peer_addr()?)
+        self.socket.peer_addr()
     }
 
     /// Sets `TCP_NODELAY`: send small writes at once instead of batching them.
@@ -372,7 +317,7 @@ impl TcpStream {
     /// # Ok::<(), std::io::Error>(())
     /// ```
     pub fn set_nodelay(&self, nodelay: bool) -> io::Result<()> {
-        self.socket.set_tcp_nodelay(nodelay)
+        self.socket.set_nodelay(nodelay)
     }
 
     /// Whether `TCP_NODELAY` is set.
@@ -395,7 +340,7 @@ impl TcpStream {
     /// # Ok::<(), std::io::Error>(())
     /// ```
     pub fn nodelay(&self) -> io::Result<bool> {
-        self.socket.tcp_nodelay()
+        self.socket.nodelay()
     }
 }
 

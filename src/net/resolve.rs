@@ -1,0 +1,264 @@
+//! Name resolution that does not block the kernel.
+//!
+//! `getaddrinfo(3)` has no non-blocking form: it may read files, ask a DNS
+//! server and wait for the answer. Called on the kernel's thread it would
+//! stop every task. So a name is looked up on a short-lived helper thread,
+//! and the task that asked waits for the answer like any foreign future: the
+//! helper thread wakes the task's `Waker`, which reaches the kernel through
+//! its remote queue.
+//!
+//! Anything that is already an address (`SocketAddr`, `"127.0.0.1:80"`,
+//! `(ip, port)`) never leaves the kernel's thread.
+//!
+//! Discussion: the wait is a leaf that posts `FutureWait`, so a cancellation
+//! or a `timeout_after` limit reaches a task waiting for a slow DNS answer.
+//! The helper thread cannot be stopped mid-call; when the waiter has gone its
+//! answer is simply dropped. One thread per lookup is the simplest thing that
+//! works; a pool of blocking workers would take this file's place without
+//! changing its interface.
+
+use std::future::Future;
+use std::io;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6, ToSocketAddrs};
+use std::panic::Location;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::task::{Context, Poll, Waker};
+
+use trapline_traps::{Leaf, Trap};
+
+/// Something [`crate::net::TcpStream::connect`] (and [`lookup_host`]) can
+/// turn into socket addresses: an address, or a `host:port` name to look up.
+///
+/// Implemented for `SocketAddr` (and its V4/V6 forms), `(IpAddr, u16)`,
+/// `(&str, u16)`, `(String, u16)`, `&str`, `String` and slices of addresses.
+///
+/// # Examples
+///
+/// ```
+/// use trapline::net::ToAddrs;
+///
+/// fn takes(_: impl ToAddrs) {}
+/// takes("localhost:7000");
+/// takes(("localhost", 7000));
+/// takes("127.0.0.1:7000".parse::<std::net::SocketAddr>().unwrap());
+/// ```
+pub trait ToAddrs {
+    /// The addresses, or the name that must be looked up to find them.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use trapline::net::ToAddrs;
+    ///
+    /// // An address is taken as is; a bad port is an error at once.
+    /// assert!("127.0.0.1:80".to_addrs().is_ok());
+    /// assert!("localhost:http".to_addrs().is_err());
+    /// ```
+    fn to_addrs(&self) -> io::Result<Addrs>;
+}
+
+/// What a [`ToAddrs`] turned into: addresses, or a name still to look up.
+///
+/// # Examples
+///
+/// ```
+/// use trapline::net::ToAddrs;
+///
+/// let addrs = "[::1]:80".to_addrs()?;
+/// println!("{addrs:?}");
+/// # Ok::<(), std::io::Error>(())
+/// ```
+#[derive(Debug, Clone)]
+pub struct Addrs(Target);
+
+#[derive(Debug, Clone)]
+enum Target {
+    Known(Vec<SocketAddr>),
+    Name(String, u16),
+}
+
+impl ToAddrs for SocketAddr {
+    fn to_addrs(&self) -> io::Result<Addrs> {
+        Ok(Addrs(Target::Known(vec![*self])))
+    }
+}
+
+impl ToAddrs for SocketAddrV4 {
+    fn to_addrs(&self) -> io::Result<Addrs> {
+        SocketAddr::V4(*self).to_addrs()
+    }
+}
+
+impl ToAddrs for SocketAddrV6 {
+    fn to_addrs(&self) -> io::Result<Addrs> {
+        SocketAddr::V6(*self).to_addrs()
+    }
+}
+
+impl ToAddrs for (IpAddr, u16) {
+    fn to_addrs(&self) -> io::Result<Addrs> {
+        SocketAddr::from(*self).to_addrs()
+    }
+}
+
+impl ToAddrs for (Ipv4Addr, u16) {
+    fn to_addrs(&self) -> io::Result<Addrs> {
+        SocketAddr::from(*self).to_addrs()
+    }
+}
+
+impl ToAddrs for (Ipv6Addr, u16) {
+    fn to_addrs(&self) -> io::Result<Addrs> {
+        SocketAddr::from(*self).to_addrs()
+    }
+}
+
+impl ToAddrs for [SocketAddr] {
+    fn to_addrs(&self) -> io::Result<Addrs> {
+        Ok(Addrs(Target::Known(self.to_vec())))
+    }
+}
+
+impl ToAddrs for (&str, u16) {
+    fn to_addrs(&self) -> io::Result<Addrs> {
+        let (host, port) = *self;
+        if let Ok(ip) = host.parse::<IpAddr>() {
+            return (ip, port).to_addrs();
+        }
+        Ok(Addrs(Target::Name(host.to_owned(), port)))
+    }
+}
+
+impl ToAddrs for (String, u16) {
+    fn to_addrs(&self) -> io::Result<Addrs> {
+        (self.0.as_str(), self.1).to_addrs()
+    }
+}
+
+impl ToAddrs for str {
+    fn to_addrs(&self) -> io::Result<Addrs> {
+        if let Ok(addr) = self.parse::<SocketAddr>() {
+            return addr.to_addrs();
+        }
+        let invalid = || {
+            io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("{self:?} is not HOST:PORT with a numeric port"),
+            )
+        };
+        let (host, port) = self.rsplit_once(':').ok_or_else(invalid)?;
+        let port = port.parse::<u16>().map_err(|_| invalid())?;
+        (host, port).to_addrs()
+    }
+}
+
+impl ToAddrs for String {
+    fn to_addrs(&self) -> io::Result<Addrs> {
+        self.as_str().to_addrs()
+    }
+}
+
+impl<T: ToAddrs + ?Sized> ToAddrs for &T {
+    fn to_addrs(&self) -> io::Result<Addrs> {
+        (**self).to_addrs()
+    }
+}
+
+/// Looks `host` up without blocking the kernel; returns every address it
+/// names, in the resolver's order.
+///
+/// An address is returned at once; a name is resolved on a helper thread
+/// while the task waits at a `FutureWait` trap (cancellable, timeout-able).
+/// An unknown name fails with the resolver's error.
+///
+/// # Examples
+///
+/// ```
+/// use trapline::net::lookup_host;
+///
+/// trapline::run(async {
+///     let addrs = lookup_host("localhost:7000").await?;
+///     assert!(addrs.iter().all(|a| a.ip().is_loopback() && a.port() == 7000));
+///     assert_eq!(lookup_host("10.0.0.1:53").await?, ["10.0.0.1:53".parse().unwrap()]);
+///     Ok::<(), std::io::Error>(())
+/// })??;
+/// # Ok::<(), std::io::Error>(())
+/// ```
+#[track_caller]
+pub fn lookup_host<A: ToAddrs>(host: A) -> impl Future<Output = io::Result<Vec<SocketAddr>>> {
+    let location = Location::caller();
+    let target = host.to_addrs();
+    async move { lookup(target?, location).await }
+}
+
+/// Turns `addrs` into addresses, looking a name up on a helper thread.
+pub(super) async fn lookup(
+    addrs: Addrs,
+    location: &'static Location<'static>,
+) -> io::Result<Vec<SocketAddr>> {
+    match addrs.0 {
+        Target::Known(addrs) => Ok(addrs),
+        Target::Name(host, port) => {
+            let answer = Arc::new(Mutex::new(Answer::default()));
+            let helper = answer.clone();
+            std::thread::Builder::new()
+                .name("trapline-resolve".into())
+                .spawn(move || {
+                    let result = (host.as_str(), port)
+                        .to_socket_addrs()
+                        .map(|addrs| addrs.collect());
+                    let waker = {
+                        let mut a = helper.lock().unwrap_or_else(PoisonError::into_inner);
+                        a.result = Some(result);
+                        a.waker.take()
+                    };
+                    if let Some(waker) = waker {
+                        waker.wake();
+                    }
+                })?;
+            Lookup {
+                answer,
+                leaf: Leaf::at(location),
+            }
+            .await
+        }
+    }
+}
+
+/// What the helper thread hands back, and whom to wake when it does.
+#[derive(Default)]
+struct Answer {
+    result: Option<io::Result<Vec<SocketAddr>>>,
+    waker: Option<Waker>,
+}
+
+/// The waiting side of a lookup: a leaf that posts `FutureWait` so that
+/// interrupts reach it, while the helper thread's wake brings it back.
+struct Lookup {
+    answer: Arc<Mutex<Answer>>,
+    leaf: Leaf,
+}
+
+impl Future for Lookup {
+    type Output = io::Result<Vec<SocketAddr>>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.get_mut();
+        {
+            let mut a = this.answer.lock().unwrap_or_else(PoisonError::into_inner);
+            if let Some(result) = a.result.take() {
+                drop(a);
+                this.leaf.done();
+                return Poll::Ready(result);
+            }
+            // Stored under the lock: the helper either sees this waker or
+            // has already stored its answer, which the next poll finds.
+            a.waker = Some(cx.waker().clone());
+        }
+        match this.leaf.trap(cx, Trap::FutureWait) {
+            Ok(()) => Poll::Pending,
+            Err(e) => Poll::Ready(Err(e.into())),
+        }
+    }
+}

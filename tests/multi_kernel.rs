@@ -1,0 +1,147 @@
+//! One kernel per core: kernels on their own threads share a port through
+//! `SO_REUSEPORT`, and reach each other through handles.
+
+mod util;
+
+use std::cell::Cell;
+use std::net::SocketAddr;
+use std::sync::Mutex;
+
+use futures::channel::oneshot;
+use socket2::{Domain, Protocol, Socket, Type};
+use trapline::net::{TcpListener, TcpStream};
+use trapline::{run_threads, Kernel, RemoteError};
+
+thread_local! {
+    /// Connections the kernel on this thread accepted.
+    static ACCEPTED: Cell<usize> = const { Cell::new(0) };
+}
+
+/// A free loopback port, held by an unlistening `SO_REUSEPORT` socket so
+/// the kernels' listeners can join it.
+fn reserve_port() -> (Socket, SocketAddr) {
+    let socket = Socket::new(Domain::IPV4, Type::STREAM, Some(Protocol::TCP)).unwrap();
+    socket.set_reuse_port(true).unwrap();
+    socket
+        .bind(&"127.0.0.1:0".parse::<SocketAddr>().unwrap().into())
+        .unwrap();
+    let addr = socket.local_addr().unwrap().as_socket().unwrap();
+    (socket, addr)
+}
+
+/// Two kernels, each with its own listener on one port: 64 connections
+/// from one client spread over both (each kernel takes at least one), every
+/// connection is answered by exactly one kernel, and each kernel's own count,
+/// asked for through its handle, matches what the client saw.
+#[test]
+fn two_kernels_share_accepted_connections() {
+    const CONNECTIONS: usize = 64;
+    let (reserved, addr) = reserve_port();
+    let stops: Mutex<Vec<Option<oneshot::Receiver<()>>>> = Mutex::new(Vec::new());
+    let mut stop_senders = Vec::new();
+    for _ in 0..2 {
+        let (tx, rx) = oneshot::channel();
+        stop_senders.push(tx);
+        stops.lock().unwrap().push(Some(rx));
+    }
+    let (handles_tx, handles_rx) = std::sync::mpsc::channel();
+    let client = std::thread::spawn(move || {
+        let handles: Vec<trapline::Handle> = handles_rx.recv().unwrap();
+        let seen = trapline::run(async move {
+            let mut seen = [0usize; 2];
+            for _ in 0..CONNECTIONS {
+                let stream = TcpStream::connect(addr).await?;
+                let mut who = [0; 1];
+                stream.read_exact(&mut who).await?;
+                seen[usize::from(who[0])] += 1;
+                // The kernel closes after one byte: end of stream follows.
+                assert_eq!(stream.read(&mut who).await?, 0);
+            }
+            Ok::<_, std::io::Error>(seen)
+        })
+        .unwrap()
+        .unwrap();
+        let counts: Vec<usize> = handles
+            .iter()
+            .map(|h| {
+                futures::executor::block_on(h.spawn(|| async { ACCEPTED.with(Cell::get) })).unwrap()
+            })
+            .collect();
+        for tx in stop_senders {
+            tx.send(()).unwrap();
+        }
+        (seen, counts)
+    });
+
+    let outputs = run_threads(2, |me| {
+        let stop = stops.lock().unwrap()[me.index()].take().unwrap();
+        let handles_tx = handles_tx.clone();
+        async move {
+            let listener = TcpListener::builder(addr)
+                .reuse_port(true)
+                .nodelay(true)
+                .bind()?;
+            if me.index() == 0 {
+                handles_tx.send(me.handles().to_vec()).unwrap();
+            }
+            let serve = async {
+                loop {
+                    let (stream, _) = listener.accept().await?;
+                    ACCEPTED.with(|a| a.set(a.get() + 1));
+                    stream.write_all(&[me.index() as u8]).await?;
+                }
+            };
+            futures::pin_mut!(serve);
+            match futures::future::select(serve, stop).await {
+                futures::future::Either::Left((err, _)) => err,
+                futures::future::Either::Right(_) => Ok::<_, std::io::Error>(me.index()),
+            }
+        }
+    })
+    .unwrap();
+    drop(reserved);
+    let (seen, counts) = client.join().unwrap();
+    assert_eq!(
+        outputs.into_iter().map(Result::unwrap).collect::<Vec<_>>(),
+        [0, 1]
+    );
+    assert_eq!(seen.iter().sum::<usize>(), CONNECTIONS);
+    assert!(
+        seen[0] > 0 && seen[1] > 0,
+        "both kernels took connections: {seen:?}"
+    );
+    assert_eq!(counts, seen, "each kernel's own count matches");
+}
+
+/// A handle starts a `!Send` task on another kernel and gets its output;
+/// a handle to a kernel that has ended gives `RemoteError`, never a hang.
+#[test]
+fn handles_spawn_across_kernels_and_fail_cleanly_after_the_end() {
+    // The kernels end together: the one whose main future ends first still
+    // serves the other's request.
+    let outputs = run_threads(2, |me| async move {
+        let other = me.handle(1 - me.index()).unwrap().clone();
+        let from = me.index();
+        other
+            .spawn(move || async move {
+                let here = std::rc::Rc::new(trapline::Handle::current().unwrap().id());
+                (from, *here)
+            })
+            .await
+    })
+    .unwrap();
+    let (a, b) = (outputs[0].unwrap(), outputs[1].unwrap());
+    assert_eq!((a.0, b.0), (0, 1));
+    assert_ne!(a.1, b.1, "each ran on the other kernel");
+
+    let handle = Kernel::new().unwrap().handle();
+    let join = handle.spawn(|| async { 1 });
+    assert_eq!(futures::executor::block_on(join), Err(RemoteError));
+}
+
+/// `run_threads(0, ..)` is a clear error, not a hang.
+#[test]
+fn zero_threads_is_invalid_input() {
+    let err = run_threads(0, |_| async {}).unwrap_err();
+    assert_eq!(err.kind(), std::io::ErrorKind::InvalidInput);
+}
