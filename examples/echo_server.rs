@@ -11,12 +11,21 @@
 //!
 //! and talk to it with `nc 127.0.0.1 7000`, or load it with
 //! `cargo run --release --example echo_client`. `RUST_LOG=trapline=trace`
-//! shows every trap and resume; `RUST_LOG=info` one line per connection.
+//! shows every trap and resume; `RUST_LOG=trapline::echo=debug` one line
+//! per connection.
+//!
+//! The service is `trapline::echo::serve`, in each kernel: `--max-connections N` (default
+//! 10000; more are accepted and closed at once), `--idle-timeout SECS`
+//! (default 60; a connection with no progress that long is closed),
+//! `--buffer BYTES` (default 16384 per connection: memory stays bounded even
+//! when clients never read). Accept errors such as running out of fds back
+//! off (1 ms doubling to 1 s) instead of spinning.
+//!
 //! With `TRAPLINE_MONITOR=1`, `nc 127.0.0.1 48802` opens the monitor: `ps`
 //! lists the `conn` task of each peer and the trap it waits on.
 //!
 //! Ctrl-C (SIGINT) or SIGTERM shuts it down gracefully: it stops accepting,
-//! lets the open connections finish for up to `--grace` seconds (default 5),
+//! lets the open connections finish for up to `--grace SECS` (default 5),
 //! cancels those still open after that or on a second signal, and exits 0.
 //! With `--threads N`, every kernel does so for its own connections.
 
@@ -25,23 +34,32 @@ use std::net::SocketAddr;
 use std::rc::Rc;
 use std::time::Duration;
 
-use log::{info, warn};
-use trapline::net::{TcpListener, TcpStream};
+use trapline::echo::{EchoConfig, EchoStats};
+use trapline::net::TcpListener;
 use trapline::signal::{Signals, SIGINT, SIGTERM};
 use trapline::{timeout_after, GroupError, Policy, TaskGroup};
 
-const USAGE: &str = "usage: echo_server [--addr IP:PORT] [--threads N] [--grace SECS]   \
-                     (default 127.0.0.1:7000, 1 thread, 5 s)";
+const USAGE: &str = "usage: echo_server [--addr IP:PORT] [--threads N] [--max-connections N] [--idle-timeout SECS] [--buffer BYTES] [--grace SECS]
+  defaults: --addr 127.0.0.1:7000 --threads 1 --max-connections 10000 (per thread) --idle-timeout 60 --buffer 16384 --grace 5";
 
-/// What the command line asks for: serve on an address with some threads
-/// (and how long open connections may go on after a shutdown signal), or
-/// print the usage.
+/// What the command line asks for: serve on an address, or print the usage.
 enum Command {
+    /// Address, threads, and how long open connections may go on after a
+    /// shutdown signal.
     Serve(SocketAddr, usize, Duration),
     Help,
 }
 
-fn parse_args() -> Result<Command, String> {
+/// The value of flag `name`, a positive number.
+fn number(name: &str, value: Option<String>) -> Result<u64, String> {
+    let value = value.ok_or(format!("{name} needs a value\n{USAGE}"))?;
+    match value.parse::<u64>() {
+        Ok(n) if n > 0 => Ok(n),
+        _ => Err(format!("{name} {value:?}: want a positive whole number")),
+    }
+}
+
+fn parse_args(config: &mut EchoConfig) -> Result<Command, String> {
     let mut addr: SocketAddr = "127.0.0.1:7000".parse().expect("a valid default address");
     let mut threads = 1;
     let mut grace = Duration::from_secs(5);
@@ -55,6 +73,19 @@ fn parse_args() -> Result<Command, String> {
                 addr = value.parse().map_err(|e| {
                     format!("--addr {value:?}: {e} (want IP:PORT, e.g. 127.0.0.1:7000)")
                 })?;
+            }
+            "--max-connections" => {
+                config.max_connections = number(&arg, args.next())? as usize;
+            }
+            "--idle-timeout" => {
+                config.idle_timeout = Duration::from_secs(number(&arg, args.next())?);
+            }
+            "--buffer" => {
+                let bytes = number(&arg, args.next())?;
+                if bytes > 1 << 24 {
+                    return Err(format!("--buffer {bytes}: at most 16 MiB per connection"));
+                }
+                config.buffer = bytes as usize;
             }
             "--threads" => {
                 let value = args
@@ -81,62 +112,28 @@ fn parse_args() -> Result<Command, String> {
     Ok(Command::Serve(addr, threads, grace))
 }
 
-/// Echoes until the peer closes its side, then closes ours.
-async fn echo(stream: TcpStream) -> io::Result<u64> {
-    let mut buf = vec![0; 16 * 1024];
-    let mut total = 0;
-    loop {
-        let n = stream.read(&mut buf).await?;
-        if n == 0 {
-            return Ok(total);
-        }
-        stream.write_all(&buf[..n]).await?;
-        total += n as u64;
-    }
-}
-
-/// Accepts connections into `connections` until cancelled (or a fatal error).
-async fn accept_loop(
-    listener: TcpListener,
-    connections: TaskGroup<(), io::Error>,
-) -> io::Result<i32> {
-    loop {
-        let (stream, peer) = match listener.accept().await {
-            Ok(accepted) => accepted,
-            Err(e) if trapline::TrapError::from_io(&e).is_some() => return Err(e), // cancelled
-            Err(e) => {
-                // Out of fds, or the peer gave up between SYN and accept:
-                // back off a little instead of spinning on the error.
-                warn!("accept failed: {e}");
-                trapline::sleep(Duration::from_millis(10)).await?;
-                continue;
-            }
-        };
-        stream.set_nodelay(true)?;
-        connections.spawn_named(format!("conn {peer}"), async move {
-            match echo(stream).await {
-                Ok(bytes) => info!("{peer}: closed after {bytes} bytes"),
-                Err(e) => info!("{peer}: {e}"),
-            }
-            Ok(())
-        })?;
-        // Each connection logged its own end; the group need not keep them.
-        drop(connections.take_finished());
-    }
-}
-
-async fn serve(addr: SocketAddr, reuse_port: bool, grace: Duration) -> io::Result<()> {
+async fn serve(
+    addr: SocketAddr,
+    reuse_port: bool,
+    config: EchoConfig,
+    grace: Duration,
+) -> io::Result<()> {
     let signals = Rc::new(Signals::new(&[SIGINT, SIGTERM])?);
     let listener = TcpListener::builder(addr).reuse_port(reuse_port).bind()?;
     println!("echo_server listening on {}", listener.local_addr()?);
-    let connections = TaskGroup::<(), io::Error>::new();
+    let stats = Rc::new(EchoStats::default());
 
-    // Accept until a signal: whichever of the two tasks ends first, the
-    // group cancels the other (and with the accept loop goes the listener).
+    // Serve until a signal: whichever of the two tasks ends first, the group
+    // cancels the other (and with the service goes its listener).
     let front = TaskGroup::<i32, io::Error>::with_policy(Policy::Any);
     let s = signals.clone();
     front.spawn(async move { s.recv().await })?;
-    front.spawn(accept_loop(listener, connections.clone()))?;
+    let st = stats.clone();
+    front.spawn(async move {
+        trapline::echo::serve(listener, config, st)
+            .await
+            .map(|()| 0)
+    })?;
     let signal = match front.join().await {
         Ok(Some(signal)) => signal,
         Ok(None) => return Ok(()),
@@ -150,15 +147,19 @@ async fn serve(addr: SocketAddr, reuse_port: bool, grace: Duration) -> io::Resul
     };
     println!(
         "echo_server: {name}: stopped accepting; {} connection(s) open, waiting up to {grace:?}",
-        connections.running()
+        stats.active()
     );
 
-    // Let them finish, until the grace period ends or a second signal comes;
-    // then the cascade cancels what is left.
+    // Let them finish, until the grace period ends or a second signal comes.
+    // Then leaving `run` cancels the connections still open.
     let closing = TaskGroup::<&str, io::Error>::with_policy(Policy::Any);
-    let c = connections.clone();
+    let st = stats.clone();
     closing.spawn(async move {
-        let _ = c.join().await;
+        // The service counts its connections but does not announce their
+        // ends: look again every few milliseconds.
+        while st.active() > 0 {
+            trapline::sleep(Duration::from_millis(10)).await?;
+        }
         Ok("all connections closed")
     })?;
     closing.spawn(async move {
@@ -169,14 +170,14 @@ async fn serve(addr: SocketAddr, reuse_port: bool, grace: Duration) -> io::Resul
         Ok(Ok(Some(how))) => how,
         _ => "grace period over: open connections cancelled",
     };
-    connections.cancel_remaining().await?;
     println!("echo_server: {how}");
     Ok(())
 }
 
 fn main() {
     env_logger::init();
-    let (addr, threads, grace) = match parse_args() {
+    let mut config = EchoConfig::default();
+    let (addr, threads, grace) = match parse_args(&mut config) {
         Ok(Command::Serve(addr, threads, grace)) => (addr, threads, grace),
         Ok(Command::Help) => {
             println!("{USAGE}");
@@ -188,10 +189,10 @@ fn main() {
         }
     };
     let outcome = if threads == 1 {
-        trapline::run(serve(addr, false, grace)).and_then(|served| served)
+        trapline::run(serve(addr, false, config, grace)).and_then(|served| served)
     } else {
         // One kernel per thread, each with its own listener on the port.
-        trapline::run_threads(threads, |_| serve(addr, true, grace))
+        trapline::run_threads(threads, move |_| serve(addr, true, config, grace))
             .and_then(|all| all.into_iter().collect::<io::Result<Vec<()>>>().map(drop))
     };
     if let Err(e) = outcome {

@@ -57,6 +57,8 @@
 //! - [`net`]: TCP, UDP and Unix domain sockets, name resolution,
 //!   `futures-io` traits.
 //! - `hyper_rt` (feature `hyper`): hyper 1.x's runtime traits on trapline.
+//! - [`echo`]: an echo service with a connection limit, an idle timeout and
+//!   bounded buffers (the `echo_server` example runs it).
 //! - [`monitor`]: look inside a running kernel with `nc` (`ps`, `where`,
 //!   `cancel`, `stats`), built on the kernel's [`Hooks`].
 //! - [`traps`]: the trap ABI (the `trapline-traps` crate), for writing leaves
@@ -70,6 +72,7 @@
 #![warn(missing_debug_implementations, clippy::undocumented_unsafe_blocks)]
 
 mod blocking;
+pub mod echo;
 mod group;
 #[cfg(feature = "hyper")]
 pub mod hyper_rt;

@@ -13,7 +13,7 @@ use futures::channel::oneshot;
 use trapline::net::TcpListener;
 use trapline::traps;
 use trapline::{clock, current, sleep, sleep_until, spawn, yield_now, JoinError, TrapError};
-use util::{entries, log, push, run_clean, tcp_pair};
+use util::{entries, log, push, run_clean, run_virtual_clean, tcp_pair};
 
 const HOUR: Duration = Duration::from_secs(3600);
 
@@ -27,7 +27,7 @@ async fn let_them_park() {
 /// `Err(Cancelled)` from that sleep, and `cancel()` returns its output.
 #[test]
 fn cancel_at_sleep() {
-    run_clean(async {
+    run_virtual_clean(async {
         let sleeper = spawn(async { sleep(HOUR).await }).unwrap();
         let_them_park().await;
         assert_eq!(sleeper.cancel().await, Ok(Err(TrapError::Cancelled)));
@@ -39,7 +39,7 @@ fn cancel_at_sleep() {
 /// the task that catches it.
 #[test]
 fn cancel_at_read() {
-    run_clean(async {
+    run_virtual_clean(async {
         let (client, server) = tcp_pair().await.unwrap();
         let reader = spawn(async move {
             let mut buf = [0; 16];
@@ -79,7 +79,7 @@ fn cancel_at_read() {
 /// error; the listener then still accepts a connection.
 #[test]
 fn cancel_at_accept() {
-    run_clean(async {
+    run_virtual_clean(async {
         let listener = Rc::new(TcpListener::bind("127.0.0.1:0".parse().unwrap()).unwrap());
         let addr = listener.local_addr().unwrap();
         let acceptor = spawn({
@@ -106,7 +106,7 @@ fn cancel_at_accept() {
 #[test]
 fn cancel_at_join() {
     let log = log();
-    run_clean({
+    run_virtual_clean({
         let log = log.clone();
         async move {
             let (go_tx, go_rx) = oneshot::channel::<()>();
@@ -159,7 +159,7 @@ fn cancel_at_join() {
 #[test]
 fn cancel_while_ready() {
     let log = log();
-    run_clean({
+    run_virtual_clean({
         let log = log.clone();
         async move {
             let task = spawn({
@@ -200,7 +200,7 @@ fn cancel_while_ready() {
 /// after it outside a shield.
 #[test]
 fn cancel_while_ready_is_taken_by_yield() {
-    run_clean(async {
+    run_virtual_clean(async {
         let task = spawn(async {
             let first = yield_now().await;
             let second = yield_now().await;
@@ -219,7 +219,7 @@ fn cancel_while_ready_is_taken_by_yield() {
 /// `cancel()` returns its output.
 #[test]
 fn cancel_of_a_task_that_never_traps() {
-    run_clean(async {
+    run_virtual_clean(async {
         let task = spawn(async { 99 }).unwrap();
         assert_eq!(task.cancel().await, Ok(99));
     });
@@ -230,7 +230,7 @@ fn cancel_of_a_task_that_never_traps() {
 /// shield fails with it, and a shielded wait runs.
 #[test]
 fn cancel_twice_is_delivered_once() {
-    run_clean(async {
+    run_virtual_clean(async {
         let task = spawn(async {
             let first = sleep(HOUR).await;
             let second = trapline::shield(sleep(Duration::from_millis(5))).await;
@@ -259,7 +259,7 @@ fn cancel_twice_is_delivered_once() {
 /// Cancelling a task that has ended changes nothing and says so.
 #[test]
 fn cancel_of_a_finished_task_is_ignored() {
-    run_clean(async {
+    run_virtual_clean(async {
         let task = spawn(async { "done" }).unwrap();
         let id = task.id();
         let_them_park().await;
@@ -275,7 +275,7 @@ fn cancel_of_a_finished_task_is_ignored() {
 #[test]
 fn cancelled_task_cleans_up_with_more_awaits() {
     let log = log();
-    run_clean({
+    run_virtual_clean({
         let log = log.clone();
         async move {
             let (client, server) = tcp_pair().await.unwrap();
@@ -321,7 +321,7 @@ fn cancelled_task_cleans_up_with_more_awaits() {
 /// outside a shield.
 #[test]
 fn self_cancel_is_delivered_at_the_next_trap() {
-    run_clean(async {
+    run_virtual_clean(async {
         let task = spawn(async {
             let me = current().unwrap();
             let first = traps::cancel(me);
@@ -350,7 +350,7 @@ fn self_cancel_is_delivered_at_the_next_trap() {
 /// cancelled one after another; each sees exactly its own `Cancelled`.
 #[test]
 fn cancel_many_parked_tasks() {
-    run_clean(async {
+    run_virtual_clean(async {
         let (client, server) = tcp_pair().await.unwrap();
         let listener = TcpListener::bind("127.0.0.1:0".parse().unwrap()).unwrap();
         let sleeper = spawn(async { sleep(HOUR).await.map_err(|e| e.to_string()) }).unwrap();
@@ -388,7 +388,7 @@ fn cancel_many_parked_tasks() {
 /// `select(sleep, oneshot)` gets `Cancelled` from the sleep branch.
 #[test]
 fn cancel_reaches_a_leaf_inside_a_foreign_combinator() {
-    run_clean(async {
+    run_virtual_clean(async {
         let (tx, rx) = oneshot::channel::<u8>();
         let task = spawn(async move {
             let nap = std::pin::pin!(sleep(HOUR));
@@ -409,7 +409,7 @@ fn cancel_reaches_a_leaf_inside_a_foreign_combinator() {
 /// `Cancelled`, and its timeout is disarmed.
 #[test]
 fn cancel_at_a_foreign_future_inside_timeout_after() {
-    run_clean(async {
+    run_virtual_clean(async {
         let (tx, rx) = oneshot::channel::<u8>();
         let task = spawn(async move { trapline::timeout_after(HOUR, rx).await }).unwrap();
         let_them_park().await;
@@ -423,6 +423,7 @@ fn cancel_at_a_foreign_future_inside_timeout_after() {
 /// the cancellation is delivered at the task's next blocking trap.
 #[test]
 fn cancel_after_the_wake_is_taken_at_the_next_trap() {
+    // Real clock: the kernel's thread is blocked past the deadline in real time.
     run_clean(async {
         let task = spawn(async {
             let first = sleep(Duration::from_millis(1)).await;
@@ -446,7 +447,7 @@ fn cancel_after_the_wake_is_taken_at_the_next_trap() {
 #[test]
 fn cancel_of_a_task_waiting_on_a_bare_foreign_future() {
     let log = log();
-    run_clean({
+    run_virtual_clean({
         let log = log.clone();
         async move {
             let (tx, rx) = oneshot::channel::<&str>();
@@ -487,7 +488,7 @@ fn cancel_of_a_task_waiting_on_a_bare_foreign_future() {
 // pending self-cancel, so it slept its full hour and ignored later cancels.
 #[test]
 fn self_cancel_after_a_sibling_leaf_trapped_is_delivered() {
-    let (joined, stats) = util::run_with_grace(Duration::from_millis(100), async {
+    let (joined, stats) = util::run_virtual_with_grace(Duration::from_millis(100), async {
         let task = spawn(async {
             let me = current().unwrap();
             let (slept, first) = futures::join!(sleep(HOUR), async { traps::cancel(me) });

@@ -11,7 +11,7 @@ use std::time::Duration;
 use futures::stream::{FuturesUnordered, StreamExt};
 use futures::FutureExt;
 use trapline::{sleep, spawn, TrapError};
-use util::{assert_clean, run_clean, run_with_stats, tcp_pair, Counted};
+use util::{assert_clean, run_virtual, run_virtual_clean, tcp_pair, Counted};
 
 fn ms(n: u64) -> Duration {
     Duration::from_millis(n)
@@ -26,7 +26,7 @@ fn ms(n: u64) -> Duration {
 fn futures_unordered_of_sleeps_polls_each_child_once_per_wake() {
     let child_polls = Rc::new(Cell::new(0u64));
     let polls = child_polls.clone();
-    let (order, stats) = run_with_stats(async move {
+    let (order, stats) = run_virtual(async move {
         let mut set = FuturesUnordered::new();
         for i in 1..=50u64 {
             set.push(Counted::new(polls.clone(), async move {
@@ -63,7 +63,7 @@ fn futures_unordered_of_sleeps_polls_each_child_once_per_wake() {
 fn select_sleep_vs_read_releases_the_losing_sleep() {
     let main_polls = Rc::new(Cell::new(0u64));
     let polls = main_polls.clone();
-    let (out, stats) = run_with_stats(Counted::new(main_polls, async move {
+    let (out, stats) = run_virtual(Counted::new(main_polls, async move {
         let (a, b) = tcp_pair().await.expect("a tcp pair");
         let writer = spawn(async move {
             sleep(ms(5)).await?;
@@ -99,7 +99,7 @@ fn select_sleep_vs_read_releases_the_losing_sleep() {
 /// released, so a later read of the same stream is not `ResourceBusy`.
 #[test]
 fn select_sleep_wins_then_read_again() {
-    let out = run_clean(async {
+    let out = run_virtual_clean(async {
         let (a, b) = tcp_pair().await.expect("a tcp pair");
         let mut buf = [0u8; 16];
         let first = futures::select_biased! {
@@ -118,7 +118,7 @@ fn select_sleep_wins_then_read_again() {
 /// both complete with their own bytes.
 #[test]
 fn join_of_two_reads_on_two_streams() {
-    let out = run_clean(async {
+    let out = run_virtual_clean(async {
         let (a1, b1) = tcp_pair().await.expect("pair 1");
         let (a2, b2) = tcp_pair().await.expect("pair 2");
         let writer = spawn(async move {
@@ -144,7 +144,7 @@ fn join_of_two_reads_on_two_streams() {
 fn join_of_sleeps_each_keeps_its_park() {
     let order = Rc::new(RefCell::new(Vec::new()));
     let o = order.clone();
-    let (out, stats) = run_with_stats(async move {
+    let (out, stats) = run_virtual(async move {
         let step = |n: u64| {
             let o = o.clone();
             async move {
@@ -169,7 +169,7 @@ fn join_of_sleeps_each_keeps_its_park() {
 /// `Cancelled`, each in its own child, and the task ends at once.
 #[test]
 fn cancel_reaches_every_waiting_child_of_futures_unordered() {
-    let (out, stats) = run_with_stats(async {
+    let (out, stats) = run_virtual(async {
         let task = spawn(async {
             let mut set: FuturesUnordered<_> = (1..=3u64)
                 .map(|i| sleep(ms(50 * i)).map(move |r| (i, r)))
@@ -203,7 +203,7 @@ fn cancel_reaches_every_waiting_child_of_futures_unordered() {
 /// place.
 #[test]
 fn futures_unordered_of_timeouts_keeps_them_apart() {
-    let out = run_clean(async {
+    let out = run_virtual_clean(async {
         // Pushed (so first polled) in deadline order, 25 ms apart.
         let mut set = FuturesUnordered::new();
         for i in 1..=5u64 {
@@ -244,7 +244,7 @@ fn futures_unordered_of_timeouts_keeps_them_apart() {
 fn select_dropped_timeout_unsets_itself() {
     let main_polls = Rc::new(Cell::new(0u64));
     let polls = main_polls.clone();
-    let (out, stats) = run_with_stats(Counted::new(main_polls, async move {
+    let (out, stats) = run_virtual(Counted::new(main_polls, async move {
         let start = polls.get();
         let won = futures::select_biased! {
             r = trapline::timeout_after(ms(60), sleep(Duration::from_secs(60))).fuse() => Err(r),

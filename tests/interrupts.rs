@@ -19,7 +19,7 @@ use std::time::Duration;
 
 use futures::task::{waker, ArcWake};
 use trapline::{sleep, spawn, timeout_after, yield_now, JoinError, TrapError};
-use util::{run_clean, tcp_pair};
+use util::{run_clean, run_virtual_clean, tcp_pair};
 
 const HOUR: Duration = Duration::from_secs(3600);
 
@@ -31,7 +31,7 @@ fn ms(n: u64) -> Duration {
 /// block ends at its limit instead of when the slower branch would.
 #[test]
 fn timeout_reaches_every_waiting_leaf_of_a_join() {
-    let (out, branches) = run_clean(async {
+    let (out, branches) = run_virtual_clean(async {
         let branches = Rc::new(RefCell::new(None));
         let seen = branches.clone();
         let out = timeout_after(ms(10), async move {
@@ -56,7 +56,7 @@ fn timeout_reaches_every_waiting_leaf_of_a_join() {
 /// the task ends at once.
 #[test]
 fn cancel_reaches_every_waiting_leaf_of_a_join() {
-    let out = run_clean(async {
+    let out = run_virtual_clean(async {
         let task = spawn(async { futures::join!(sleep(HOUR), sleep(HOUR)) }).unwrap();
         yield_now().await.unwrap(); // let it park
         task.cancel().await
@@ -72,7 +72,7 @@ fn cancel_reaches_every_waiting_leaf_of_a_join() {
 /// the next leaf that traps.
 #[test]
 fn owed_cancel_left_by_a_leaf_that_progressed_goes_to_the_next_trap() {
-    let out = run_clean(async {
+    let out = run_virtual_clean(async {
         let (client, server) = tcp_pair().await.unwrap();
         let reader = spawn(async move {
             let mut buf = [0; 5];
@@ -96,7 +96,7 @@ fn owed_cancel_left_by_a_leaf_that_progressed_goes_to_the_next_trap() {
 /// take for its own `TimedOut`.
 #[test]
 fn retry_loop_around_an_inner_timeout_ends_with_the_outer_limit() {
-    let (out, tries) = run_clean(async {
+    let (out, tries) = run_virtual_clean(async {
         let tries = Rc::new(RefCell::new(Vec::new()));
         let log = tries.clone();
         let out = timeout_after(ms(30), async move {
@@ -123,7 +123,7 @@ fn retry_loop_around_an_inner_timeout_ends_with_the_outer_limit() {
 /// own error names the same id.
 #[test]
 fn outer_expiry_inside_inner_block_names_the_outer_id() {
-    let out = run_clean(async {
+    let out = run_virtual_clean(async {
         let inner = Rc::new(RefCell::new(None));
         let seen = inner.clone();
         let outer = timeout_after(ms(10), async move {
@@ -148,7 +148,7 @@ type Boxed = Pin<Box<dyn Future<Output = Result<Result<(), TrapError>, TrapError
 /// expires: the timeout follows its future to the task polling it.
 #[test]
 fn timeout_follows_its_future_to_another_task() {
-    let out = run_clean(async {
+    let out = run_virtual_clean(async {
         let cell: Rc<RefCell<Option<Boxed>>> = Rc::new(RefCell::new(None));
         let mut fut: Boxed = Box::pin(timeout_after(ms(10), sleep(HOUR)));
         // Poll it once here, in the main task.
@@ -173,7 +173,7 @@ fn timeout_follows_its_future_to_another_task() {
 /// again; after its output has been taken, another join says so.
 #[test]
 fn interrupted_join_keeps_the_handle() {
-    let out = run_clean(async {
+    let out = run_virtual_clean(async {
         let task = spawn(async {
             sleep(ms(20)).await.unwrap();
             "done"
@@ -203,7 +203,7 @@ fn waker_dropped_by_the_trap_slot_may_call_the_kernel() {
             DROPPED.store(true, Ordering::SeqCst);
         }
     }
-    run_clean(async {
+    run_virtual_clean(async {
         let mut leaf = Box::pin(sleep(HOUR));
         {
             let w = waker(Arc::new(CallsKernelOnDrop));
@@ -222,7 +222,7 @@ fn waker_dropped_by_the_trap_slot_may_call_the_kernel() {
 /// block's own wait instead: the block ends at its limit.
 #[test]
 fn timeout_owed_to_an_idle_leaf_still_ends_the_block() {
-    let out = run_clean(async {
+    let out = run_virtual_clean(async {
         timeout_after(ms(10), async {
             let mut idle = Box::pin(sleep(HOUR));
             assert!(futures::poll!(idle.as_mut()).is_pending());
@@ -237,7 +237,7 @@ fn timeout_owed_to_an_idle_leaf_still_ends_the_block() {
 /// is taken by the next leaf that traps once the foreign future completes.
 #[test]
 fn cancel_owed_to_an_idle_leaf_goes_to_the_next_trap() {
-    let out = run_clean(async {
+    let out = run_virtual_clean(async {
         let (tx, rx) = futures::channel::oneshot::channel::<()>();
         let task = spawn(async move {
             let mut idle = Box::pin(sleep(HOUR));
@@ -260,6 +260,7 @@ fn cancel_owed_to_an_idle_leaf_goes_to_the_next_trap() {
 /// `OuterTimeout`.
 #[test]
 fn outer_expiry_taken_by_a_sibling_leaves_the_inner_value_alone() {
+    // Real clock: both deadlines must pass while the kernel's thread is blocked.
     let (outer, inner) = run_clean(async {
         let inner = Rc::new(RefCell::new(None));
         let seen = inner.clone();
@@ -287,7 +288,7 @@ fn outer_expiry_taken_by_a_sibling_leaves_the_inner_value_alone() {
 /// reports `OuterTimeout`, so no retry loop takes it for its own.
 #[test]
 fn outermost_expiry_wins_over_the_blocks_own() {
-    let (outer, inner) = run_clean(async {
+    let (outer, inner) = run_virtual_clean(async {
         let inner = Rc::new(RefCell::new(None));
         let seen = inner.clone();
         let outer = timeout_after(Duration::ZERO, async move {
@@ -316,7 +317,7 @@ fn outermost_expiry_wins_over_the_blocks_own() {
 fn shutdown_cancel_reaches_a_block_with_an_idle_leaf() {
     let seen = Rc::new(RefCell::new(None));
     let s = seen.clone();
-    let (_, stats) = util::run_with_grace(Duration::from_secs(30), async move {
+    let (_, stats) = util::run_virtual_with_grace(Duration::from_secs(30), async move {
         spawn(async move {
             let r = timeout_after(HOUR, async {
                 let mut idle = Box::pin(sleep(HOUR));
@@ -340,7 +341,7 @@ fn shutdown_cancel_reaches_a_block_with_an_idle_leaf() {
 #[test]
 fn outer_timeout_is_reported_whatever_the_poll_order() {
     for sibling_first in [true, false] {
-        let inner = run_clean(async move {
+        let inner = run_virtual_clean(async move {
             let inner = Rc::new(RefCell::new(None));
             let seen = inner.clone();
             let _ = timeout_after(ms(5), async move {
@@ -367,7 +368,7 @@ fn outer_timeout_is_reported_whatever_the_poll_order() {
 /// waits: both fail — the cancellation stays in force for every wait.
 #[test]
 fn cancel_before_first_poll_reaches_both_branches() {
-    let out = run_clean(async {
+    let out = run_virtual_clean(async {
         let task = spawn(async { futures::join!(sleep(HOUR), sleep(HOUR)) }).unwrap();
         task.cancel().await
     });
@@ -381,7 +382,7 @@ fn cancel_before_first_poll_reaches_both_branches() {
 /// another, cannot outlive the limit: the new wait fails at once.
 #[test]
 fn branch_starting_a_new_wait_after_the_limit_fails_it() {
-    let out = run_clean(async {
+    let out = run_virtual_clean(async {
         timeout_after(ms(10), async {
             futures::join!(sleep(HOUR), async {
                 let _ = sleep(ms(10)).await;
@@ -397,7 +398,7 @@ fn branch_starting_a_new_wait_after_the_limit_fails_it() {
 /// wait inside it fails, and it reports its expiry.
 #[test]
 fn block_left_aside_past_its_deadline_ends_when_awaited() {
-    let out = run_clean(async {
+    let out = run_virtual_clean(async {
         let mut block = Box::pin(timeout_after(ms(5), async {
             futures::join!(sleep(ms(20)), sleep(HOUR))
         }));
@@ -413,7 +414,7 @@ fn block_left_aside_past_its_deadline_ends_when_awaited() {
 /// branch.
 #[test]
 fn limit_over_a_foreign_branch_and_a_sleep_ends_the_block() {
-    let out = run_clean(async {
+    let out = run_virtual_clean(async {
         let (_tx, rx) = futures::channel::oneshot::channel::<()>();
         timeout_after(ms(1), async {
             let _ = futures::join!(rx, sleep(ms(10)));
@@ -431,6 +432,7 @@ fn limit_over_a_foreign_branch_and_a_sleep_ends_the_block() {
 fn loop_swallowing_cancellation_cannot_stall_the_kernel() {
     let seen = Rc::new(std::cell::Cell::new(0u64));
     let s = seen.clone();
+    // Real clock: a task that never lets the kernel idle stops virtual time.
     let (other, stats) = util::run_with_grace(ms(50), async move {
         let stubborn = spawn(async move {
             loop {

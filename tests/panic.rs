@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use futures::channel::oneshot;
 use trapline::{clock, sleep, spawn, yield_now, JoinError, Kernel, TrapError};
-use util::{assert_clean, entries, log, push, run_clean, tcp_pair, Log};
+use util::{assert_clean, entries, log, push, run_clean, run_virtual_clean, tcp_pair, Log};
 
 const HOUR: Duration = Duration::from_secs(3600);
 
@@ -28,7 +28,7 @@ fn message(payload: &(dyn std::any::Any + Send)) -> Option<&str> {
 /// not a string reads `Box<dyn Any>`.
 #[test]
 fn task_panic_becomes_join_error_with_exact_message() {
-    run_clean(async {
+    run_virtual_clean(async {
         let literal = spawn(async { panic!("static boom") }).unwrap();
         let formatted = spawn(async {
             let n = 6 * 7;
@@ -69,7 +69,7 @@ fn task_panic_becomes_join_error_with_exact_message() {
 #[test]
 fn other_tasks_keep_running_after_a_panic() {
     let log = log();
-    let out = run_clean({
+    let out = run_virtual_clean({
         let log = log.clone();
         async move {
             let (tx, rx) = oneshot::channel::<&str>();
@@ -136,7 +136,7 @@ fn other_tasks_keep_running_after_a_panic() {
 #[test]
 fn detached_task_panic_does_not_disturb_others() {
     let log = log();
-    let out = run_clean({
+    let out = run_virtual_clean({
         let log = log.clone();
         async move {
             drop(
@@ -184,7 +184,7 @@ fn detached_task_panic_does_not_disturb_others() {
 /// undone and its fd released.
 #[test]
 fn panicking_task_leaves_nothing_parked() {
-    run_clean(async {
+    run_virtual_clean(async {
         let (client, server) = tcp_pair().await.unwrap();
         let task = spawn(async move {
             let mut buf = [0; 4];
@@ -279,7 +279,7 @@ fn main_panic_with_resources_held_leaves_the_kernel_empty() {
 /// joiner only; a panic in the joiner's handling is its own.
 #[test]
 fn panic_reaches_only_its_joiner() {
-    run_clean(async {
+    run_virtual_clean(async {
         let inner = spawn(async {
             sleep(Duration::from_millis(1)).await.unwrap();
             panic!("inner");
@@ -305,7 +305,7 @@ fn panic_reaches_only_its_joiner() {
 #[test]
 fn panic_during_shutdown_cleanup_disturbs_no_one() {
     let log = log();
-    let (handles, stats) = util::run_with_grace(Duration::from_millis(500), {
+    let (handles, stats) = util::run_virtual_with_grace(Duration::from_millis(500), {
         let log = log.clone();
         async move {
             let panicker = spawn(async {
@@ -350,7 +350,7 @@ fn destructor_panic_at_shutdown_is_contained() {
             panic!("destructor boom");
         }
     }
-    let (out, stats) = util::run_with_grace(Duration::ZERO, async {
+    let (out, stats) = util::run_virtual_with_grace(Duration::ZERO, async {
         spawn(async {
             let _p = PanicOnDrop;
             std::future::pending::<()>().await;

@@ -1,8 +1,9 @@
 //! Regression tests, one per bug a review found (scratch reproductions
 //! t1 … t9). Each test states what used to go wrong and what must hold now.
 //!
-//! Nothing here asserts elapsed time: short real sleeps only create
-//! orderings, and `timeout_after` is used only as a guard against hangs.
+//! Nothing here asserts elapsed time: short sleeps only create orderings
+//! (on the virtual clock where no other thread is involved), and
+//! `timeout_after` is used only as a guard against hangs.
 //! The tests run one at a time (see [`one_at_a_time`]), because one of them
 //! needs the OS to hand a closed fd number to the next socket.
 
@@ -27,7 +28,10 @@ use futures::task::{waker, ArcWake};
 use trapline::net::{TcpListener, TcpStream};
 use trapline::traps::{self, sched_wake, Leaf, QueueId, Ticket, Trap};
 use trapline::{current, sleep, spawn, timeout_after, yield_now, Builder, Kernel, TrapError};
-use util::{assert_clean, entries, log, push, run_clean, run_with_grace, run_with_stats, tcp_pair};
+use util::{
+    assert_clean, entries, log, push, run_clean, run_virtual, run_virtual_clean, run_with_grace,
+    tcp_pair,
+};
 
 const HOUR: Duration = Duration::from_secs(3600);
 
@@ -119,7 +123,7 @@ async fn acquire(queue: QueueId, permits: Rc<Cell<u32>>) -> Result<(), TrapError
 #[test]
 fn interrupt_resumes_sibling_parks_without_duplicating_timers() {
     let _serial = one_at_a_time();
-    let (out, stats) = run_with_stats(async {
+    let (out, stats) = run_virtual(async {
         let (release, released) = oneshot::channel::<()>();
         let long = async {
             match futures::future::select(pin!(sleep(HOUR)), released).await {
@@ -168,7 +172,7 @@ fn interrupt_resumes_sibling_parks_without_duplicating_timers() {
 #[test]
 fn self_cancel_reaches_a_sibling_that_trapped_in_the_same_poll() {
     let _serial = one_at_a_time();
-    let joined = run_clean(async {
+    let joined = run_virtual_clean(async {
         let task = spawn(async {
             let me = current().unwrap();
             futures::join!(sleep(HOUR), async { traps::cancel(me) })
@@ -492,7 +496,7 @@ fn leaf_moved_across_kernels_never_shares_a_ticket() {
 #[test]
 fn interrupt_keeps_sibling_fifo_place() {
     let _serial = one_at_a_time();
-    let log = run_clean({
+    let log = run_virtual_clean({
         let log = log();
         async move {
             let q = QueueId::new();

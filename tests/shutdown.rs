@@ -11,7 +11,7 @@ use std::time::Duration;
 use futures::executor::block_on;
 use trapline::net::TcpListener;
 use trapline::{sleep, spawn, timeout_after, yield_now, JoinError, JoinHandle, TrapError};
-use util::{assert_clean, log, push, run_clean, run_with_grace, tcp_pair, Log};
+use util::{assert_clean, log, push, run_virtual_clean, run_virtual_with_grace, tcp_pair, Log};
 
 const HOUR: Duration = Duration::from_secs(3600);
 const GRACE: Duration = Duration::from_millis(200);
@@ -55,7 +55,7 @@ fn outcome<T>(handle: JoinHandle<T>) -> Result<T, JoinError> {
 #[test]
 fn shutdown_cancels_parked_tasks_and_leaks_nothing() {
     let log = log();
-    let handles = run_clean({
+    let handles = run_virtual_clean({
         let log = log.clone();
         async move {
             let (client, server) = tcp_pair().await.unwrap();
@@ -156,7 +156,7 @@ fn shutdown_cancels_parked_tasks_and_leaks_nothing() {
 #[test]
 fn shutdown_drops_tasks_that_outlive_the_grace() {
     let log = log();
-    let (handles, stats) = run_with_grace(GRACE, {
+    let (handles, stats) = run_virtual_with_grace(GRACE, {
         let log = log.clone();
         async move {
             let (client, server) = tcp_pair().await.unwrap();
@@ -238,7 +238,7 @@ fn shutdown_drops_tasks_that_outlive_the_grace() {
 fn tasks_spawned_while_cleaning_up_are_cancelled_too() {
     let log = log();
     let helper_handle: Rc<RefCell<Option<JoinHandle<_>>>> = Rc::default();
-    run_clean({
+    run_virtual_clean({
         let (log, helper_handle) = (log.clone(), helper_handle.clone());
         async move {
             spawn(async move {
@@ -286,7 +286,7 @@ fn spawn_while_tasks_are_dropped_is_refused() {
         }
     }
     let log = log();
-    let ((), stats) = run_with_grace(Duration::ZERO, {
+    let ((), stats) = run_virtual_with_grace(Duration::ZERO, {
         let log = log.clone();
         async move {
             spawn(async move {
@@ -309,7 +309,7 @@ fn spawn_while_tasks_are_dropped_is_refused() {
 #[test]
 fn zero_grace_drops_everything_and_leaks_nothing() {
     let log = log();
-    let (handles, stats) = run_with_grace(Duration::ZERO, {
+    let (handles, stats) = run_virtual_with_grace(Duration::ZERO, {
         let log = log.clone();
         async move {
             let (client, server) = tcp_pair().await.unwrap();
@@ -349,7 +349,7 @@ fn zero_grace_drops_everything_and_leaks_nothing() {
 #[test]
 fn shutdown_interrupts_a_task_parked_with_a_pending_self_cancel() {
     let log = log();
-    let (handle, stats) = run_with_grace(GRACE, {
+    let (handle, stats) = run_virtual_with_grace(GRACE, {
         let log = log.clone();
         async move {
             let task = spawn({

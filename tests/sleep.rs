@@ -6,14 +6,14 @@ mod util;
 use std::time::Duration;
 
 use trapline::{clock, sleep, sleep_until, spawn, yield_now, TrapError};
-use util::{entries, log, push, run_clean, run_with_stats};
+use util::{entries, log, push, run_virtual, run_virtual_clean};
 
 /// Tasks spawned in the order 30, 10, 20 ms, sleeping that long, wake in
 /// deadline order: 10, 20, 30; each sleep resolves to `Ok(())`.
 #[test]
 fn sleeps_wake_in_deadline_order() {
     let log = log();
-    run_clean({
+    run_virtual_clean({
         let log = log.clone();
         async move {
             let mut handles = Vec::new();
@@ -42,7 +42,7 @@ fn sleeps_wake_in_deadline_order() {
 #[test]
 fn equal_deadlines_wake_in_the_order_they_were_set() {
     let log = log();
-    run_clean({
+    run_virtual_clean({
         let log = log.clone();
         async move {
             let at = clock().unwrap() + Duration::from_millis(15);
@@ -77,13 +77,13 @@ fn equal_deadlines_wake_in_the_order_they_were_set() {
 /// only after main's next real trap.
 #[test]
 fn sleep_zero_completes_without_trapping() {
-    let (out, stats) = run_with_stats(async { sleep(Duration::ZERO).await });
+    let (out, stats) = run_virtual(async { sleep(Duration::ZERO).await });
     assert_eq!(out, Ok(()));
     assert_eq!(stats.polls, 1, "main was polled once: it never trapped");
     util::assert_clean(&stats);
 
     let log = log();
-    run_clean({
+    run_virtual_clean({
         let log = log.clone();
         async move {
             let other = spawn({
@@ -109,7 +109,7 @@ fn sleep_zero_completes_without_trapping() {
 /// one from before a real sleep — completes at once, without trapping.
 #[test]
 fn sleep_until_in_the_past_completes_at_once() {
-    let (out, stats) = run_with_stats(async {
+    let (out, stats) = run_virtual(async {
         let now = clock()?;
         sleep_until(now).await?;
         Ok::<_, TrapError>(())
@@ -119,7 +119,7 @@ fn sleep_until_in_the_past_completes_at_once() {
     util::assert_clean(&stats);
 
     let log = log();
-    run_clean({
+    run_virtual_clean({
         let log = log.clone();
         async move {
             let past = clock().unwrap();
@@ -142,7 +142,7 @@ fn sleep_until_in_the_past_completes_at_once() {
 /// (ordering, not duration: the clock after the wake is not before the deadline).
 #[test]
 fn sleep_until_resumes_at_or_after_its_deadline() {
-    run_clean(async {
+    run_virtual_clean(async {
         let at = clock().unwrap() + Duration::from_millis(3);
         sleep_until(at).await.unwrap();
         assert!(clock().unwrap() >= at);
@@ -153,7 +153,7 @@ fn sleep_until_resumes_at_or_after_its_deadline() {
 /// sleep and ends with `Cancelled` when its task is cancelled.
 #[test]
 fn sleep_for_duration_max_parks_and_is_cancellable() {
-    run_clean(async {
+    run_virtual_clean(async {
         let task = spawn(async { sleep(Duration::MAX).await }).unwrap();
         yield_now().await.unwrap();
         assert!(!task.is_finished());

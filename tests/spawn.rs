@@ -14,7 +14,7 @@ use trapline::net::{TcpListener, TcpStream};
 use trapline::{
     clock, current, sleep, sleep_until, spawn, timeout_after, yield_now, JoinError, TrapError,
 };
-use util::{entries, log, push, run_clean, run_with_stats};
+use util::{entries, log, push, run_virtual, run_virtual_clean};
 
 /// Tasks start in spawn order, in the pass after the one that spawned them;
 /// the spawner keeps running (immediate traps included) until it reaches a
@@ -22,7 +22,7 @@ use util::{entries, log, push, run_clean, run_with_stats};
 #[test]
 fn tasks_start_in_spawn_order_after_the_spawner_traps() {
     let log = log();
-    let outputs = run_clean({
+    let outputs = run_virtual_clean({
         let log = log.clone();
         async move {
             let mut handles = Vec::new();
@@ -74,7 +74,7 @@ fn tasks_start_in_spawn_order_after_the_spawner_traps() {
 /// `String`, a `Vec`, a `Result` carrying an error of the task itself.
 #[test]
 fn join_returns_the_exact_output() {
-    run_clean(async {
+    run_virtual_clean(async {
         let text = spawn(async { String::from("forty-two") }).unwrap();
         let list = spawn(async {
             sleep(Duration::from_millis(1)).await.unwrap();
@@ -96,7 +96,7 @@ fn join_returns_the_exact_output() {
 /// differs from the spawner's and from its siblings'.
 #[test]
 fn handle_id_and_current_agree() {
-    run_clean(async {
+    run_virtual_clean(async {
         let me = current().unwrap();
         let a = spawn(async { current() }).unwrap();
         let b = spawn(async { current() }).unwrap();
@@ -116,7 +116,7 @@ fn handle_id_and_current_agree() {
 #[test]
 fn join_of_an_already_finished_task() {
     let log = log();
-    run_clean({
+    run_virtual_clean({
         let log = log.clone();
         async move {
             let done = spawn(async { 7_u64 }).unwrap();
@@ -142,7 +142,7 @@ fn join_of_an_already_finished_task() {
 fn detached_task_runs_to_completion() {
     let log = log();
     let finished = Rc::new(Cell::new(false));
-    let got = run_clean({
+    let got = run_virtual_clean({
         let (log, finished) = (log.clone(), finished.clone());
         async move {
             let (tx, rx) = oneshot::channel();
@@ -184,7 +184,7 @@ fn run_inside_a_kernel_fails_and_the_outer_kernel_goes_on() {
     const NESTED: &str =
         "trapline::run: unsupported trap: a kernel is already running on this thread";
     let inner_ran = Rc::new(Cell::new(false));
-    let (out, stats) = run_with_stats({
+    let (out, stats) = run_virtual({
         let inner_ran = inner_ran.clone();
         async move {
             let flag = inner_ran.clone();
@@ -265,7 +265,7 @@ fn entry_points_outside_a_kernel_are_no_kernel_errors() {
     check();
     // A join handle outlives its kernel only as a dead handle: joining it
     // outside any kernel cannot wait, and says why.
-    let (handle, stats) = util::run_with_grace(Duration::ZERO, async {
+    let (handle, stats) = util::run_virtual_with_grace(Duration::ZERO, async {
         let h = spawn(std::future::pending::<()>()).unwrap();
         assert_ne!(h.id(), id);
         h
@@ -287,7 +287,7 @@ fn entry_points_outside_a_kernel_are_no_kernel_errors() {
 #[test]
 fn a_task_spawned_mid_pass_starts_in_the_next_pass() {
     let log = log();
-    run_clean({
+    run_virtual_clean({
         let log = log.clone();
         async move {
             let a = spawn({
@@ -337,7 +337,7 @@ fn a_task_spawned_mid_pass_starts_in_the_next_pass() {
 /// to completion.
 #[test]
 fn detached_task_outlives_its_spawner() {
-    let got = run_clean(async {
+    let got = run_virtual_clean(async {
         let (tx, rx) = oneshot::channel();
         let spawner = spawn(async move {
             spawn(async move {

@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use futures::channel::oneshot;
 use trapline::{sleep, spawn, traps, yield_now, TaskId, TrapError};
-use util::{run_clean, tcp_pair, Counted};
+use util::{run_clean, run_virtual_clean, tcp_pair, Counted};
 
 fn ms(n: u64) -> Duration {
     Duration::from_millis(n)
@@ -115,7 +115,7 @@ fn stale_waker_after_slot_reuse_never_polls_the_new_occupant() {
 fn cancelled_sleep_timer_never_polls_the_task_later() {
     let _serial = one_at_a_time();
     let polls = Rc::new(Cell::new(0u64));
-    let out = run_clean(async move {
+    let out = run_virtual_clean(async move {
         let (tx, rx) = oneshot::channel::<u8>();
         let task = spawn(Counted::new(polls.clone(), async move {
             let caught = sleep(ms(50)).await;
@@ -144,7 +144,7 @@ fn cancelled_sleep_timer_never_polls_the_task_later() {
 fn cancelled_sleep_then_another_sleep() {
     let _serial = one_at_a_time();
     let polls = Rc::new(Cell::new(0u64));
-    let out = run_clean(async move {
+    let out = run_virtual_clean(async move {
         let task = spawn(Counted::new(polls.clone(), async {
             let caught = sleep(ms(50)).await;
             let again = trapline::shield(sleep(ms(80))).await;
@@ -167,7 +167,7 @@ fn cancelled_sleep_then_another_sleep() {
 fn cancelled_sleep_timer_after_slot_reuse() {
     let _serial = one_at_a_time();
     let polls = Rc::new(Cell::new(0u64));
-    let out = run_clean(async move {
+    let out = run_virtual_clean(async move {
         let a = spawn(sleep(ms(50))).expect("spawn A");
         let a_id = a.id();
         settle().await; // A is parked at its sleep

@@ -8,7 +8,7 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use trapline::{ignore_after, sleep, spawn, timeout_after, yield_now, JoinError, TrapError};
-use util::{assert_clean, run_clean, run_with_stats, tcp_pair};
+use util::{assert_clean, run_clean, run_virtual, run_virtual_clean, tcp_pair};
 
 fn ms(n: u64) -> Duration {
     Duration::from_millis(n)
@@ -28,7 +28,7 @@ fn timed_out<T: std::fmt::Debug>(r: Result<T, TrapError>) -> trapline::TimeoutId
 /// result as an ordinary value and returns `Ok`.
 #[test]
 fn inner_timeout_fires_inside_outer() {
-    let out = run_clean(async {
+    let out = run_virtual_clean(async {
         timeout_after(Duration::from_secs(1), async {
             timeout_after(ms(10), sleep(Duration::from_secs(60))).await
         })
@@ -47,7 +47,7 @@ fn inner_timeout_fires_inside_outer() {
 fn inner_and_outer_timeout_ids_differ() {
     let inner_result = Rc::new(RefCell::new(None));
     let seen = inner_result.clone();
-    let out = run_clean(async move {
+    let out = run_virtual_clean(async move {
         timeout_after(ms(400), async move {
             let r = timeout_after(ms(10), sleep(Duration::from_secs(60))).await;
             *seen.borrow_mut() = Some(r);
@@ -70,7 +70,7 @@ fn inner_and_outer_timeout_ids_differ() {
 fn outer_timeout_fires_inside_inner() {
     let inner_result = Rc::new(RefCell::new(None));
     let seen = inner_result.clone();
-    let out = run_clean(async move {
+    let out = run_virtual_clean(async move {
         timeout_after(ms(10), async move {
             let r = timeout_after(Duration::from_secs(60), sleep(Duration::from_secs(60))).await;
             *seen.borrow_mut() = Some(r.clone());
@@ -88,7 +88,7 @@ fn outer_timeout_fires_inside_inner() {
 /// Nested timeouts neither of which expires pass the value through untouched.
 #[test]
 fn nested_timeouts_none_fires() {
-    let out = run_clean(async {
+    let out = run_virtual_clean(async {
         timeout_after(Duration::from_secs(60), async {
             timeout_after(Duration::from_secs(30), async {
                 sleep(ms(5)).await.expect("the sleep ends normally");
@@ -105,7 +105,7 @@ fn nested_timeouts_none_fires() {
 /// inside x; the sibling sleep y, which outlives x's deadline, ends normally.
 #[test]
 fn timeout_never_lands_in_a_sibling() {
-    let (x, y) = run_clean(async {
+    let (x, y) = run_virtual_clean(async {
         futures::join!(
             timeout_after(ms(10), sleep(Duration::from_secs(60))),
             sleep(ms(30))
@@ -119,7 +119,7 @@ fn timeout_never_lands_in_a_sibling() {
 /// does not matter.
 #[test]
 fn timeout_never_lands_in_a_sibling_polled_first() {
-    let (y, x) = run_clean(async {
+    let (y, x) = run_virtual_clean(async {
         futures::join!(
             sleep(ms(30)),
             timeout_after(ms(10), sleep(Duration::from_secs(60)))
@@ -133,7 +133,7 @@ fn timeout_never_lands_in_a_sibling_polled_first() {
 /// when the future finishes first.
 #[test]
 fn ignore_after_none_and_some() {
-    let (expired, finished) = run_clean(async {
+    let (expired, finished) = run_virtual_clean(async {
         let expired = ignore_after(ms(10), sleep(Duration::from_secs(60))).await;
         let finished = ignore_after(Duration::from_secs(60), async {
             sleep(ms(2)).await.expect("the sleep ends normally");
@@ -155,7 +155,7 @@ fn caught_timeout_cleanup_runs_and_is_still_reported() {
     let log = Rc::new(RefCell::new(Vec::new()));
     let caught = Rc::new(Cell::new(None));
     let (l, c) = (log.clone(), caught.clone());
-    let out = run_clean(async move {
+    let out = run_virtual_clean(async move {
         timeout_after(ms(10), async move {
             c.set(Some(sleep(Duration::from_secs(60)).await));
             l.borrow_mut().push("caught");
@@ -191,6 +191,7 @@ fn caught_timeout_cleanup_runs_and_is_still_reported() {
 /// returns `Ok`.
 #[test]
 fn leaf_that_can_progress_after_the_deadline_completes() {
+    // Real clock: the point is a kernel blocked past the deadline in real time.
     let out = run_clean(async {
         let (a, b) = tcp_pair().await.expect("a tcp pair");
         // The writer blocks the kernel's thread past the deadline, then writes:
@@ -213,7 +214,7 @@ fn leaf_that_can_progress_after_the_deadline_completes() {
 /// expiry is only ever delivered at a trap.
 #[test]
 fn zero_timeout_on_ready_read_returns_ok() {
-    let out = run_clean(async {
+    let out = run_virtual_clean(async {
         let (a, b) = tcp_pair().await.expect("a tcp pair");
         b.write_all(b"ready").await.expect("write");
         // Let the bytes cross loopback.
@@ -231,7 +232,7 @@ fn zero_timeout_on_ready_read_returns_ok() {
 /// `ignore_after`.
 #[test]
 fn timeout_around_pending_foreign_future() {
-    let (a, b) = run_clean(async {
+    let (a, b) = run_virtual_clean(async {
         let a = timeout_after(ms(10), std::future::pending::<u8>()).await;
         let b = ignore_after(ms(10), std::future::pending::<u8>()).await;
         (a, b)
@@ -244,7 +245,7 @@ fn timeout_around_pending_foreign_future() {
 /// expire — leave no timer, timeout or park behind.
 #[test]
 fn timeout_loop_leaves_nothing() {
-    let (counts, stats) = run_with_stats(async {
+    let (counts, stats) = run_virtual(async {
         let (mut ok, mut expired) = (0, 0);
         for i in 0..2000u32 {
             if i % 2 == 0 {
@@ -270,7 +271,7 @@ fn timeout_loop_leaves_nothing() {
 fn timeout_loop_beside_a_long_sleep_leaves_nothing() {
     // Regression: interrupts used to undo the sibling sleep's park, whose
     // re-park pushed duplicate heap entries that broke the live count.
-    let ((expired, long), stats) = run_with_stats(async {
+    let ((expired, long), stats) = run_virtual(async {
         futures::join!(
             async {
                 let mut expired = 0;
@@ -294,7 +295,7 @@ fn timeout_loop_beside_a_long_sleep_leaves_nothing() {
 /// output (`Ok(Err(Cancelled))`), since its own timeout did not fire.
 #[test]
 fn cancellation_inside_timeout_reaches_the_leaf() {
-    let out = run_clean(async {
+    let out = run_virtual_clean(async {
         let task = spawn(async {
             timeout_after(Duration::from_secs(60), sleep(Duration::from_secs(60))).await
         })
@@ -310,7 +311,7 @@ fn cancellation_inside_timeout_reaches_the_leaf() {
 /// that never traps is delivered at the wrapper's own trap: `Err(Cancelled)`.
 #[test]
 fn cancellation_inside_timeout_around_foreign_future() {
-    let out = run_clean(async {
+    let out = run_virtual_clean(async {
         let task = spawn(async {
             timeout_after(Duration::from_secs(60), std::future::pending::<()>()).await
         })
@@ -326,7 +327,7 @@ fn cancellation_inside_timeout_around_foreign_future() {
 /// can still clean up with a shielded sleep afterwards.
 #[test]
 fn cancellation_inside_nested_timeouts_then_cleanup() {
-    let out = run_clean(async {
+    let out = run_virtual_clean(async {
         let task = spawn(async {
             let r = timeout_after(Duration::from_secs(60), async {
                 timeout_after(Duration::from_secs(30), sleep(Duration::from_secs(60))).await
@@ -348,6 +349,7 @@ fn cancellation_inside_nested_timeouts_then_cleanup() {
 /// so `timeout_after` returns its future's output.
 #[test]
 fn cancel_then_timeout_both_pending() {
+    // Real clock: the kernel's thread is blocked past the deadline in real time.
     let seen = Rc::new(RefCell::new(Vec::new()));
     let s = seen.clone();
     let out = run_clean(async move {
@@ -383,7 +385,7 @@ fn cancel_then_timeout_both_pending() {
 fn nested_ignore_after_outer_fires() {
     let inner_result = Rc::new(RefCell::new(None));
     let seen = inner_result.clone();
-    let out = run_clean(async move {
+    let out = run_virtual_clean(async move {
         ignore_after(ms(10), async move {
             let r = ignore_after(Duration::from_secs(60), sleep(Duration::from_secs(60))).await;
             *seen.borrow_mut() = Some(r);

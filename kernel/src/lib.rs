@@ -27,6 +27,7 @@
 //! - `deadlines`: timeouts, and firing what the timer queue says is due.
 //! - `interrupts`: cancellation and expiries resuming the leaves they reach.
 //! - `calls`: the answers to immediate traps.
+//! - `clock`: the kernel's clock, real or virtual.
 //! - `task`: a task record and its parks.
 //! - `io`: the fd table, one reader and one writer per fd.
 //! - `timers`: the timer heap with lazy deletion.
@@ -52,6 +53,7 @@
 #![warn(missing_debug_implementations, clippy::undocumented_unsafe_blocks)]
 
 mod calls;
+mod clock;
 mod deadlines;
 mod hooks;
 mod interrupts;
@@ -95,6 +97,7 @@ pub use remote::{Handle, RemoteError, RemoteJoin};
 pub struct Builder {
     grace: Duration,
     events: usize,
+    virtual_clock: bool,
     hooks: HookList,
 }
 
@@ -114,6 +117,7 @@ impl Builder {
         Builder {
             grace: Duration::from_secs(1),
             events: 1024,
+            virtual_clock: false,
             hooks: HookList::default(),
         }
     }
@@ -161,6 +165,56 @@ impl Builder {
     /// ```
     pub fn events_per_poll(mut self, events: usize) -> Builder {
         self.events = events.max(1);
+        self
+    }
+
+    /// Gives the kernel a virtual clock: time stands still while any task can
+    /// run, and when every task waits, the clock jumps to the next deadline
+    /// instead of the kernel sleeping until it.
+    ///
+    /// Hours of sleeps and timeouts then run in milliseconds, in an order
+    /// that is the same on every run. The clock starts at the real time the
+    /// kernel is built; [`trapline_traps::clock`] (and every sleep and
+    /// timeout) reads it. I/O still happens in real time: the clock does not
+    /// wait for bytes in flight, so a deadline can pass "before" an event that
+    /// was a few microseconds away. With no deadline left the kernel blocks
+    /// in `epoll_wait`, as with a real clock.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::{Duration, Instant};
+    /// use trapline_kernel::Builder;
+    ///
+    /// use std::future::poll_fn;
+    /// use std::task::Poll;
+    /// use trapline_traps::{clock, Leaf, Trap};
+    ///
+    /// let mut kernel = Builder::new().virtual_clock().build()?;
+    /// let started = Instant::now();
+    /// let slept = kernel.run(async {
+    ///     let t0 = clock().unwrap();
+    ///     let deadline = t0 + Duration::from_secs(3600);
+    ///     // A sleep leaf, by hand: trap until the kernel's clock passes the deadline.
+    ///     let mut leaf = Leaf::new();
+    ///     poll_fn(|cx| {
+    ///         if clock().unwrap() >= deadline {
+    ///             leaf.done();
+    ///             return Poll::Ready(());
+    ///         }
+    ///         leaf.trap(cx, Trap::Sleep { deadline }).unwrap();
+    ///         Poll::Pending
+    ///     })
+    ///     .await;
+    ///     clock().unwrap() - t0
+    /// })?;
+    /// assert_eq!(slept, Duration::from_secs(3600), "exactly an hour on the kernel's clock");
+    /// assert!(started.elapsed() < Duration::from_secs(60), "in far less real time");
+    /// assert_eq!(kernel.stats().timers, 0);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn virtual_clock(mut self) -> Builder {
+        self.virtual_clock = true;
         self
     }
 
@@ -221,9 +275,13 @@ impl Builder {
         let remote = Arc::new(Remote::new(bell));
         let id = waker::register(remote.clone())?;
         let registry = poll.registry().try_clone()?;
+        let clock = match self.virtual_clock {
+            true => clock::Clock::new_virtual(),
+            false => clock::Clock::Real,
+        };
         Ok(Kernel {
             shared: Rc::new(Shared {
-                state: RefCell::new(State::new(id, registry)),
+                state: RefCell::new(State::new(id, registry, clock)),
                 hooks: self.hooks,
             }),
             poll,

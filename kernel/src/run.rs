@@ -4,7 +4,9 @@
 //!
 //! 1. gather the wakes that arrived (this thread's and other threads');
 //! 2. poll mio — with timeout 0 if any task is ready, else until the next
-//!    deadline (mio rounds up to whole milliseconds);
+//!    deadline (mio rounds up to whole milliseconds). A virtual clock (see
+//!    `clock`) polls with timeout 0 instead and, if no event came, jumps to
+//!    that deadline;
 //! 3. fire the parks whose fd became ready and whose deadline passed, and wake
 //!    the foreign wakers those parks were made under;
 //! 4. run exactly the tasks that were ready when step 4 began. A task made
@@ -114,6 +116,10 @@ impl Kernel {
             .map_err(|e| io::Error::other(format!("trapline::run: {e}")))?;
         let local = waker::enter_local(self.id);
         let current = crate::remote::enter(self.handle());
+        let clock = self.shared.state.borrow().clock;
+        if clock.is_virtual() {
+            trapline_traps::show_times_against(Some(clock.now()));
+        }
         let main_id = self.shared.state.borrow_mut().spawn(None);
         debug!(target: "trapline::kernel", "kernel {} run: main is {main_id}", self.id);
         if self.shared.hooks.on() {
@@ -141,6 +147,9 @@ impl Kernel {
         }
         let shutdown = self.shutdown();
         drop(current);
+        if clock.is_virtual() {
+            trapline_traps::show_times_against(None);
+        }
         drop(local);
         drop(installed);
         if let Some(e) = failure.or(shutdown.err()) {
@@ -162,7 +171,7 @@ impl Kernel {
     ) -> io::Result<()> {
         self.take_injected();
         self.gather_wakes();
-        let timeout = {
+        let (timeout, next, jumps) = {
             let mut st = self.shared.state.borrow_mut();
             st.counters.passes += 1;
             st.compact_timers();
@@ -171,16 +180,22 @@ impl Kernel {
                     (Some(a), Some(b)) => Some(a.min(b)),
                     (a, b) => a.or(b),
                 };
-                next.map(|at| at.saturating_duration_since(st.now()))
+                let wait = next.map(|at| at.saturating_duration_since(st.now()));
+                // A virtual clock only looks at I/O; if nothing happened, it
+                // jumps to `next` below instead of waiting for it.
+                let jumps = st.clock.is_virtual() && next.is_some();
+                (if jumps { Some(Duration::ZERO) } else { wait }, next, jumps)
             } else {
-                Some(Duration::ZERO)
+                (Some(Duration::ZERO), None, false)
             }
         };
-        match self.poll.poll(&mut self.events, timeout) {
-            Ok(()) => {}
-            // A signal arrived; the pass goes on with no events.
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => self.events.clear(),
-            Err(e) => return Err(e),
+        self.poll_events(timeout)?;
+        if jumps && self.events.is_empty() {
+            if let Some(at) = next {
+                let mut st = self.shared.state.borrow_mut();
+                trace!(target: "trapline::kernel", "virtual clock: idle, jumps {:?}", at.saturating_duration_since(st.now()));
+                st.clock.advance_to(at);
+            }
         }
         {
             let mut st = self.shared.state.borrow_mut();
@@ -205,6 +220,19 @@ impl Kernel {
             self.run_task(id, main, main_id);
         }
         Ok(())
+    }
+
+    /// Waits for I/O events (or looks, with a zero timeout).
+    fn poll_events(&mut self, timeout: Option<Duration>) -> io::Result<()> {
+        match self.poll.poll(&mut self.events, timeout) {
+            Ok(()) => Ok(()),
+            // A signal arrived; the pass goes on with no events.
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {
+                self.events.clear();
+                Ok(())
+            }
+            Err(e) => Err(e),
+        }
     }
 
     /// Moves the wakes that arrived through task wakers into the ready queue.
@@ -330,7 +358,11 @@ impl Kernel {
     /// Cancels what is left, lets it clean up within the grace, drops the rest.
     fn shutdown(&mut self) -> io::Result<()> {
         // A grace too long to represent means: wait for every task.
-        let limit = Instant::now().checked_add(self.grace);
+        // The grace is counted on the kernel's clock. A virtual clock stands
+        // still while a task spins, so the grace is bounded in real time too.
+        let start = self.shared.state.borrow().now();
+        let limit = start.checked_add(self.grace);
+        let real_limit = Instant::now().checked_add(self.grace);
         loop {
             let left: Vec<TaskId> = {
                 let st = self.shared.state.borrow();
@@ -347,7 +379,10 @@ impl Kernel {
                 }
             }
             self.shared.wake_foreign();
-            if limit.is_some_and(|limit| Instant::now() >= limit) {
+            let now = self.shared.state.borrow().now();
+            if limit.is_some_and(|limit| now >= limit)
+                || real_limit.is_some_and(|limit| Instant::now() >= limit)
+            {
                 break;
             }
             self.pass(&mut NoMain, None, limit)?;

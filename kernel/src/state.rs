@@ -17,6 +17,7 @@ use mio::{Registry, Token};
 use slab::Slab;
 use trapline_traps::{Post, QueueId, TaskFuture, TaskId, TimeoutId, Trap, TrapError};
 
+use crate::clock::Clock;
 use crate::io::{Dir, IoTable};
 use crate::task::{On, Park, RunState, Task, Waiter};
 use crate::timers::{Alarm, Timers};
@@ -90,10 +91,11 @@ pub(crate) struct State {
     /// Set once shutdown starts dropping tasks: no more spawns.
     pub closing: bool,
     pub serials: Serials,
+    pub clock: Clock,
 }
 
 impl State {
-    pub(crate) fn new(kernel_id: u16, registry: Registry) -> State {
+    pub(crate) fn new(kernel_id: u16, registry: Registry, clock: Clock) -> State {
         State {
             kernel_id,
             registry,
@@ -108,12 +110,13 @@ impl State {
             counters: Counters::default(),
             closing: false,
             serials: Serials::default(),
+            clock,
         }
     }
 
     /// The kernel's clock.
     pub(crate) fn now(&self) -> Instant {
-        Instant::now()
+        self.clock.now()
     }
 
     /// The live task `id`, if it is still the occupant of its slot.

@@ -132,6 +132,40 @@ impl<F: Future> Future for Counted<F> {
     }
 }
 
+/// Runs `future` on a fresh kernel with a virtual clock (time moves only
+/// when every task waits, jumping to the next deadline) and a shutdown grace
+/// of `grace` virtual time; returns its output with the stats.
+#[track_caller]
+pub fn run_virtual_with_grace<F: Future>(grace: Duration, future: F) -> (F::Output, Stats) {
+    let mut kernel = Kernel::builder()
+        .virtual_clock()
+        .shutdown_grace(grace)
+        .build()
+        .expect("a kernel");
+    let out = kernel.run(future).expect("the kernel ran");
+    (out, kernel.stats())
+}
+
+/// [`run_virtual_with_grace`] with a grace of one (virtual) second.
+#[track_caller]
+pub fn run_virtual<F: Future>(future: F) -> (F::Output, Stats) {
+    run_virtual_with_grace(Duration::from_secs(1), future)
+}
+
+/// [`run_virtual`], asserting the kernel is empty afterwards.
+#[track_caller]
+pub fn run_virtual_clean<F: Future>(future: F) -> F::Output {
+    let (out, stats) = run_virtual(future);
+    assert_clean(&stats);
+    out
+}
+
+/// The kernel's clock now, as a duration since `t0` (for exact assertions
+/// on a virtual clock).
+pub fn since(t0: std::time::Instant) -> Duration {
+    trapline::clock().expect("inside a kernel") - t0
+}
+
 /// Capturing the trace (`trapline::trap` lines) of one thread.
 pub mod trace;
 

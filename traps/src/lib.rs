@@ -33,6 +33,7 @@
 //! - `calls`: typed wrappers over the immediate traps.
 //! - `ids`: [`TaskId`], [`TimeoutId`], [`QueueId`], [`Ticket`].
 //! - `error`: [`TrapError`] and its trip through `io::Error`.
+//! - `shown`: the time trap requests are shown against ([`shown_now`]).
 
 #![forbid(unsafe_code)]
 #![deny(missing_docs, rust_2018_idioms)]
@@ -44,6 +45,7 @@ mod ids;
 mod inbox;
 mod leaf;
 mod scope;
+mod shown;
 mod slot;
 mod trap;
 
@@ -58,6 +60,7 @@ pub use scope::{
     enclosing_taken_since, enter_scope, enter_shield, innermost_scope, pending_interrupt,
     shielded_waits, taken_mark, timeout_delivered, Scope, Shield,
 };
+pub use shown::{show_times_against, shown_now};
 pub use slot::{
     call, enter, in_kernel, install, leave, running, with_current_inbox, Handler, Installed,
     INTERRUPTS_PER_POLL,

@@ -266,7 +266,7 @@ struct Left(Instant);
 
 impl fmt::Display for Left {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let left = self.0.saturating_duration_since(Instant::now());
+        let left = self.0.saturating_duration_since(crate::shown::shown_now());
         let secs = left.as_secs_f64();
         if secs >= 1.0 {
             write!(f, "{secs:.2}s")

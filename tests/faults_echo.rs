@@ -1,0 +1,293 @@
+//! The echo service under faulty clients: resets mid-write, half-closes,
+//! connections that never send, readers that never read, floods, more
+//! clients than the limit. Clients are plain blocking std sockets on other
+//! threads, the service runs in a kernel on the test thread, and every test
+//! ends with the service cancelled and the kernel empty.
+//!
+//! Nothing here asserts elapsed time: idle timeouts are short so the tests
+//! are quick, and what is checked is what happened (bytes, counts), never
+//! how long it took.
+
+mod util;
+
+use std::io::{ErrorKind, Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpStream as StdStream};
+use std::rc::Rc;
+use std::thread;
+use std::time::Duration;
+
+use futures::channel::oneshot;
+use trapline::echo::{serve, EchoConfig, EchoStats};
+use trapline::net::TcpListener;
+use trapline::{sleep, spawn};
+use util::{assert_clean, run_with_stats, Rng};
+
+/// Runs the echo service with `config` in a kernel, runs `clients(addr)` on
+/// another thread, waits until the service has no connection left, and
+/// returns what the clients returned with the service's stats.
+fn with_service<T: Send + 'static>(
+    config: EchoConfig,
+    clients: impl FnOnce(SocketAddr) -> T + Send + 'static,
+) -> (T, Rc<EchoStats>) {
+    let stats = Rc::new(EchoStats::default());
+    let (out, kernel) = run_with_stats({
+        let stats = stats.clone();
+        async move {
+            let listener = TcpListener::bind("127.0.0.1:0".parse().unwrap()).unwrap();
+            let addr = listener.local_addr().unwrap();
+            let service = spawn(serve(listener, config, stats.clone())).unwrap();
+            let (tx, rx) = oneshot::channel();
+            let client = thread::spawn(move || {
+                let _ = tx.send(clients(addr));
+            });
+            let out = rx.await.expect("the clients finished");
+            client.join().unwrap();
+            // Let the service notice every close (bounded: 10 s).
+            for _ in 0..10_000 {
+                if stats.active() == 0 {
+                    break;
+                }
+                sleep(Duration::from_millis(1)).await.unwrap();
+            }
+            let ended = service.cancel().await.unwrap();
+            assert!(ended.is_err(), "the service ends only when cancelled");
+            out
+        }
+    });
+    assert_clean(&kernel);
+    assert_eq!(stats.active(), 0, "every connection task ended");
+    (out, stats)
+}
+
+fn connect(addr: SocketAddr) -> StdStream {
+    let s = StdStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    s.set_write_timeout(Some(Duration::from_secs(20))).unwrap();
+    s
+}
+
+/// Writes `data` and reads it back on two threads, so neither side's
+/// buffers can fill up; returns what came back.
+fn echo_through(addr: SocketAddr, data: Vec<u8>) -> Vec<u8> {
+    let s = connect(addr);
+    let mut writer = s.try_clone().unwrap();
+    let w = thread::spawn(move || {
+        writer.write_all(&data).unwrap();
+        writer.shutdown(Shutdown::Write).unwrap();
+    });
+    let mut back = Vec::new();
+    (&s).read_to_end(&mut back).unwrap();
+    w.join().unwrap();
+    back
+}
+
+/// A client that sends half a message and resets the connection (SO_LINGER
+/// 0, then close): the service's connection task ends with the error, counts
+/// it, and the next client is served byte for byte.
+#[test]
+fn reset_mid_write_ends_only_that_connection() {
+    let (back, stats) = with_service(EchoConfig::default(), |addr| {
+        let s = connect(addr);
+        (&s).write_all(&[7; 100_000]).unwrap();
+        socket2::SockRef::from(&s)
+            .set_linger(Some(Duration::ZERO))
+            .unwrap();
+        drop(s); // RST, with bytes still in flight both ways
+        echo_through(addr, b"after the reset".to_vec())
+    });
+    assert_eq!(back, b"after the reset");
+    // The reset one may be aborted before it is even accepted.
+    assert_eq!(stats.accepted() + stats.accept_errors(), 2);
+    assert!(
+        stats.failed() <= 1,
+        "at most the reset connection failed: {stats:?}"
+    );
+}
+
+/// Half-close: a client that sends and shuts down its writing side gets
+/// every byte back, then end-of-file; the service closes the connection as a
+/// normal end, not an error.
+#[test]
+fn half_close_gets_everything_back_then_eof() {
+    let data = Rng::new(7).bytes(300_000);
+    let expected = data.clone();
+    let (back, stats) = with_service(EchoConfig::default(), move |addr| echo_through(addr, data));
+    assert_eq!(back.len(), expected.len());
+    assert!(back == expected, "bytes differ");
+    assert_eq!(
+        (stats.accepted(), stats.failed(), stats.idle_closed()),
+        (1, 0, 0)
+    );
+    assert_eq!(stats.bytes(), 300_000);
+}
+
+/// A client that connects and never sends is closed by the idle timeout
+/// (it reads end-of-file), while a client beside it is served normally.
+#[test]
+fn connect_and_never_send_is_closed_by_the_idle_timeout() {
+    let config = EchoConfig {
+        idle_timeout: Duration::from_millis(200),
+        ..EchoConfig::default()
+    };
+    let ((silent, back), stats) = with_service(config, |addr| {
+        let silent = connect(addr);
+        let back = echo_through(addr, b"still served".to_vec());
+        let mut buf = [0; 16];
+        let silent = (&silent).read(&mut buf).map_err(|e| e.kind());
+        (silent, back)
+    });
+    assert_eq!(silent, Ok(0), "the silent client sees end-of-file");
+    assert_eq!(back, b"still served");
+    assert_eq!((stats.accepted(), stats.idle_closed()), (2, 1));
+}
+
+/// A client that sends without ever reading: the service stops reading from
+/// it once its one buffer cannot be written back (memory stays bounded by
+/// the buffer; the rest waits in the sockets), so the client's writes stall
+/// long before 64 MB; other clients are served meanwhile; and the idle
+/// timeout ends the stalled connection.
+#[test]
+fn slow_reader_stalls_only_itself_and_memory_stays_bounded() {
+    let config = EchoConfig {
+        idle_timeout: Duration::from_millis(300),
+        buffer: 4096,
+        ..EchoConfig::default()
+    };
+    let ((pushed, back), stats) = with_service(config, |addr| {
+        let hog = connect(addr);
+        hog.set_write_timeout(Some(Duration::from_millis(100)))
+            .unwrap();
+        let chunk = vec![1u8; 64 * 1024];
+        let mut pushed = 0usize;
+        while pushed < 64 << 20 {
+            match (&hog).write(&chunk) {
+                Ok(n) => pushed += n,
+                Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => break,
+                Err(e) => panic!("unexpected {e}"),
+            }
+        }
+        let back = echo_through(addr, Rng::new(3).bytes(50_000));
+        // Wait for the service to give up on the hog.
+        let mut rest = Vec::new();
+        let _ = (&hog).read_to_end(&mut rest);
+        (pushed, back)
+    });
+    assert!(pushed < 64 << 20, "the writes stalled: {pushed} bytes");
+    assert_eq!(back, Rng::new(3).bytes(50_000));
+    assert_eq!((stats.accepted(), stats.idle_closed()), (2, 1));
+}
+
+/// A flood: 16 MB of random bytes sent as fast as the client can, read
+/// back at the same time; every byte returns, in order.
+#[test]
+fn flood_comes_back_byte_for_byte() {
+    let data = Rng::new(11).bytes(16 << 20);
+    let expected = data.clone();
+    let (back, stats) = with_service(EchoConfig::default(), move |addr| echo_through(addr, data));
+    assert_eq!(back.len(), expected.len());
+    assert!(back == expected, "bytes differ");
+    assert_eq!(stats.bytes(), 16 << 20);
+}
+
+/// Over the connection limit, a client is accepted and closed at once (it
+/// reads end-of-file); the clients within the limit are served.
+#[test]
+fn over_the_limit_is_closed_at_once() {
+    let config = EchoConfig {
+        max_connections: 2,
+        ..EchoConfig::default()
+    };
+    let ((third, a, b), stats) = with_service(config, |addr| {
+        let a = connect(addr);
+        let b = connect(addr);
+        (&a).write_all(b"a").unwrap();
+        (&b).write_all(b"b").unwrap();
+        let mut one = [0; 1];
+        (&a).read_exact(&mut one).unwrap(); // both are being served now
+        let got_a = one[0];
+        (&b).read_exact(&mut one).unwrap();
+        let got_b = one[0];
+        let third = connect(addr);
+        let mut buf = [0; 1];
+        let third = (&third).read(&mut buf).map_err(|e| e.kind());
+        (third, got_a, got_b)
+    });
+    assert_eq!((a, b), (b'a', b'b'));
+    assert!(
+        matches!(third, Ok(0) | Err(ErrorKind::ConnectionReset)),
+        "{third:?}"
+    );
+    assert_eq!((stats.accepted(), stats.refused(), stats.peak()), (2, 1, 2));
+}
+
+/// The same faults against the real `echo_server` example binary (built
+/// by `cargo test` next to this test's binary; skipped with a message when
+/// it is not there): with `--max-connections 2 --idle-timeout 1`, a silent
+/// client is closed, a reset client harms nobody, a half-closing client
+/// gets every byte back, and a client over the limit is closed at once.
+#[test]
+fn faults_against_the_example_binary() {
+    let exe = std::env::current_exe().unwrap();
+    let Some(server) = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .map(|profile| profile.join("examples").join("echo_server"))
+        .filter(|p| p.exists())
+    else {
+        println!(
+            "skipped: no echo_server example binary next to {}",
+            exe.display()
+        );
+        return;
+    };
+    let mut child = std::process::Command::new(&server)
+        .args([
+            "--addr",
+            "127.0.0.1:0",
+            "--max-connections",
+            "2",
+            "--idle-timeout",
+            "1",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut out, &mut line).unwrap();
+    let addr: SocketAddr = line
+        .trim()
+        .rsplit(' ')
+        .next()
+        .and_then(|a| a.parse().ok())
+        .unwrap_or_else(|| panic!("no address in {line:?}"));
+
+    let silent = connect(addr);
+    let reset = connect(addr);
+    (&reset).write_all(&[1; 50_000]).unwrap();
+    socket2::SockRef::from(&reset)
+        .set_linger(Some(Duration::ZERO))
+        .unwrap();
+    drop(reset);
+    // The silent client holds one of the two places until its idle timeout.
+    let mut buf = [0; 8];
+    assert_eq!((&silent).read(&mut buf).unwrap(), 0, "closed when idle");
+    let data = Rng::new(5).bytes(200_000);
+    let back = echo_through(addr, data.clone());
+    assert!(back == data, "bytes differ");
+    // Two places, two held: the third is closed at once.
+    let a = connect(addr);
+    let b = connect(addr);
+    (&a).write_all(b"a").unwrap();
+    (&b).write_all(b"b").unwrap();
+    (&a).read_exact(&mut buf[..1]).unwrap();
+    (&b).read_exact(&mut buf[..1]).unwrap();
+    let third = connect(addr);
+    let r = (&third).read(&mut buf).map_err(|e| e.kind());
+    assert!(
+        matches!(r, Ok(0) | Err(ErrorKind::ConnectionReset)),
+        "{r:?}"
+    );
+    child.kill().unwrap();
+    child.wait().unwrap();
+}
