@@ -12,7 +12,7 @@ use trapline::{
     check_cancellation, shield, sleep, spawn, timeout_after, yield_now, GroupError, Policy,
     TaskFailure, TaskGroup, TrapError,
 };
-use util::{entries, log, push, run_clean, Log};
+use util::{entries, log, push, run_virtual_clean, Log};
 
 const FOREVER: Duration = Duration::from_secs(3600);
 const SHORT: Duration = Duration::from_millis(5);
@@ -40,7 +40,7 @@ async fn member(
 /// `next_done` gives completions in the order the tasks end, then `None`.
 #[test]
 fn next_done_in_completion_order() {
-    run_clean(async {
+    run_virtual_clean(async {
         let group = TaskGroup::<u32, &str>::new();
         let events: Vec<Rc<Event>> = (0..3).map(|_| Rc::new(Event::new())).collect();
         let mut ids = Vec::new();
@@ -68,7 +68,7 @@ fn next_done_in_completion_order() {
 /// the group: the task still runs and its completion is still there.
 #[test]
 fn next_done_interrupted_while_blocked_changes_nothing() {
-    run_clean(async {
+    run_virtual_clean(async {
         let group = TaskGroup::<u32, ()>::new();
         let go = Rc::new(Event::new());
         let g = go.clone();
@@ -92,7 +92,7 @@ fn next_done_interrupted_while_blocked_changes_nothing() {
 /// reachable in completion order.
 #[test]
 fn all_waits_for_every_task() {
-    let order = run_clean(async {
+    let order = run_virtual_clean(async {
         let (log, go) = (log(), Rc::new(Event::new()));
         let group = TaskGroup::new();
         for (name, v) in [("a", 1), ("b", 2)] {
@@ -117,7 +117,7 @@ fn all_waits_for_every_task() {
 /// spawn order and waited for; every other outcome stays reachable.
 #[test]
 fn all_first_failure_cancels_the_rest() {
-    let order = run_clean(async {
+    let order = run_virtual_clean(async {
         let log = log();
         let (go, never) = (Rc::new(Event::new()), Rc::new(Event::new()));
         let group = TaskGroup::new();
@@ -151,7 +151,7 @@ fn all_first_failure_cancels_the_rest() {
 /// Policy Any: the first task to end decides, failure or not.
 #[test]
 fn any_first_to_end_decides() {
-    run_clean(async {
+    run_virtual_clean(async {
         let log = log();
         let (go, never) = (Rc::new(Event::new()), Rc::new(Event::new()));
         let group = TaskGroup::with_policy(Policy::Any);
@@ -178,7 +178,7 @@ fn any_first_to_end_decides() {
 /// fail, the first failure is reported; a panic is a failure.
 #[test]
 fn first_result_skips_failures() {
-    run_clean(async {
+    run_virtual_clean(async {
         let log = log();
         let (go, never) = (Rc::new(Event::new()), Rc::new(Event::new()));
         let group = TaskGroup::with_policy(Policy::FirstResult);
@@ -219,7 +219,7 @@ fn first_result_skips_failures() {
 /// Daemons are cancelled when the group ends and are never a result.
 #[test]
 fn daemons_are_cancelled_and_not_results() {
-    let order = run_clean(async {
+    let order = run_virtual_clean(async {
         let log = log();
         let group = TaskGroup::<u32, ()>::new();
         let l = log.clone();
@@ -247,7 +247,7 @@ fn daemons_are_cancelled_and_not_results() {
 /// order, a grandchild before its parent, the owner last.
 #[test]
 fn cancel_cascades_children_first_in_a_defined_order() {
-    let order = run_clean(async {
+    let order = run_virtual_clean(async {
         let log = log();
         let l = log.clone();
         let owner = spawn(async move {
@@ -312,7 +312,7 @@ fn cancel_cascades_children_first_in_a_defined_order() {
 /// them: none outlives the group.
 #[test]
 fn scope_left_by_a_timeout_cancels_and_waits() {
-    let order = run_clean(async {
+    let order = run_virtual_clean(async {
         let log = log();
         let group = TaskGroup::<(), ()>::new();
         let scoped = timeout_after(
@@ -354,7 +354,7 @@ fn scope_left_by_a_timeout_cancels_and_waits() {
 /// `cancel_remaining` cancels and waits; the completions are marked.
 #[test]
 fn cancel_remaining_cancels_and_waits() {
-    run_clean(async {
+    run_virtual_clean(async {
         let group = TaskGroup::<(), TrapError>::new();
         for _ in 0..3 {
             group.spawn(sleep(FOREVER)).unwrap();
@@ -378,7 +378,7 @@ fn cancel_remaining_cancels_and_waits() {
 /// `check_cancellation` sees it; after the shield, the next wait gets it.
 #[test]
 fn check_cancellation_sees_through_a_shield() {
-    let order = run_clean(async {
+    let order = run_virtual_clean(async {
         let log = log();
         let l = log.clone();
         let task = spawn(async move {
@@ -416,7 +416,7 @@ fn check_cancellation_sees_through_a_shield() {
 /// reports its own expiry when that error is returned.
 #[test]
 fn check_cancellation_reports_a_passed_limit() {
-    run_clean(async {
+    run_virtual_clean(async {
         let out = timeout_after(SHORT, async {
             shield(sleep(Duration::from_millis(20))).await?;
             check_cancellation()
@@ -430,7 +430,7 @@ fn check_cancellation_reports_a_passed_limit() {
 /// interrupt that wait; it is delivered at the first wait after the shield.
 #[test]
 fn a_cancel_arriving_inside_a_shield_is_delivered_after_it() {
-    let order = run_clean(async {
+    let order = run_virtual_clean(async {
         let log = log();
         let go = Rc::new(Event::new());
         let (l, g) = (log.clone(), go.clone());
@@ -468,7 +468,7 @@ fn a_cancel_arriving_inside_a_shield_is_delivered_after_it() {
 /// refused with a clear error instead of hanging.
 #[test]
 fn a_member_waiting_on_its_own_group_is_refused() {
-    run_clean(async {
+    run_virtual_clean(async {
         let group = TaskGroup::<bool, ()>::new();
         let g = group.clone();
         group
@@ -495,7 +495,7 @@ fn a_member_waiting_on_its_own_group_is_refused() {
 /// cancels the others" by hand); it is spared and goes on.
 #[test]
 fn a_member_cancels_the_rest_of_its_group() {
-    run_clean(async {
+    run_virtual_clean(async {
         let group = TaskGroup::<&str, TrapError>::new();
         let g = group.clone();
         for _ in 0..2 {

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use trapline::sync::{Event, Queue};
 use trapline::{spawn, timeout_after, yield_now, TrapError};
-use util::{entries, log, push, run_clean};
+use util::{entries, log, push, run_virtual_clean};
 
 const SHORT: Duration = Duration::from_millis(5);
 
@@ -30,7 +30,7 @@ fn drain<T>(queue: &Queue<T>) -> Vec<T> {
 /// order they waited.
 #[test]
 fn fifo_items_and_fifo_getters() {
-    let order = run_clean(async {
+    let order = run_virtual_clean(async {
         let queue = Rc::new(Queue::unbounded());
         let log = log();
         let mut getters = Vec::new();
@@ -62,7 +62,7 @@ fn fifo_items_and_fifo_getters() {
 /// in order as room is made.
 #[test]
 fn bounded_put_waits_and_putters_are_admitted_in_order() {
-    run_clean(async {
+    run_virtual_clean(async {
         let queue = Rc::new(Queue::bounded(2));
         let q = queue.clone();
         let producer = spawn(async move {
@@ -92,7 +92,7 @@ fn bounded_put_waits_and_putters_are_admitted_in_order() {
 /// in the queue (or goes to the next getter).
 #[test]
 fn get_cancelled_while_blocked_loses_no_item() {
-    run_clean(async {
+    run_virtual_clean(async {
         let queue = Rc::new(Queue::unbounded());
         let q = queue.clone();
         let getter = spawn(async move { q.get().await }).unwrap();
@@ -108,7 +108,7 @@ fn get_cancelled_while_blocked_loses_no_item() {
 /// A getter timed out while blocked takes nothing either.
 #[test]
 fn get_timed_out_while_blocked_loses_no_item() {
-    run_clean(async {
+    run_virtual_clean(async {
         let queue = Queue::unbounded();
         let waited = timeout_after(SHORT, queue.get()).await;
         assert!(matches!(waited, Err(TrapError::TimedOut(_))));
@@ -123,7 +123,7 @@ fn get_timed_out_while_blocked_loses_no_item() {
 /// returned by that getter, not dropped.
 #[test]
 fn get_handed_an_item_and_cancelled_at_once_returns_it() {
-    run_clean(async {
+    run_virtual_clean(async {
         let queue = Rc::new(Queue::unbounded());
         let q = queue.clone();
         let getter = spawn(async move { q.get().await }).unwrap();
@@ -139,7 +139,7 @@ fn get_handed_an_item_and_cancelled_at_once_returns_it() {
 /// next getter, or back to the front of the queue.
 #[test]
 fn get_dropped_after_the_hand_over_gives_the_item_back() {
-    run_clean(async {
+    run_virtual_clean(async {
         let queue = Rc::new(Queue::unbounded());
         let go = Rc::new(Event::new());
         let (q, g) = (queue.clone(), go.clone());
@@ -168,7 +168,7 @@ fn get_dropped_after_the_hand_over_gives_the_item_back() {
 /// out adds nothing either, and the queue holds exactly what it held.
 #[test]
 fn put_interrupted_while_blocked_adds_nothing() {
-    run_clean(async {
+    run_virtual_clean(async {
         let queue = Rc::new(Queue::bounded(1));
         queue.put("first").await.unwrap();
         let q = queue.clone();
@@ -190,7 +190,7 @@ fn put_interrupted_while_blocked_adds_nothing() {
 /// has put its item, whole.
 #[test]
 fn put_admitted_and_cancelled_at_once_has_put_its_item() {
-    run_clean(async {
+    run_virtual_clean(async {
         let queue = Rc::new(Queue::bounded(1));
         queue.put(1).await.unwrap();
         let q = queue.clone();
@@ -206,7 +206,7 @@ fn put_admitted_and_cancelled_at_once_has_put_its_item() {
 /// out joins leave; too many `task_done` calls are refused.
 #[test]
 fn join_and_task_done() {
-    let order = run_clean(async {
+    let order = run_virtual_clean(async {
         let queue = Rc::new(Queue::unbounded());
         let log = log();
         for i in 0..3 {

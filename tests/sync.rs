@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use trapline::sync::{Condition, Event, Lock, Semaphore};
 use trapline::{spawn, timeout_after, yield_now, TrapError};
-use util::{entries, log, push, run_clean};
+use util::{entries, log, push, run_virtual_clean};
 
 const SHORT: Duration = Duration::from_millis(5);
 
@@ -26,7 +26,7 @@ async fn settle() {
 /// owner is always the task it was handed to.
 #[test]
 fn lock_is_handed_over_in_fifo_order() {
-    let order = run_clean(async {
+    let order = run_virtual_clean(async {
         let lock = Rc::new(Lock::new());
         let log = log();
         let guard = lock.acquire().await.unwrap();
@@ -61,7 +61,7 @@ fn lock_is_handed_over_in_fifo_order() {
 /// other waiters are untouched, and the lock ends up free.
 #[test]
 fn lock_acquire_cancelled_while_blocked() {
-    run_clean(async {
+    run_virtual_clean(async {
         let lock = Rc::new(Lock::new());
         let guard = lock.acquire().await.unwrap();
         let me = trapline::current().unwrap();
@@ -83,7 +83,7 @@ fn lock_acquire_cancelled_while_blocked() {
 /// A timed-out acquire gives up its place and holds nothing.
 #[test]
 fn lock_acquire_timed_out_while_blocked() {
-    run_clean(async {
+    run_virtual_clean(async {
         let lock = Lock::new();
         let guard = lock.acquire().await.unwrap();
         let waited = timeout_after(SHORT, lock.acquire()).await;
@@ -99,7 +99,7 @@ fn lock_acquire_timed_out_while_blocked() {
 /// at its next wait, and its guard passes the lock on. Never stranded.
 #[test]
 fn lock_handed_to_a_waiter_cancelled_at_the_same_moment_passes_on() {
-    let order = run_clean(async {
+    let order = run_virtual_clean(async {
         let lock = Rc::new(Lock::new());
         let log = log();
         let guard = lock.acquire().await.unwrap();
@@ -138,7 +138,7 @@ fn lock_handed_to_a_waiter_cancelled_at_the_same_moment_passes_on() {
 /// select that lost) passes the lock to the next waiter.
 #[test]
 fn lock_handed_to_a_dropped_waiter_passes_on() {
-    run_clean(async {
+    run_virtual_clean(async {
         let lock = Rc::new(Lock::new());
         let go = Rc::new(Event::new());
         let guard = lock.acquire().await.unwrap();
@@ -174,7 +174,7 @@ fn lock_handed_to_a_dropped_waiter_passes_on() {
 /// leave the line and take no permit.
 #[test]
 fn semaphore_fifo_cancel_and_timeout() {
-    let order = run_clean(async {
+    let order = run_virtual_clean(async {
         let sem = Rc::new(Semaphore::new(1));
         let log = log();
         let permit = sem.acquire().await.unwrap();
@@ -211,7 +211,7 @@ fn semaphore_fifo_cancel_and_timeout() {
 /// cleared before they run; cancelled and timed-out waiters leave.
 #[test]
 fn event_set_wakes_all_and_interrupted_waiters_leave() {
-    let order = run_clean(async {
+    let order = run_virtual_clean(async {
         let event = Rc::new(Event::new());
         let log = log();
         let mut tasks = Vec::new();
@@ -248,7 +248,7 @@ fn event_set_wakes_all_and_interrupted_waiters_leave() {
 /// an interrupted wait returns without the lock and leaves the line.
 #[test]
 fn condition_notify_order_cancel_and_timeout() {
-    let order = run_clean(async {
+    let order = run_virtual_clean(async {
         let cond = Rc::new(Condition::new());
         let log = log();
         let mut tasks = Vec::new();
@@ -286,7 +286,7 @@ fn condition_notify_order_cancel_and_timeout() {
 /// A guard of another lock is refused with a clear error, not a panic.
 #[test]
 fn condition_wait_with_a_foreign_guard_is_refused() {
-    run_clean(async {
+    run_virtual_clean(async {
         let (cond, other) = (Condition::new(), Lock::new());
         let guard = other.acquire().await.unwrap();
         let refused = cond.wait(guard).await.map(drop);
@@ -299,7 +299,7 @@ fn condition_wait_with_a_foreign_guard_is_refused() {
 /// (releasing the lock) while it is false; it returns holding the lock.
 #[test]
 fn condition_wait_for_rechecks_after_each_notify() {
-    let order = run_clean(async {
+    let order = run_virtual_clean(async {
         let cond = Rc::new(Condition::new());
         let count = Rc::new(std::cell::Cell::new(0));
         let log = log();
@@ -336,7 +336,7 @@ fn condition_wait_for_rechecks_after_each_notify() {
 /// release, and a task holding a permit when cancelled gives it back.
 #[test]
 fn semaphore_counts_permits_and_a_cancelled_holder_gives_its_back() {
-    run_clean(async {
+    run_virtual_clean(async {
         let sem = Rc::new(Semaphore::new(2));
         let first = sem.acquire().await.unwrap();
         let s = sem.clone();
@@ -364,7 +364,7 @@ fn semaphore_counts_permits_and_a_cancelled_holder_gives_its_back() {
 #[test]
 fn lock_acquire_dropped_by_a_select_leaves_the_line() {
     use futures::FutureExt;
-    run_clean(async {
+    run_virtual_clean(async {
         let lock = Rc::new(Lock::new());
         let guard = lock.acquire().await.unwrap();
         let l = lock.clone();
@@ -393,7 +393,7 @@ fn lock_acquire_dropped_by_a_select_leaves_the_line() {
 /// yet for `SchedWake` to find; it is woken through its waker instead.
 #[test]
 fn waiter_served_before_its_task_parked_is_woken() {
-    run_clean(async {
+    run_virtual_clean(async {
         let (lock, event) = (Rc::new(Lock::new()), Rc::new(Event::new()));
         let (l, e) = (lock.clone(), event.clone());
         let task = spawn(async move {
