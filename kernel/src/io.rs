@@ -6,19 +6,15 @@
 //! fd is drained: a leaf that saw `WouldBlock` is guaranteed a new edge when
 //! the fd becomes ready again.
 //!
-//! Discussion: a leaf may also trap *without* trying, when its previous
-//! try was a short read — a TCP read that returned fewer bytes than asked
-//! had emptied the receive queue, so the `EAGAIN` read after it would be a
-//! wasted syscall. Bytes arriving after that short read make a new edge, but
-//! the edge may reach the kernel before the leaf's trap does, when nobody
-//! sits in the seat. So the table remembers it: an edge with an empty seat
-//! sets the seat's `edge` bit, and the next waiter to sit finds the bit,
-//! clears it and is resumed at once, to try its syscall. A bit left from an
-//! edge whose bytes were read without trapping costs one spurious resume,
-//! which is harmless. The end of the stream is kept for good (`read_closed`):
-//! a short read can return the last bytes with the peer's FIN already queued
-//! behind them, signalled by the same edge, and the read after it must not
-//! wait for another.
+//! Discussion: the table also remembers an edge that arrives while nobody
+//! sits in the seat (the seat's `edge` bit), and the end of the stream for
+//! good (`read_closed`): the next waiter to sit finds them and is resumed at
+//! once instead of parked. For a leaf that tried its syscall first this
+//! costs at most one spurious resume, which is harmless; it is what would
+//! let a leaf trap *without* trying right after a short read (saving the
+//! `EAGAIN` read). The facade tried that and withdrew it: with it, an echo
+//! service under a flooding peer that never reads lost a wake-up
+//! (`tests/faults_echo.rs`), for a reason not yet found.
 //!
 //! Tokens carry the fd and a registration serial, so an event that was in
 //! flight when an fd was released and its number reused is recognised as stale.

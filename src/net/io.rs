@@ -19,21 +19,16 @@ pub(crate) enum Wait {
 /// A leaf that runs `op` until it does not block.
 ///
 /// Discussion: the kernel's registration is edge-triggered, so a leaf may
-/// trap only once it knows the fd is drained: that is what guarantees a fresh
-/// edge when the fd becomes ready. Usually it knows because it has seen
-/// `WouldBlock` with its own eyes, so `Io` calls `op` before it traps, on the
-/// first poll and on every poll after, spurious or not. The one exception is
-/// [`Io::drained`]: a read whose previous read on the same stream came back
-/// short (the receive queue was emptied) traps on its first poll without
-/// trying, saving the `EAGAIN` syscall; the kernel keeps an edge that arrives
-/// before the trap for it (a per-fd readiness bit), so nothing is lost.
+/// trap only after it has seen `WouldBlock` with its own eyes: that syscall is
+/// what guarantees a fresh edge when the fd becomes ready. `Io` therefore
+/// always calls `op` before it traps, on the first poll and on every poll
+/// after, spurious or not. (Skipping the `EAGAIN` read after a short read was
+/// tried and withdrawn: see the README's performance section.)
 pub(crate) struct Io<F> {
     fd: RawFd,
     wait: Wait,
     op: F,
     leaf: Leaf,
-    /// Trap on the first poll without calling `op`.
-    trap_first: bool,
 }
 
 impl<F> Io<F> {
@@ -43,14 +38,7 @@ impl<F> Io<F> {
             wait,
             op,
             leaf: Leaf::at(location),
-            trap_first: false,
         }
-    }
-
-    /// Marks the fd as known drained: the first poll traps without trying.
-    pub(crate) fn drained(mut self, drained: bool) -> Io<F> {
-        self.trap_first = drained;
-        self
     }
 
     fn trap(&mut self, cx: &Context<'_>) -> Result<(), trapline_traps::TrapError> {
@@ -67,12 +55,6 @@ impl<T, F: FnMut() -> io::Result<T> + Unpin> Future for Io<F> {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<T>> {
         let this = self.get_mut();
-        if std::mem::take(&mut this.trap_first) {
-            return match this.trap(cx) {
-                Ok(()) => Poll::Pending,
-                Err(e) => Poll::Ready(Err(e.into())),
-            };
-        }
         loop {
             match (this.op)() {
                 Ok(v) => {

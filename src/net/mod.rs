@@ -15,9 +15,7 @@
 //!   implement `AsyncRead`/`AsyncWrite`.
 //!
 //! Every operation is optimistic: it tries the syscall first and traps only
-//! on `WouldBlock` — except a `TcpStream::read` right after a short read,
-//! which knows the socket was drained and traps at once (see `io.rs`,
-//! `Io::drained`). Nothing here talks to mio; the kernel registers an fd the
+//! on `WouldBlock`. Nothing here talks to mio; the kernel registers an fd the
 //! first time a leaf waits on it, and each socket tells the kernel to forget
 //! its fd (`IoRelease`) in `Drop`, before closing it.
 //!

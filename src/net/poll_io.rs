@@ -109,7 +109,6 @@ impl TcpStream {
     /// ```
     pub fn poll_read(&self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
         poll_op(&self.seats.read, self.as_raw_fd(), Wait::Read, cx, || {
-            self.drained.set(false);
             (&self.socket).read(buf)
         })
     }

@@ -1,6 +1,5 @@
 //! A connected TCP stream.
 
-use std::cell::Cell;
 use std::future::Future;
 use std::io::{self, Read};
 use std::marker::PhantomData;
@@ -46,11 +45,6 @@ pub struct TcpStream {
     pub(super) socket: std::net::TcpStream,
     /// The leaves of poll-style I/O (`poll_read`, `poll_write`).
     pub(super) seats: PollSeats,
-    /// The last `read` came back short: the receive queue was empty then, so
-    /// the next `read` may wait without trying (see `Io::drained`). Every
-    /// other read (peek, vectored, poll-style) clears it: it may leave bytes
-    /// behind with no new edge to come.
-    pub(super) drained: Cell<bool>,
     /// Not `Send`: the fd is registered with the kernel of this thread.
     _kernel: PhantomData<*const ()>,
 }
@@ -60,7 +54,6 @@ impl TcpStream {
         TcpStream {
             socket: socket.into(),
             seats: PollSeats::new(),
-            drained: Cell::new(false),
             _kernel: PhantomData,
         }
     }
@@ -100,15 +93,9 @@ impl TcpStream {
         buf: &'a mut [u8],
         location: &'static Location<'static>,
     ) -> Io<impl FnMut() -> io::Result<usize> + Unpin + 'a> {
-        let drained = self.drained.get();
         Io::new(self.as_raw_fd(), Wait::Read, location, move || {
-            let read = (&self.socket).read(buf);
-            // Short, and not the end: nothing was left behind.
-            let short = matches!(read, Ok(n) if n > 0 && n < buf.len());
-            self.drained.set(short);
-            read
+            (&self.socket).read(buf)
         })
-        .drained(drained)
     }
 
     /// Writes some of `buf`, waiting if the send buffer is full; returns how

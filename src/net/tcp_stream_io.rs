@@ -50,10 +50,7 @@ impl TcpStream {
             self.as_raw_fd(),
             Wait::Read,
             Location::caller(),
-            move || {
-                self.drained.set(false);
-                self.socket.peek(buf)
-            },
+            move || self.socket.peek(buf),
         )
     }
 
@@ -96,10 +93,7 @@ impl TcpStream {
             self.as_raw_fd(),
             Wait::Read,
             Location::caller(),
-            move || {
-                self.drained.set(false);
-                (&self.socket).read_vectored(bufs)
-            },
+            move || (&self.socket).read_vectored(bufs),
         )
     }
 

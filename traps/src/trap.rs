@@ -89,11 +89,9 @@ pub enum Trap {
     /// seat is emptied; the registration stays until `IoRelease`.
     /// The leaf resumes by retrying its syscall.
     ///
-    /// A leaf must know the fd is drained before it traps: it saw
-    /// `WouldBlock`, or its last read came back short. An edge that arrived
-    /// while no reader sat (and the end of the stream, for good) resumes the
-    /// next reader at once, so a leaf trapping right after a short read
-    /// misses nothing.
+    /// A leaf must have seen `WouldBlock` before it traps. An edge that
+    /// arrived while no reader sat (and the end of the stream, for good)
+    /// resumes the next reader at once.
     ReadWait {
         /// The file descriptor.
         fd: RawFd,
