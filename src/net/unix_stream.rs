@@ -172,7 +172,7 @@ impl UnixStream {
         location: &'static Location<'static>,
     ) -> Io<impl FnMut() -> io::Result<usize> + Unpin + 'a> {
         Io::new(self.as_raw_fd(), Wait::Read, location, move || {
-            (&self.stream).read(buf)
+            self.seats.read.before_wait((&self.stream).read(buf))
         })
     }
 
@@ -203,7 +203,7 @@ impl UnixStream {
         location: &'static Location<'static>,
     ) -> Io<impl FnMut() -> io::Result<usize> + Unpin + 'a> {
         Io::new(self.as_raw_fd(), Wait::Write, location, move || {
-            (&self.stream).write(buf)
+            self.seats.write.before_wait((&self.stream).write(buf))
         })
     }
 
