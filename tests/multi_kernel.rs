@@ -46,7 +46,11 @@ fn two_kernels_share_accepted_connections() {
     }
     let (handles_tx, handles_rx) = std::sync::mpsc::channel();
     let client = std::thread::spawn(move || {
-        let handles: Vec<trapline::Handle> = handles_rx.recv().unwrap();
+        // Bounded: if kernel 0 never sends (its bind failed), this thread
+        // fails, which drops the stop senders and lets the kernels end.
+        let handles: Vec<trapline::Handle> = handles_rx
+            .recv_timeout(std::time::Duration::from_secs(60))
+            .expect("kernel 0 sends the handles once its listener is bound");
         let seen = trapline::run(async move {
             let mut seen = [0usize; 2];
             for _ in 0..CONNECTIONS {
@@ -144,4 +148,65 @@ fn handles_spawn_across_kernels_and_fail_cleanly_after_the_end() {
 fn zero_threads_is_invalid_input() {
     let err = run_threads(0, |_| async {}).unwrap_err();
     assert_eq!(err.kind(), std::io::ErrorKind::InvalidInput);
+}
+
+/// Runs `f` on its own thread and returns its outcome (`Err` holds a panic's
+/// message); fails the test, rather than hanging it, if `f` has not ended
+/// within a minute.
+fn watchdog<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Result<T, String> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
+        let _ = tx.send(outcome.map_err(|panic| {
+            panic
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_default()
+        }));
+    });
+    rx.recv_timeout(std::time::Duration::from_secs(60))
+        .expect("run_threads ended instead of hanging")
+}
+
+/// A main future that panics ends its kernel and counts as ended: the other
+/// kernel's main future (done first, waiting for its peers) is let go, every
+/// thread ends, and the panic is raised again from `run_threads`.
+#[test]
+fn a_panicking_main_future_is_raised_again_not_a_hang() {
+    let outcome = watchdog(|| {
+        run_threads(2, |me| async move {
+            if me.index() == 1 {
+                // Let kernel 0 finish its main future first.
+                trapline::yield_now().await.unwrap();
+                panic!("main future 1 failed");
+            }
+            me.index()
+        })
+    });
+    assert_eq!(outcome.unwrap_err(), "main future 1 failed");
+}
+
+/// A `builder` that panics on one thread: the other thread does not wait at
+/// the start for ever, no main future runs, and the panic is raised again.
+#[test]
+fn a_panicking_builder_is_raised_again_and_no_main_future_runs() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    static RAN: AtomicUsize = AtomicUsize::new(0);
+    let outcome = watchdog(|| {
+        trapline::run_threads_with(
+            |index| {
+                if index == 1 {
+                    panic!("no builder for kernel 1");
+                }
+                trapline::Builder::new()
+            },
+            2,
+            |_| async {
+                RAN.fetch_add(1, Ordering::SeqCst);
+            },
+        )
+    });
+    assert_eq!(outcome.unwrap_err(), "no builder for kernel 1");
+    assert_eq!(RAN.load(Ordering::SeqCst), 0, "no main future ran");
 }
