@@ -64,8 +64,9 @@ impl UnixStream {
     /// Connects to the socket file at `path`.
     ///
     /// `NotFound` if there is no such file, `ConnectionRefused` if nobody
-    /// listens there (a stale file), `WouldBlock` if the listener's backlog
-    /// is full.
+    /// listens there (a stale file), `WouldBlock` (with a message that says
+    /// so) if the listener's backlog is full: a Unix connect does not wait
+    /// for room, so a caller that wants to wait retries after a sleep.
     ///
     /// # Examples
     ///
@@ -112,8 +113,16 @@ impl UnixStream {
     fn connect_addr(addr: &SockAddr) -> io::Result<UnixStream> {
         require_kernel()?;
         let socket = socket(Type::STREAM)?;
-        socket.connect(addr)?;
-        Ok(UnixStream::from_std_unchecked(socket.into()))
+        match socket.connect(addr) {
+            Ok(()) => Ok(UnixStream::from_std_unchecked(socket.into())),
+            // A Unix connect never waits for a handshake: `EAGAIN` means the
+            // listener's backlog is full, which deserves to be said plainly.
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Err(io::Error::new(
+                io::ErrorKind::WouldBlock,
+                "the listener's backlog is full (it is not accepting fast enough); try again later",
+            )),
+            Err(e) => Err(e),
+        }
     }
 
     /// A pair of connected streams (`socketpair(2)`).
