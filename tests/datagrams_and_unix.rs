@@ -113,19 +113,26 @@ fn udp_multicast_join_receives_and_leave_stops() {
 }
 
 /// Sending to a broadcast address needs `SO_BROADCAST`: without it the OS
-/// refuses with `PermissionDenied`.
+/// refuses with `PermissionDenied`; with it the datagram goes out whole and
+/// arrives byte-exact. The broadcast address is loopback's own
+/// (127.255.255.255), so nothing leaves the machine.
 #[test]
 fn udp_broadcast_needs_the_flag() {
     run_clean(async {
-        let socket = UdpSocket::bind("0.0.0.0:0".parse().unwrap()).unwrap();
+        let receiver = UdpSocket::bind("0.0.0.0:0".parse().unwrap()).unwrap();
+        let port = receiver.local_addr().unwrap().port();
+        let target = SocketAddr::from((Ipv4Addr::new(127, 255, 255, 255), port));
+        let socket = UdpSocket::bind(loopback()).unwrap();
         assert!(!socket.broadcast().unwrap());
-        let err = socket
-            .send_to(b"all", "255.255.255.255:9".parse().unwrap())
-            .await
-            .unwrap_err();
+        let err = socket.send_to(b"all", target).await.unwrap_err();
         assert_eq!(err.kind(), ErrorKind::PermissionDenied);
         socket.set_broadcast(true).unwrap();
         assert!(socket.broadcast().unwrap());
+        assert_eq!(socket.send_to(b"to all", target).await.unwrap(), 6);
+        let mut buf = [0; 16];
+        let (n, from) = receiver.recv_from(&mut buf).await.unwrap();
+        assert_eq!(&buf[..n], b"to all");
+        assert_eq!(from, socket.local_addr().unwrap());
     });
 }
 
