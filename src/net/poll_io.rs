@@ -27,7 +27,7 @@
 
 use std::cell::RefCell;
 use std::fmt;
-use std::io::{self, IoSlice, Read, Write};
+use std::io::{self, IoSlice, Read};
 use std::os::fd::{AsRawFd, RawFd};
 use std::panic::Location;
 use std::task::{Context, Poll};
@@ -283,7 +283,7 @@ impl UnixStream {
             Wait::Write,
             cx,
             Location::caller(),
-            || (&self.stream).write(buf),
+            || SockRef::from(&self.stream).send_with_flags(buf, MSG_NOSIGNAL),
         )
     }
 
@@ -316,7 +316,7 @@ impl UnixStream {
             Wait::Write,
             cx,
             Location::caller(),
-            || (&self.stream).write_vectored(bufs),
+            || SockRef::from(&self.stream).send_vectored_with_flags(bufs, MSG_NOSIGNAL),
         )
     }
 }

@@ -10,7 +10,7 @@
 //! the caller as an error rather than waited on.
 
 use std::future::Future;
-use std::io::{self, Read, Write};
+use std::io::{self, Read};
 use std::marker::PhantomData;
 use std::net::Shutdown;
 use std::os::fd::{AsRawFd, RawFd};
@@ -18,11 +18,12 @@ use std::os::unix::net::SocketAddr;
 use std::panic::Location;
 use std::path::Path;
 
-use socket2::{SockAddr, Type};
+use socket2::{SockAddr, SockRef, Type};
 
 use super::io::{Io, Wait};
 use super::poll_io::PollSeats;
 use super::require_kernel;
+use super::tcp_stream::MSG_NOSIGNAL;
 use super::unix_addr::{abstract_addr, path_addr, socket};
 
 /// A Unix domain stream connection.
@@ -212,7 +213,10 @@ impl UnixStream {
         location: &'static Location<'static>,
     ) -> Io<impl FnMut() -> io::Result<usize> + Unpin + 'a> {
         Io::new(self.as_raw_fd(), Wait::Write, location, move || {
-            self.seats.write.before_wait((&self.stream).write(buf))
+            // `send(2)` with `MSG_NOSIGNAL`: a closed peer is `BrokenPipe`,
+            // not a `SIGPIPE` that kills the process.
+            let sent = SockRef::from(&self.stream).send_with_flags(buf, MSG_NOSIGNAL);
+            self.seats.write.before_wait(sent)
         })
     }
 
