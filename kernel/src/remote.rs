@@ -23,6 +23,7 @@ use std::fmt;
 use std::future::Future;
 use std::panic::Location;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll, Waker};
 
@@ -41,9 +42,16 @@ struct Recipe {
 }
 
 /// A kernel's injection queue.
+///
+/// Discussion: the kernel looks at the queue on every pass, and almost
+/// always finds it empty; `pending` lets it see that without the lock. It is
+/// set (Release) inside the lock by every push and cleared inside the lock by
+/// the take, so a pass that reads it false (Acquire) just before a push sees
+/// it on its next pass, which the push's ring guarantees there will be.
 #[derive(Default)]
 pub(crate) struct Injector {
     queue: Mutex<Queue>,
+    pending: AtomicBool,
 }
 
 #[derive(Default)]
@@ -60,13 +68,18 @@ impl Injector {
             return Err(recipe);
         }
         q.recipes.push(recipe);
+        self.pending.store(true, Ordering::Release);
         Ok(q.recipes.len() == 1)
     }
 
-    /// Takes every queued recipe.
+    /// Takes every queued recipe; no lock when none is queued.
     fn take(&self, into: &mut Vec<Recipe>) {
+        if !self.pending.load(Ordering::Acquire) {
+            return;
+        }
         let mut q = self.queue.lock().unwrap_or_else(PoisonError::into_inner);
         into.append(&mut q.recipes);
+        self.pending.store(false, Ordering::Release);
     }
 
     /// Refuses recipes from now on, and drops the ones still queued (which
@@ -83,6 +96,11 @@ impl Injector {
 
 /// A handle to a kernel: `Send`, `Sync` and cheap to clone; starts tasks on
 /// that kernel from any thread.
+///
+/// A handle keeps a share of its kernel's cross-thread bell (an `eventfd`)
+/// and injection queue alive: after the kernel has ended, that one fd stays
+/// open until the last handle to it is dropped. Spawning through such a
+/// handle gives [`RemoteError`] at once.
 ///
 /// # Examples
 ///
@@ -350,6 +368,10 @@ impl<T> Drop for Sender<T> {
 ///
 /// Inside a trapline task it is a foreign future: not a cancellation point
 /// unless wrapped in `timeout_after`/`ignore_after`.
+///
+/// Dropping a `RemoteJoin` does not cancel the remote task: it runs to its
+/// end on its kernel and its output is dropped there. To stop it, have the
+/// task watch for a signal of your own (a channel, a flag) and end itself.
 ///
 /// # Examples
 ///
