@@ -13,7 +13,12 @@
 //! Discussion: the wait is a leaf that posts `FutureWait`, so a cancellation
 //! or a `timeout_after` limit reaches a task waiting for a slow DNS answer.
 //! The helper thread cannot be stopped mid-call; when the waiter has gone its
-//! answer is simply dropped. One thread per lookup is the simplest thing that
+//! answer is simply dropped. A lookup by name always waits at its trap at
+//! least once (the helper was started in that same poll, so its answer is
+//! rarely there yet; when it is, the task wakes itself), and once it has
+//! waited, an interrupt wins over an answer that arrived at the same moment:
+//! a task cancelled while it waited sees `Cancelled`, whichever of the two
+//! the kernel saw first. A name lookup is so always a cancellation point. One thread per lookup is the simplest thing that
 //! works; a pool of blocking workers would take this file's place without
 //! changing its interface.
 
@@ -245,19 +250,42 @@ impl Future for Lookup {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.get_mut();
-        {
+        // Parked before: an interrupt delivered meanwhile wins over an answer
+        // that came at the same time (see the Discussion above), so the
+        // leaf re-posts before it looks.
+        let parked = this.leaf.ticket().is_some();
+        if parked {
+            if let Err(e) = this.leaf.trap(cx, Trap::FutureWait) {
+                return Poll::Ready(Err(e.into()));
+            }
+        }
+        let answered = {
             let mut a = this.answer.lock().unwrap_or_else(PoisonError::into_inner);
-            if let Some(result) = a.result.take() {
-                drop(a);
-                this.leaf.done();
-                return Poll::Ready(result);
+            if parked {
+                if let Some(result) = a.result.take() {
+                    drop(a);
+                    this.leaf.done();
+                    return Poll::Ready(result);
+                }
             }
             // Stored under the lock: the helper either sees this waker or
             // has already stored its answer, which the next poll finds.
             a.waker = Some(cx.waker().clone());
+            a.result.is_some()
+        };
+        if parked {
+            return Poll::Pending;
         }
+        // The first poll always waits once, even for an answer already
+        // there (then it wakes itself): the lookup is a cancellation point
+        // with the same shape every time.
         match this.leaf.trap(cx, Trap::FutureWait) {
-            Ok(()) => Poll::Pending,
+            Ok(()) => {
+                if answered {
+                    cx.waker().wake_by_ref();
+                }
+                Poll::Pending
+            }
             Err(e) => Poll::Ready(Err(e.into())),
         }
     }
