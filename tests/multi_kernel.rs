@@ -134,13 +134,13 @@ fn handles_spawn_across_kernels_and_fail_cleanly_after_the_end() {
             .await
     })
     .unwrap();
-    let (a, b) = (outputs[0].unwrap(), outputs[1].unwrap());
+    let (a, b) = (outputs[0].clone().unwrap(), outputs[1].clone().unwrap());
     assert_eq!((a.0, b.0), (0, 1));
     assert_ne!(a.1, b.1, "each ran on the other kernel");
 
     let handle = Kernel::new().unwrap().handle();
     let join = handle.spawn(|| async { 1 });
-    assert_eq!(futures::executor::block_on(join), Err(RemoteError));
+    assert_eq!(futures::executor::block_on(join), Err(RemoteError::Ended));
 }
 
 /// `run_threads(0, ..)` is a clear error, not a hang.
@@ -209,4 +209,46 @@ fn a_panicking_builder_is_raised_again_and_no_main_future_runs() {
     });
     assert_eq!(outcome.unwrap_err(), "no builder for kernel 1");
     assert_eq!(RAN.load(Ordering::SeqCst), 0, "no main future ran");
+}
+
+/// A task awaiting a `RemoteJoin` waits at a `FutureWait` trap, so a cancel
+/// reaches it: the join ends with `RemoteError::Interrupted(Cancelled)`,
+/// nothing is left behind, and the remote task runs on unaffected.
+#[test]
+fn a_task_waiting_on_a_remote_join_can_be_cancelled() {
+    let (handle_tx, handle_rx) = std::sync::mpsc::channel();
+    let (stop_tx, stop_rx) = oneshot::channel::<()>();
+    let worker = std::thread::spawn(move || {
+        let mut kernel = Kernel::new().unwrap();
+        handle_tx.send(kernel.handle()).unwrap();
+        kernel.run(stop_rx).unwrap()
+    });
+    let handle = handle_rx
+        .recv_timeout(std::time::Duration::from_secs(60))
+        .expect("the worker kernel starts");
+    let (release_tx, release_rx) = oneshot::channel::<u32>();
+    let (done_tx, done_rx) = oneshot::channel::<u32>();
+    let ended = util::run_clean(async move {
+        let waiter = trapline::spawn(async move {
+            handle
+                .spawn(move || async move {
+                    let n = release_rx.await.unwrap_or(0);
+                    let _ = done_tx.send(n + 1);
+                    n
+                })
+                .await
+        })
+        .unwrap();
+        trapline::yield_now().await.unwrap(); // the waiter parks on its join
+        waiter.cancel().await.unwrap()
+    });
+    assert_eq!(
+        ended,
+        Err(RemoteError::Interrupted(trapline::TrapError::Cancelled))
+    );
+    // The remote task was not cancelled: it still takes its input.
+    release_tx.send(41).unwrap();
+    assert_eq!(futures::executor::block_on(done_rx), Ok(42));
+    stop_tx.send(()).unwrap();
+    worker.join().unwrap().unwrap();
 }
