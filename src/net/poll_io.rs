@@ -3,7 +3,7 @@
 //! rather than `read(buf).await`.
 //!
 //! Such a call has nowhere to keep a leaf between polls, so the stream keeps
-//! one for each direction (a [`PollSeats`]). The rule is the same as for
+//! a seat for each direction (a [`PollSeats`]). The rule is the same as for
 //! every leaf (contract 7): try the syscall first, trap only on
 //! `WouldBlock`; the kernel's registration is edge-triggered, and only a
 //! syscall that saw `WouldBlock` guarantees a fresh edge.
@@ -22,8 +22,13 @@
 //! reads and writes release it before they trap, so the same task can go on
 //! with `read(..).await`; a *different* task's abandoned park stays until
 //! that task polls again, ends (the kernel drops its parks) or the stream is
-//! dropped, and until then a third waiter in that direction is
+//! dropped, and until then any other waiter in that direction is
 //! `ResourceBusy`.
+//!
+//! The poll methods are `#[track_caller]` and a leaf is made at the poll
+//! that first waits, so a park reports the line that called `poll_read` or
+//! `poll_write` (contract 13). Through the `futures-io` traits that is the
+//! line of whatever called the trait method, often a combinator.
 
 use std::cell::RefCell;
 use std::fmt;
