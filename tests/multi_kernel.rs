@@ -252,3 +252,55 @@ fn a_task_waiting_on_a_remote_join_can_be_cancelled() {
     stop_tx.send(()).unwrap();
     worker.join().unwrap().unwrap();
 }
+
+/// `echo_server --threads 3 --addr 127.0.0.1:0` (the example binary, built
+/// by `cargo test` next to this test's; skipped with a message when it is
+/// not there): the port is reserved once, so it prints one address, and
+/// every connection to it is echoed byte-exact.
+#[test]
+fn echo_server_threads_with_port_zero_listen_on_one_port() {
+    use std::io::{BufRead, Read, Write};
+    let exe = std::env::current_exe().unwrap();
+    let Some(server) = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .map(|profile| profile.join("examples").join("echo_server"))
+        .filter(|p| p.exists())
+    else {
+        println!(
+            "skipped: no echo_server example binary next to {}",
+            exe.display()
+        );
+        return;
+    };
+    let mut child = std::process::Command::new(&server)
+        .args(["--threads", "3", "--addr", "127.0.0.1:0"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    out.read_line(&mut line).unwrap();
+    let addr: SocketAddr = line
+        .trim()
+        .strip_prefix("echo_server listening on ")
+        .and_then(|a| a.parse().ok())
+        .unwrap_or_else(|| panic!("no address in {line:?}"));
+    assert_ne!(addr.port(), 0);
+    for i in 0..12 {
+        let mut stream = std::net::TcpStream::connect(addr).unwrap();
+        stream
+            .set_read_timeout(Some(std::time::Duration::from_secs(30)))
+            .unwrap();
+        let msg = format!("ping {i}");
+        stream.write_all(msg.as_bytes()).unwrap();
+        let mut back = vec![0; msg.len()];
+        stream.read_exact(&mut back).unwrap();
+        assert_eq!(back, msg.as_bytes());
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let mut rest = String::new();
+    out.read_to_string(&mut rest).unwrap();
+    assert_eq!(rest, "", "one address printed, not one per kernel");
+}
