@@ -191,6 +191,8 @@ fn listener_builder_options_take_effect() {
 struct Parks {
     now: RefCell<HashMap<TaskId, Option<Vec<String>>>>,
     ever: RefCell<HashMap<TaskId, Vec<String>>>,
+    /// The lines of each task's last parks.
+    lines: RefCell<HashMap<TaskId, Vec<u32>>>,
 }
 
 impl Hooks for Parks {
@@ -199,6 +201,8 @@ impl Hooks for Parks {
     }
     fn suspended(&self, task: TaskId, parks: &[Parked], _: Instant) {
         let names: Vec<String> = parks.iter().map(|p| p.trap.name().to_string()).collect();
+        let lines = parks.iter().map(|p| p.location.line()).collect();
+        self.lines.borrow_mut().insert(task, lines);
         self.ever
             .borrow_mut()
             .entry(task)
@@ -270,19 +274,20 @@ fn connect_by_name_resolves_without_blocking_the_kernel() {
     });
 }
 
-/// A lookup cancelled while it is parked on `FutureWait` ends with
-/// `Cancelled` (even if the helper's answer arrives at the same moment) and
+/// A lookup cancelled while it is parked on `FutureWait` (reported at the
+/// caller's line) ends with `Cancelled` (even if the helper's answer arrives at the same moment) and
 /// leaves nothing behind.
 #[test]
 fn a_cancelled_lookup_ends_with_cancelled() {
     with_parks(|parks| async move {
-        let lookup = spawn(lookup_host("localhost:80")).unwrap();
+        let (lookup, line) = (spawn(lookup_host("localhost:80")).unwrap(), line!());
         let id = lookup.id();
         trapline::yield_now().await.unwrap(); // its first poll parks it
         assert!(
             parks.parked_on(id, "FutureWait"),
             "the lookup waits at its trap"
         );
+        assert_eq!(parks.lines.borrow()[&id], [line], "at the caller's line");
         let ended = lookup.cancel().await.unwrap();
         let err = ended.unwrap_err();
         assert_eq!(TrapError::from_io(&err), Some(&TrapError::Cancelled));
