@@ -12,9 +12,9 @@
 //! once instead of parked. For a leaf that tried its syscall first this
 //! costs at most one spurious resume, which is harmless; it is what would
 //! let a leaf trap *without* trying right after a short read (saving the
-//! `EAGAIN` read). The facade tried that and withdrew it: with it, an echo
-//! service under a flooding peer that never reads lost a wake-up
-//! (`tests/faults_echo.rs`), for a reason not yet found.
+//! `EAGAIN` read). The facade tried that and withdrew it: with it, a fault
+//! test (a flooding peer that never reads, `tests/faults_echo.rs`) failed,
+//! for a reason not yet settled (a lost wake-up, or the test's timing).
 //!
 //! Tokens carry the fd and a registration serial, so an event that was in
 //! flight when an fd was released and its number reused is recognised as stale.
