@@ -18,8 +18,9 @@
 //! 10000; more are accepted and closed at once), `--idle-timeout SECS`
 //! (default 60; a connection with no progress that long is closed),
 //! `--buffer BYTES` (default 16384 per connection: memory stays bounded even
-//! when clients never read). Accept errors such as running out of fds back
-//! off (1 ms doubling to 1 s) instead of spinning.
+//! when clients never read). Each must be above zero. Accept errors such as
+//! running out of fds back off (1 ms doubling to 1 s) instead of spinning;
+//! an error of the listener itself ends the server with that error.
 //!
 //! With `TRAPLINE_MONITOR=1`, `nc 127.0.0.1 48802` opens the monitor: `ps`
 //! lists the `conn` task of each peer and the trap it waits on.
