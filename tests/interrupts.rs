@@ -18,7 +18,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::task::{waker, ArcWake};
-use trapline::{sleep, spawn, timeout_after, yield_now, JoinError, TrapError};
+use trapline::{clock, sleep, sleep_until, spawn, timeout_after, yield_now, JoinError, TrapError};
 use util::{run_clean, run_virtual_clean, tcp_pair};
 
 const HOUR: Duration = Duration::from_secs(3600);
@@ -261,13 +261,18 @@ fn cancel_owed_to_an_idle_leaf_goes_to_the_next_trap() {
 #[test]
 fn outer_expiry_taken_by_a_sibling_leaves_the_inner_value_alone() {
     // Real clock: both deadlines must pass while the kernel's thread is blocked.
+    // The inner deadline is taken from a reading made before the outer limit
+    // is armed, so it falls first however long the thread is preempted.
     let (outer, inner) = run_clean(async {
+        let start = clock().unwrap();
         let inner = Rc::new(RefCell::new(None));
         let seen = inner.clone();
         let outer = timeout_after(ms(10), async move {
             let (_, b) = futures::join!(
                 sleep(HOUR),
-                timeout_after(HOUR, async { sleep(ms(5)).await.map(|()| "mine") })
+                timeout_after(HOUR, async move {
+                    sleep_until(start + ms(5)).await.map(|()| "mine")
+                })
             );
             *seen.borrow_mut() = Some(b);
         });
