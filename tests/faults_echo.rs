@@ -195,6 +195,35 @@ fn slow_reader_stalls_only_itself_and_memory_stays_bounded() {
     assert_eq!((stats.accepted(), stats.idle_closed()), (2, 1));
 }
 
+/// A connection that makes progress now and then is never idle, however
+/// long it lasts: a client echoing one byte every 400 ms for 2.8 s outlives
+/// a 2 s idle timeout (the service's one limit passes with progress behind
+/// it and is armed again), and is closed only once it falls silent.
+#[test]
+fn steady_progress_outlives_the_idle_timeout() {
+    let config = EchoConfig {
+        idle_timeout: Duration::from_secs(2),
+        ..EchoConfig::default()
+    };
+    let ((echoed, last), stats) = with_service(config, |addr| {
+        let s = connect(addr);
+        let mut echoed = Vec::new();
+        for i in 0..7u8 {
+            (&s).write_all(&[i]).unwrap();
+            let mut one = [0; 1];
+            (&s).read_exact(&mut one).unwrap();
+            echoed.push(one[0]);
+            thread::sleep(Duration::from_millis(400));
+        }
+        let mut buf = [0; 8];
+        let last = (&s).read(&mut buf).map_err(|e| e.kind());
+        (echoed, last)
+    });
+    assert_eq!(echoed, [0, 1, 2, 3, 4, 5, 6]);
+    assert_eq!(last, Ok(0), "closed once silent");
+    assert_eq!((stats.bytes(), stats.idle_closed()), (7, 1));
+}
+
 /// A flood: 16 MB of random bytes sent as fast as the client can, read
 /// back at the same time; every byte returns, in order.
 #[test]
