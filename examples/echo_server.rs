@@ -24,6 +24,11 @@
 //!
 //! With `TRAPLINE_MONITOR=1`, `nc 127.0.0.1 48802` opens the monitor: `ps`
 //! lists the `conn` task of each peer and the trap it waits on.
+//!
+//! Ctrl-C (SIGINT) or SIGTERM shuts it down gracefully: it stops accepting,
+//! lets the open connections finish for up to `--grace SECS` (default 5),
+//! cancels those still open after that or on a second signal, and exits 0.
+//! With `--threads N`, every kernel does so for its own connections.
 
 use std::io;
 use std::net::SocketAddr;
@@ -32,13 +37,17 @@ use std::time::Duration;
 
 use trapline::echo::{EchoConfig, EchoStats};
 use trapline::net::TcpListener;
+use trapline::signal::{Signals, SIGINT, SIGTERM};
+use trapline::{timeout_after, GroupError, Policy, TaskGroup};
 
-const USAGE: &str = "usage: echo_server [--addr IP:PORT] [--threads N] [--max-connections N] [--idle-timeout SECS] [--buffer BYTES]
-  defaults: --addr 127.0.0.1:7000 --threads 1 --max-connections 10000 (per thread) --idle-timeout 60 --buffer 16384";
+const USAGE: &str = "usage: echo_server [--addr IP:PORT] [--threads N] [--max-connections N] [--idle-timeout SECS] [--buffer BYTES] [--grace SECS]
+  defaults: --addr 127.0.0.1:7000 --threads 1 --max-connections 10000 (per thread) --idle-timeout 60 --buffer 16384 --grace 5";
 
 /// What the command line asks for: serve on an address, or print the usage.
 enum Command {
-    Serve(SocketAddr, usize),
+    /// Address, threads, and how long open connections may go on after a
+    /// shutdown signal.
+    Serve(SocketAddr, usize, Duration),
     Help,
 }
 
@@ -54,6 +63,7 @@ fn number(name: &str, value: Option<String>) -> Result<u64, String> {
 fn parse_args(config: &mut EchoConfig) -> Result<Command, String> {
     let mut addr: SocketAddr = "127.0.0.1:7000".parse().expect("a valid default address");
     let mut threads = 1;
+    let mut grace = Duration::from_secs(5);
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         match arg.as_str() {
@@ -87,24 +97,89 @@ fn parse_args(config: &mut EchoConfig) -> Result<Command, String> {
                     _ => return Err(format!("--threads {value:?}: want a number from 1 to 1024")),
                 };
             }
+            "--grace" => {
+                let value = args
+                    .next()
+                    .ok_or(format!("--grace needs a value\n{USAGE}"))?;
+                let secs: u64 = value
+                    .parse()
+                    .map_err(|e| format!("--grace {value:?}: {e} (want whole seconds)"))?;
+                grace = Duration::from_secs(secs);
+            }
             "-h" | "--help" => return Ok(Command::Help),
             other => return Err(format!("unknown argument {other:?}\n{USAGE}")),
         }
     }
-    Ok(Command::Serve(addr, threads))
+    Ok(Command::Serve(addr, threads, grace))
 }
 
-async fn serve(addr: SocketAddr, reuse_port: bool, config: EchoConfig) -> io::Result<()> {
+async fn serve(
+    addr: SocketAddr,
+    reuse_port: bool,
+    config: EchoConfig,
+    grace: Duration,
+) -> io::Result<()> {
+    let signals = Rc::new(Signals::new(&[SIGINT, SIGTERM])?);
     let listener = TcpListener::builder(addr).reuse_port(reuse_port).bind()?;
     println!("echo_server listening on {}", listener.local_addr()?);
-    trapline::echo::serve(listener, config, Rc::new(EchoStats::default())).await
+    let stats = Rc::new(EchoStats::default());
+
+    // Serve until a signal: whichever of the two tasks ends first, the group
+    // cancels the other (and with the service goes its listener).
+    let front = TaskGroup::<i32, io::Error>::with_policy(Policy::Any);
+    let s = signals.clone();
+    front.spawn(async move { s.recv().await })?;
+    let st = stats.clone();
+    front.spawn(async move {
+        trapline::echo::serve(listener, config, st)
+            .await
+            .map(|()| 0)
+    })?;
+    let signal = match front.join().await {
+        Ok(Some(signal)) => signal,
+        Ok(None) => return Ok(()),
+        Err(GroupError::Task { failure, .. }) => return Err(io::Error::other(failure.to_string())),
+        Err(GroupError::Interrupted(e)) => return Err(e.into()),
+    };
+    let name = if signal == SIGINT {
+        "SIGINT"
+    } else {
+        "SIGTERM"
+    };
+    println!(
+        "echo_server: {name}: stopped accepting; {} connection(s) open, waiting up to {grace:?}",
+        stats.active()
+    );
+
+    // Let them finish, until the grace period ends or a second signal comes.
+    // Then leaving `run` cancels the connections still open.
+    let closing = TaskGroup::<&str, io::Error>::with_policy(Policy::Any);
+    let st = stats.clone();
+    closing.spawn(async move {
+        // The service counts its connections but does not announce their
+        // ends: look again every few milliseconds.
+        while st.active() > 0 {
+            trapline::sleep(Duration::from_millis(10)).await?;
+        }
+        Ok("all connections closed")
+    })?;
+    closing.spawn(async move {
+        signals.recv().await?;
+        Ok("second signal: open connections cancelled")
+    })?;
+    let how = match timeout_after(grace, closing.join()).await {
+        Ok(Ok(Some(how))) => how,
+        _ => "grace period over: open connections cancelled",
+    };
+    println!("echo_server: {how}");
+    Ok(())
 }
 
 fn main() {
     env_logger::init();
     let mut config = EchoConfig::default();
-    let (addr, threads) = match parse_args(&mut config) {
-        Ok(Command::Serve(addr, threads)) => (addr, threads),
+    let (addr, threads, grace) = match parse_args(&mut config) {
+        Ok(Command::Serve(addr, threads, grace)) => (addr, threads, grace),
         Ok(Command::Help) => {
             println!("{USAGE}");
             return;
@@ -115,10 +190,10 @@ fn main() {
         }
     };
     let outcome = if threads == 1 {
-        trapline::run(serve(addr, false, config)).and_then(|served| served)
+        trapline::run(serve(addr, false, config, grace)).and_then(|served| served)
     } else {
         // One kernel per thread, each with its own listener on the port.
-        trapline::run_threads(threads, move |_| serve(addr, true, config))
+        trapline::run_threads(threads, move |_| serve(addr, true, config, grace))
             .and_then(|all| all.into_iter().collect::<io::Result<Vec<()>>>().map(drop))
     };
     if let Err(e) = outcome {

@@ -42,7 +42,16 @@
 //! - [`task`]: [`spawn`], [`JoinHandle`], [`current`], [`yield_now`], and
 //!   [`task::Builder`] to name a task.
 //! - `time`: [`clock`], [`sleep`], [`sleep_until`], [`timeout_after`], [`ignore_after`].
-//! - `shield`: [`shield`], to wait for cleanup after a cancel or a timeout.
+//! - `shield`: [`shield`], to wait for cleanup after a cancel or a timeout,
+//!   and [`check_cancellation`], to ask without waiting.
+//! - `group`: [`TaskGroup`], structured concurrency: policies, completions in
+//!   order, daemons, and the cancel cascade.
+//! - [`sync`]: [`sync::Event`], [`sync::Lock`], [`sync::Semaphore`],
+//!   [`sync::Condition`], [`sync::Queue`], for tasks of one kernel.
+//! - [`universal_queue`]: [`UniversalQueue`], between tasks, OS threads and
+//!   other kernels.
+//! - `blocking`: [`run_in_thread`], blocking work on a bounded pool of threads.
+//! - [`signal`]: [`signal::Signals`], SIGINT/SIGTERM and others as awaitables.
 //! - `threads`: [`run_threads`], one kernel per core; [`Handle`] reaches a
 //!   kernel from another thread.
 //! - [`net`]: TCP, UDP and Unix domain sockets, name resolution,
@@ -62,19 +71,26 @@
 #![deny(missing_docs, rust_2018_idioms)]
 #![warn(missing_debug_implementations, clippy::undocumented_unsafe_blocks)]
 
+mod blocking;
 pub mod echo;
+mod group;
 #[cfg(feature = "hyper")]
 pub mod hyper_rt;
 pub mod monitor;
 pub mod net;
 mod shield;
+pub mod signal;
+pub mod sync;
 pub mod task;
 mod threads;
 mod time;
+pub mod universal_queue;
 
 use std::future::Future;
 
-pub use shield::shield;
+pub use blocking::{run_in_thread, RunInThread, THREAD_POOL_SIZE};
+pub use group::{Finished, GroupError, Policy, TaskFailure, TaskGroup};
+pub use shield::{check_cancellation, shield};
 pub use task::{current, spawn, yield_now, Join, JoinError, JoinHandle, YieldNow};
 pub use threads::{run_threads, run_threads_with, KernelThread};
 pub use time::{clock, ignore_after, sleep, sleep_until, timeout_after, Sleep};
@@ -84,6 +100,7 @@ pub use trapline_kernel::{
 };
 pub use trapline_traps as traps;
 pub use trapline_traps::{TaskId, TimeoutId, TrapError};
+pub use universal_queue::UniversalQueue;
 
 /// Runs `future` on a new kernel on this thread, with every task it spawns,
 /// and returns its output.

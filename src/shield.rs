@@ -51,3 +51,43 @@ pub async fn shield<F: Future>(future: F) -> F::Output {
     })
     .await
 }
+
+/// Asks, without waiting, whether the running task has been told to stop:
+/// `Err(Cancelled)` if it was cancelled, `Err(TimedOut(id))` if a
+/// `timeout_after` limit around it has passed, `Ok(())` otherwise.
+///
+/// It sees through a [`shield`]: long cleanup inside one can check now and
+/// then whether to cut it short (Curio's `check_cancellation`). Outside a
+/// shield a wait would report the same error; this reports it without one,
+/// so a loop that never waits can still be stopped.
+///
+/// # Examples
+///
+/// A shielded loop that never waits, stopped by a cancel:
+///
+/// ```
+/// use trapline::{check_cancellation, shield, spawn, yield_now, TrapError};
+///
+/// trapline::run(async {
+///     let worker = spawn(shield(async {
+///         let mut rounds = 0u64;
+///         loop {
+///             if let Err(e) = check_cancellation() {
+///                 return (rounds > 0, e);
+///             }
+///             rounds += 1;
+///             let _ = yield_now().await; // shielded: the cancel is held back here
+///         }
+///     }))?;
+///     yield_now().await?;
+///     assert_eq!(worker.cancel().await?, (true, TrapError::Cancelled));
+///     Ok::<(), Box<dyn std::error::Error>>(())
+/// })??;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub fn check_cancellation() -> Result<(), trapline_traps::TrapError> {
+    match trapline_traps::pending_interrupt() {
+        Some(err) => Err(err),
+        None => Ok(()),
+    }
+}

@@ -165,7 +165,7 @@ impl<T> Drop for Finish<T> {
     }
 }
 
-fn panic_message(panic: Box<dyn std::any::Any + Send>) -> String {
+pub(crate) fn panic_message(panic: Box<dyn std::any::Any + Send>) -> String {
     match panic.downcast::<String>() {
         Ok(s) => *s,
         Err(panic) => match panic.downcast::<&str>() {
@@ -204,7 +204,7 @@ where
 }
 
 /// [`spawn`], with a name and the line to report as the spawn's.
-fn spawn_as<F>(
+pub(crate) fn spawn_as<F>(
     future: F,
     name: Option<Cow<'static, str>>,
     location: &'static Location<'static>,

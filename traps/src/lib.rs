@@ -58,8 +58,8 @@ pub use ids::{QueueId, TaskId, Ticket, TimeoutId};
 pub use inbox::{Delivery, Inbox};
 pub use leaf::Leaf;
 pub use scope::{
-    enclosing_taken_since, enter_scope, enter_shield, innermost_scope, shielded_waits, taken_mark,
-    timeout_delivered, Scope, Shield,
+    enclosing_taken_since, enter_scope, enter_shield, innermost_scope, pending_interrupt,
+    shielded_waits, taken_mark, timeout_delivered, Scope, Shield,
 };
 pub use shown::{show_times_against, shown_now};
 pub use slot::{

@@ -201,3 +201,37 @@ impl Drop for Shield {
 pub fn shielded_waits() -> usize {
     SLOT.with(|s| s.borrow().shielded_waits)
 }
+
+/// The interrupt in force for the running task, *shields or no shields*:
+/// `Cancelled` if it was cancelled, else `TimedOut(id)` for the outermost
+/// expired timeout in force. Taken as a leaf would take it (a timeout block
+/// around learns that its expiry was seen), but nothing waits. `None` if
+/// there is none, or no task is being polled.
+///
+/// Inside a shield this is how cleanup code asks whether it has been told
+/// to stop, without waiting to find out.
+///
+/// # Examples
+///
+/// ```
+/// use trapline_traps::{enter, enter_shield, leave, pending_interrupt, Inbox, TaskId, TrapError};
+///
+/// assert_eq!(pending_interrupt(), None, "no task is polled");
+/// let mut inbox = Inbox::new();
+/// inbox.cancel();
+/// enter(TaskId::new(0, 1), inbox);
+/// let _shield = enter_shield();
+/// assert_eq!(pending_interrupt(), Some(TrapError::Cancelled), "seen through the shield");
+/// let _inbox = leave(&mut Vec::new());
+/// ```
+pub fn pending_interrupt() -> Option<crate::TrapError> {
+    crate::slot::running()?;
+    SLOT.with(|s| {
+        let s = &mut *s.borrow_mut();
+        let err = s.inbox.take_interrupt(&s.scopes)?;
+        if let crate::TrapError::TimedOut(id) = err {
+            s.taken.push(id);
+        }
+        Some(err)
+    })
+}
