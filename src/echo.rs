@@ -28,6 +28,9 @@
 //!   no fd, timer or task outlives it. The count of active connections is a
 //!   guard moved into each connection's task: it goes down however the task
 //!   ends (returns, panics, is dropped, or was never spawned).
+//! - **A graceful stop is the caller's choice.** [`serve_until`] stops
+//!   accepting when a future of the caller's resolves and hands back the
+//!   connections still [`Open`], to let them finish or to cancel them.
 //!
 //! Discussion: the idle timeout costs one timer per connection per idle
 //! period, not two per message. A connection arms one limit, notes the
@@ -41,16 +44,24 @@
 //! Written with the facade only (net, time, task), like any user code.
 //! Each connection's task is named `conn PEER` for the monitor.
 
-use std::cell::{Cell, RefCell};
-use std::collections::HashMap;
+use std::cell::Cell;
+use std::future::{poll_fn, Future};
 use std::io;
+use std::pin::pin;
 use std::rc::Rc;
+use std::task::Poll;
 use std::time::Duration;
 
 use log::{debug, warn};
 
+mod connections;
+
+pub use connections::Open;
+
+use connections::{Active, Connections, Registered};
+
 use crate::net::{TcpListener, TcpStream};
-use crate::{clock, shield, sleep, timeout_after, JoinHandle, TrapError};
+use crate::{clock, sleep, timeout_after, TrapError};
 
 /// Limits of an echo service.
 ///
@@ -229,6 +240,46 @@ pub async fn serve(
     Err(ended)
 }
 
+/// Serves echo on `listener` like [`serve`] until `stop` resolves; then
+/// stops accepting (the listener is closed) and returns `stop`'s output
+/// with the connections still [`Open`], for the caller to let finish or
+/// cancel.
+///
+/// Ends early, like [`serve`], with the error that ended the service (its
+/// connections cancelled and ended first).
+///
+/// # Examples
+///
+/// See [`Open`].
+pub async fn serve_until<S: Future>(
+    listener: TcpListener,
+    config: EchoConfig,
+    stats: Rc<EchoStats>,
+    stop: S,
+) -> io::Result<(S::Output, Open)> {
+    config.check()?;
+    let connections = Connections::default();
+    let stopped = {
+        let mut stop = pin!(stop);
+        let mut accepting = pin!(accept_loop(&listener, &config, &stats, &connections));
+        poll_fn(|cx| {
+            if let Poll::Ready(out) = stop.as_mut().poll(cx) {
+                return Poll::Ready(Ok(out));
+            }
+            accepting.as_mut().poll(cx).map(Err)
+        })
+        .await
+    };
+    drop(listener);
+    match stopped {
+        Ok(out) => Ok((out, Open { connections })),
+        Err(e) => {
+            connections.end().await;
+            Err(e)
+        }
+    }
+}
+
 /// What to do after a failed accept.
 #[derive(Debug, PartialEq, Eq)]
 enum AfterError {
@@ -346,88 +397,6 @@ async fn accept_loop(
         match spawned {
             Ok(task) => connections.insert(key, task),
             Err(e) => return e.into(),
-        }
-    }
-}
-
-/// One active connection, counted in [`EchoStats::active`] while it lives.
-struct Active(Rc<EchoStats>);
-
-impl Active {
-    fn new(stats: Rc<EchoStats>) -> Active {
-        stats.active.set(stats.active.get() + 1);
-        stats.peak.set(stats.peak.get().max(stats.active.get()));
-        Active(stats)
-    }
-}
-
-impl Drop for Active {
-    fn drop(&mut self) {
-        self.0.active.set(self.0.active.get() - 1);
-    }
-}
-
-type Tasks = Rc<RefCell<HashMap<u64, JoinHandle<()>>>>;
-
-/// The connection tasks still running, so the service can end them.
-///
-/// Discussion: a task takes its own entry out when it ends (its
-/// [`Registered`] guard), so the map holds only live tasks. If the service's
-/// future is dropped instead of ending (a kernel shutting down, a `select`
-/// that lost), nothing can be waited for: the drop cancels every task left,
-/// and they end at their next trap.
-#[derive(Default)]
-struct Connections {
-    next: Cell<u64>,
-    tasks: Tasks,
-}
-
-impl Connections {
-    fn next_key(&self) -> u64 {
-        self.next.set(self.next.get() + 1);
-        self.next.get()
-    }
-
-    fn insert(&self, key: u64, task: JoinHandle<()>) {
-        // A task that already ended (it cannot have: it starts at the next
-        // pass) would leave a handle behind until the end.
-        self.tasks.borrow_mut().insert(key, task);
-    }
-
-    /// Cancels every connection task and waits for each to end.
-    async fn end(&self) {
-        let tasks: Vec<JoinHandle<()>> = self.tasks.borrow_mut().drain().map(|(_, t)| t).collect();
-        // The service itself may be cancelled or timed out: its waits for
-        // the connections are shielded from that.
-        shield(async {
-            for task in &tasks {
-                let _ = task.cancel().await;
-            }
-        })
-        .await;
-    }
-}
-
-impl Drop for Connections {
-    fn drop(&mut self) {
-        if let Ok(tasks) = self.tasks.try_borrow() {
-            for task in tasks.values() {
-                let _ = crate::traps::cancel(task.id());
-            }
-        }
-    }
-}
-
-/// Takes a connection's task out of [`Connections`] when the task ends.
-struct Registered {
-    connections: Tasks,
-    key: u64,
-}
-
-impl Drop for Registered {
-    fn drop(&mut self) {
-        if let Ok(mut tasks) = self.connections.try_borrow_mut() {
-            tasks.remove(&self.key);
         }
     }
 }

@@ -13,7 +13,7 @@ use std::os::fd::AsRawFd;
 use std::rc::Rc;
 use std::time::Duration;
 
-use trapline::echo::{serve, EchoConfig, EchoStats};
+use trapline::echo::{serve, serve_until, EchoConfig, EchoStats};
 use trapline::net::{TcpListener, TcpStream};
 use trapline::{sleep, spawn, timeout_after, TrapError};
 use util::{assert_clean, run_clean, run_with_grace};
@@ -153,6 +153,62 @@ fn connections_dropped_unfinished_are_no_longer_counted() {
     assert!(silent > 2);
     assert_clean(&kernel);
     assert_eq!((stats.accepted(), stats.active()), (1, 0));
+}
+
+/// `serve_until`: once `stop` resolves, the listener is closed (a new
+/// client is refused) and the open connections are handed back: one that
+/// closes by itself lets `finished` return; a silent one keeps it waiting
+/// (an interrupted wait leaves it in place) until `cancel` ends it.
+#[test]
+fn serve_until_stops_accepting_and_hands_back_its_connections() {
+    let stats = Rc::new(EchoStats::default());
+    let (refused, waited, eof, echoed) = run_clean({
+        let stats = stats.clone();
+        async move {
+            let (listener, addr) = listener();
+            let talker = spawn(async move {
+                let s = TcpStream::connect(addr).await.unwrap();
+                s.write_all(b"bye").await.unwrap();
+                let mut back = [0; 3];
+                s.read_exact(&mut back).await.unwrap();
+                back
+            })
+            .unwrap();
+            let silent = TcpStream::connect(addr).await.unwrap();
+            let stop = {
+                let stats = stats.clone();
+                async move {
+                    // Bounded: 10 s.
+                    for _ in 0..10_000 {
+                        if stats.accepted() == 2 {
+                            break;
+                        }
+                        sleep(Duration::from_millis(1)).await.unwrap();
+                    }
+                }
+            };
+            let ((), open) = serve_until(listener, EchoConfig::default(), stats.clone(), stop)
+                .await
+                .unwrap();
+            let refused = TcpStream::connect(addr)
+                .await
+                .map(drop)
+                .map_err(|e| e.kind());
+            let echoed = talker.join().await.unwrap();
+            // The talker's connection ends; the silent one does not.
+            let waited = timeout_after(Duration::from_millis(200), open.finished()).await;
+            let waited = (waited.is_err(), open.len());
+            open.cancel().await;
+            let mut buf = [0; 8];
+            let eof = silent.read(&mut buf).await.unwrap();
+            (refused, waited, eof, echoed)
+        }
+    });
+    assert_eq!(refused, Err(std::io::ErrorKind::ConnectionRefused));
+    assert_eq!(waited, (true, 1), "the silent connection is still open");
+    assert_eq!(eof, 0, "cancelled: the silent client sees end-of-file");
+    assert_eq!(&echoed, b"bye");
+    assert_eq!((stats.accepted(), stats.active()), (2, 0));
 }
 
 /// A limit of zero is refused at once with a clear error.
