@@ -7,7 +7,9 @@
 //! ```
 //!
 //! `--threads N` runs N kernels on N threads, each with its own
-//! `SO_REUSEPORT` listener on the address (default 1).
+//! `SO_REUSEPORT` listener on the address (default 1). The port is reserved
+//! once before they start, so with port 0 every kernel listens on the same
+//! (printed) port.
 //!
 //! and talk to it with `nc 127.0.0.1 7000`, or load it with
 //! `cargo run --release --example echo_client`. `RUST_LOG=trapline=trace`
@@ -113,15 +115,20 @@ fn parse_args(config: &mut EchoConfig) -> Result<Command, String> {
     Ok(Command::Serve(addr, threads, grace))
 }
 
+/// Serves on `addr` until a signal; `announce` prints the address (one
+/// kernel does).
 async fn serve(
     addr: SocketAddr,
     reuse_port: bool,
+    announce: bool,
     config: EchoConfig,
     grace: Duration,
 ) -> io::Result<()> {
     let signals = Rc::new(Signals::new(&[SIGINT, SIGTERM])?);
     let listener = TcpListener::builder(addr).reuse_port(reuse_port).bind()?;
-    println!("echo_server listening on {}", listener.local_addr()?);
+    if announce {
+        println!("echo_server listening on {}", listener.local_addr()?);
+    }
     let stats = Rc::new(EchoStats::default());
 
     // Serve until a signal; then the listener is closed, and the service
@@ -159,6 +166,25 @@ async fn serve(
     Ok(())
 }
 
+/// Binds (without listening) an `SO_REUSEPORT` socket to `addr`, so that a
+/// port 0 becomes one real port that every kernel's listener joins; the
+/// socket is held until the kernels end. A socket that does not listen is
+/// given no connections.
+fn reserve_port(addr: SocketAddr) -> io::Result<(socket2::Socket, SocketAddr)> {
+    let socket = socket2::Socket::new(
+        socket2::Domain::for_address(addr),
+        socket2::Type::STREAM,
+        Some(socket2::Protocol::TCP),
+    )?;
+    socket.set_reuse_port(true)?;
+    socket.bind(&addr.into())?;
+    let real = socket
+        .local_addr()?
+        .as_socket()
+        .ok_or_else(|| io::Error::other("a TCP socket without an IP address"))?;
+    Ok((socket, real))
+}
+
 fn main() {
     env_logger::init();
     let mut config = EchoConfig::default();
@@ -174,11 +200,15 @@ fn main() {
         }
     };
     let outcome = if threads == 1 {
-        trapline::run(serve(addr, false, config, grace)).and_then(|served| served)
+        trapline::run(serve(addr, false, true, config, grace)).and_then(|served| served)
     } else {
-        // One kernel per thread, each with its own listener on the port.
-        trapline::run_threads(threads, move |_| serve(addr, true, config, grace))
+        // One kernel per thread, each with its own listener on the one port.
+        reserve_port(addr).and_then(|(_reserved, addr)| {
+            trapline::run_threads(threads, move |me| {
+                serve(addr, true, me.index() == 0, config, grace)
+            })
             .and_then(|all| all.into_iter().collect::<io::Result<Vec<()>>>().map(drop))
+        })
     };
     if let Err(e) = outcome {
         eprintln!("echo_server: {addr}: {e}");
