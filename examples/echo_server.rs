@@ -20,8 +20,9 @@
 //! 10000; more are accepted and closed at once), `--idle-timeout SECS`
 //! (default 60; a connection with no progress that long is closed),
 //! `--buffer BYTES` (default 16384 per connection: memory stays bounded even
-//! when clients never read). Accept errors such as running out of fds back
-//! off (1 ms doubling to 1 s) instead of spinning.
+//! when clients never read). Each must be above zero. Accept errors such as
+//! running out of fds back off (1 ms doubling to 1 s) instead of spinning;
+//! an error of the listener itself ends the server with that error.
 //!
 //! With `TRAPLINE_MONITOR=1`, `nc 127.0.0.1 48802` opens the monitor: `ps`
 //! lists the `conn` task of each peer and the trap it waits on.
@@ -36,10 +37,10 @@ use std::net::SocketAddr;
 use std::rc::Rc;
 use std::time::Duration;
 
-use trapline::echo::{EchoConfig, EchoStats};
+use trapline::echo::{serve_until, EchoConfig, EchoStats};
 use trapline::net::TcpListener;
 use trapline::signal::{Signals, SIGINT, SIGTERM};
-use trapline::{timeout_after, GroupError, Policy, TaskGroup};
+use trapline::{timeout_after, Policy, TaskGroup};
 
 const USAGE: &str = "usage: echo_server [--addr IP:PORT] [--threads N] [--max-connections N] [--idle-timeout SECS] [--buffer BYTES] [--grace SECS]
   defaults: --addr 127.0.0.1:7000 --threads 1 --max-connections 10000 (per thread) --idle-timeout 60 --buffer 16384 --grace 5";
@@ -130,43 +131,26 @@ async fn serve(
     }
     let stats = Rc::new(EchoStats::default());
 
-    // Serve until a signal: whichever of the two tasks ends first, the group
-    // cancels the other (and with the service goes its listener).
-    let front = TaskGroup::<i32, io::Error>::with_policy(Policy::Any);
-    let s = signals.clone();
-    front.spawn(async move { s.recv().await })?;
-    let st = stats.clone();
-    front.spawn(async move {
-        trapline::echo::serve(listener, config, st)
-            .await
-            .map(|()| 0)
-    })?;
-    let signal = match front.join().await {
-        Ok(Some(signal)) => signal,
-        Ok(None) => return Ok(()),
-        Err(GroupError::Task { failure, .. }) => return Err(io::Error::other(failure.to_string())),
-        Err(GroupError::Interrupted(e)) => return Err(e.into()),
-    };
-    let name = if signal == SIGINT {
+    // Serve until a signal; then the listener is closed, and the service
+    // hands back its connections still open.
+    let (signal, open) = serve_until(listener, config, stats, signals.recv()).await?;
+    let name = if signal? == SIGINT {
         "SIGINT"
     } else {
         "SIGTERM"
     };
     println!(
         "echo_server: {name}: stopped accepting; {} connection(s) open, waiting up to {grace:?}",
-        stats.active()
+        open.len()
     );
 
-    // Let them finish, until the grace period ends or a second signal comes.
-    // Then leaving `run` cancels the connections still open.
+    // Let them finish, until the grace period ends or a second signal comes;
+    // then cancel those still open.
+    let open = Rc::new(open);
     let closing = TaskGroup::<&str, io::Error>::with_policy(Policy::Any);
-    let st = stats.clone();
+    let all = open.clone();
     closing.spawn(async move {
-        // The service counts its connections but does not announce their
-        // ends: look again every few milliseconds.
-        while st.active() > 0 {
-            trapline::sleep(Duration::from_millis(10)).await?;
-        }
+        all.finished().await?;
         Ok("all connections closed")
     })?;
     closing.spawn(async move {
@@ -177,6 +161,7 @@ async fn serve(
         Ok(Ok(Some(how))) => how,
         _ => "grace period over: open connections cancelled",
     };
+    open.cancel().await;
     println!("echo_server: {how}");
     Ok(())
 }
