@@ -56,7 +56,7 @@ fn tasks_child(runtime: &str, n: usize) -> io::Result<()> {
                 drop(trapline::spawn(trapline::sleep(HOUR))?);
             }
             trapline::sleep(SETTLE).await?;
-            println!("{}", (rss() - before) as f64 / n as f64);
+            println!("{}", rss().saturating_sub(before) as f64 / n as f64);
             std::process::exit(0)
         })?,
         "tokio" => tokio_runtime()?.block_on(async move {
@@ -65,7 +65,7 @@ fn tasks_child(runtime: &str, n: usize) -> io::Result<()> {
                 drop(tokio::spawn(tokio::time::sleep(HOUR)));
             }
             tokio::time::sleep(SETTLE).await;
-            println!("{}", (rss() - before) as f64 / n as f64);
+            println!("{}", rss().saturating_sub(before) as f64 / n as f64);
             std::process::exit(0)
         }),
         other => Err(io::Error::other(format!("no runtime called {other}"))),
@@ -89,7 +89,7 @@ fn tcp_child(runtime: &str, n: usize) -> io::Result<()> {
                 })?);
             }
             trapline::sleep(SETTLE).await?;
-            println!("{}", (rss() - before) as f64 / n as f64);
+            println!("{}", rss().saturating_sub(before) as f64 / n as f64);
             std::process::exit(0)
         })?,
         "tokio" => tokio_runtime()?.block_on(async move {
@@ -107,7 +107,7 @@ fn tcp_child(runtime: &str, n: usize) -> io::Result<()> {
                 }));
             }
             tokio::time::sleep(SETTLE).await;
-            println!("{}", (rss() - before) as f64 / n as f64);
+            println!("{}", rss().saturating_sub(before) as f64 / n as f64);
             std::process::exit(0)
         }),
         other => Err(io::Error::other(format!("no runtime called {other}"))),

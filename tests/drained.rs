@@ -3,7 +3,7 @@
 //! as the last bytes all reach it; a read that filled its buffer reads again;
 //! one reader per stream still holds. These were written for skipping the
 //! `EAGAIN` read after a short read (withdrawn, see the README) and stay as
-//! regressions for the fd table's edge bits and for the reads themselves.
+//! regressions for the reads themselves.
 
 mod util;
 

@@ -745,3 +745,28 @@ fn panicking_foreign_waker_is_contained() {
     });
     assert_eq!(out, "ran on");
 }
+
+/// A connected UDP socket whose peer is gone gets one `ECONNREFUSED`
+/// (`EPOLLERR`); the error is not sticky, so a later receive parks until its
+/// limit instead of being resumed over and over (a busy loop). Counted in
+/// polls, not time.
+#[test]
+fn udp_socket_error_does_not_make_later_reads_spin() {
+    let (out, stats) = util::run_with_stats(async {
+        let gone = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let gone_addr = gone.local_addr().unwrap();
+        drop(gone);
+        let socket = trapline::net::UdpSocket::bind("127.0.0.1:0".parse().unwrap()).unwrap();
+        socket.connect(gone_addr).unwrap();
+        let mut buf = [0u8; 16];
+        // Wait once, so the fd is registered before the error arrives.
+        let first = timeout_after(Duration::from_millis(20), socket.recv(&mut buf)).await;
+        assert!(matches!(first, Err(TrapError::TimedOut(_))), "{first:?}");
+        socket.send(b"x").await.unwrap();
+        let refused = socket.recv(&mut buf).await.unwrap_err();
+        assert_eq!(refused.kind(), io::ErrorKind::ConnectionRefused);
+        timeout_after(Duration::from_millis(100), socket.recv(&mut buf)).await
+    });
+    assert!(matches!(out, Err(TrapError::TimedOut(_))), "{out:?}");
+    assert!(stats.polls < 50, "the read spun: {} polls", stats.polls);
+}

@@ -2,19 +2,9 @@
 //!
 //! Each fd is registered with mio once, for both directions, edge-triggered,
 //! the first time a leaf waits on it, and stays registered until `IoRelease`.
-//! Edge-triggered readiness is safe only because a leaf traps only once the
-//! fd is drained: a leaf that saw `WouldBlock` is guaranteed a new edge when
+//! Edge-triggered readiness is safe only because every leaf tries its syscall
+//! before it traps: a leaf that saw `WouldBlock` is guaranteed a new edge when
 //! the fd becomes ready again.
-//!
-//! Discussion: the table also remembers an edge that arrives while nobody
-//! sits in the seat (the seat's `edge` bit), and the end of the stream for
-//! good (`read_closed`): the next waiter to sit finds them and is resumed at
-//! once instead of parked. For a leaf that tried its syscall first this
-//! costs at most one spurious resume, which is harmless; it is what would
-//! let a leaf trap *without* trying right after a short read (saving the
-//! `EAGAIN` read). The facade tried that and withdrew it: with it, a fault
-//! test (a flooding peer that never reads, `tests/faults_echo.rs`) failed,
-//! for a reason not yet settled (a lost wake-up, or the test's timing).
 //!
 //! Tokens carry the fd and a registration serial, so an event that was in
 //! flight when an fd was released and its number reused is recognised as stale.
@@ -37,13 +27,6 @@ struct Entry {
     serial: u32,
     reader: Option<Waiter>,
     writer: Option<Waiter>,
-    /// An edge arrived in that direction while nobody sat there: the next
-    /// waiter is resumed at once instead of parked (see the module's
-    /// Discussion).
-    edge: [bool; 2],
-    /// The peer ended the stream (or it failed): a read no longer blocks,
-    /// and no new edge will say so. Sticky until the fd is released.
-    read_closed: bool,
 }
 
 /// The direction of a wait.
@@ -76,16 +59,14 @@ impl IoTable {
         self.registered
     }
 
-    /// Seats `waiter` as `fd`'s reader or writer, registering the fd if
-    /// needed. `Ok(false)`: an edge came while the seat was empty; the
-    /// waiter is not seated and should be resumed at once.
+    /// Seats `waiter` as `fd`'s reader or writer, registering the fd if needed.
     pub(crate) fn wait(
         &mut self,
         registry: &Registry,
         fd: RawFd,
         dir: Dir,
         waiter: Waiter,
-    ) -> Result<bool, TrapError> {
+    ) -> Result<(), TrapError> {
         let at = usize::try_from(fd).map_err(|_| TrapError::Os(EBADF))?;
         let registered = self.fds.get(at).is_some_and(|e| e.serial != 0);
         if !registered {
@@ -105,21 +86,15 @@ impl IoTable {
             self.registered += 1;
         }
         let entry = &mut self.fds[at];
-        let closed = dir == Dir::Read && entry.read_closed;
-        let (seat, edge) = match dir {
-            Dir::Read => (&mut entry.reader, &mut entry.edge[0]),
-            Dir::Write => (&mut entry.writer, &mut entry.edge[1]),
+        let seat = match dir {
+            Dir::Read => &mut entry.reader,
+            Dir::Write => &mut entry.writer,
         };
         match seat {
             Some(other) if *other != waiter => Err(TrapError::ResourceBusy),
-            None if closed => Ok(false),
-            None if *edge => {
-                *edge = false;
-                Ok(false)
-            }
             _ => {
                 *seat = Some(waiter);
-                Ok(true)
+                Ok(())
             }
         }
     }
@@ -151,8 +126,6 @@ impl IoTable {
         }
         let seated = [entry.reader.take(), entry.writer.take()];
         entry.serial = 0;
-        entry.edge = [false; 2];
-        entry.read_closed = false;
         seated
     }
 
@@ -176,34 +149,14 @@ impl IoTable {
         released
     }
 
-    /// The waiters an event for `token` fires: `[reader, writer]`. An edge
-    /// in a direction nobody waits in is remembered for the next waiter;
-    /// `read_closed` (end of stream, or an error) for every reader to come.
-    pub(crate) fn event(
-        &mut self,
-        token: Token,
-        read: bool,
-        write: bool,
-        read_closed: bool,
-    ) -> [Option<Waiter>; 2] {
+    /// The waiters an event for `token` fires: `[reader, writer]`.
+    pub(crate) fn event(&mut self, token: Token, read: bool, write: bool) -> [Option<Waiter>; 2] {
         let (at, serial) = (token.0 & 0xFFFF_FFFF, (token.0 >> 32) as u32);
         match self.fds.get_mut(at) {
-            Some(entry) if entry.serial == serial => {
-                entry.read_closed |= read_closed;
-                let fire = |seat: &mut Option<Waiter>, edge: &mut bool, happened: bool| {
-                    if !happened {
-                        return None;
-                    }
-                    let waiter = seat.take();
-                    *edge = waiter.is_none();
-                    waiter
-                };
-                let [read_edge, write_edge] = &mut entry.edge;
-                [
-                    fire(&mut entry.reader, read_edge, read),
-                    fire(&mut entry.writer, write_edge, write),
-                ]
-            }
+            Some(entry) if entry.serial == serial => [
+                if read { entry.reader.take() } else { None },
+                if write { entry.writer.take() } else { None },
+            ],
             _ => [None, None],
         }
     }
@@ -231,11 +184,11 @@ mod tests {
         let mut table = IoTable::default();
         assert_eq!(
             table.wait(poll.registry(), fd, Dir::Read, waiter(1)),
-            Ok(true)
+            Ok(())
         );
         assert_eq!(
             table.wait(poll.registry(), fd, Dir::Read, waiter(1)),
-            Ok(true)
+            Ok(())
         );
         assert_eq!(
             table.wait(poll.registry(), fd, Dir::Read, waiter(2)),
@@ -243,7 +196,7 @@ mod tests {
         );
         assert_eq!(
             table.wait(poll.registry(), fd, Dir::Write, waiter(2)),
-            Ok(true)
+            Ok(())
         );
         assert_eq!(table.registered(), 1, "registered once for both directions");
         assert_eq!(
@@ -269,77 +222,9 @@ mod tests {
         table
             .wait(poll.registry(), fd, Dir::Read, waiter(2))
             .unwrap();
-        assert_eq!(table.event(old, true, true, false), [None, None]);
+        assert_eq!(table.event(old, true, true), [None, None]);
         let new = Token(fd as usize | (table.next_serial as usize) << 32);
-        assert_eq!(table.event(new, true, true, false), [Some(waiter(2)), None]);
-    }
-
-    /// An edge with nobody seated is kept for the next waiter, who is not
-    /// seated but resumed at once; the bit is spent, so the waiter after
-    /// parks. An edge with a waiter seated fires it and leaves no bit.
-    #[test]
-    fn edge_with_an_empty_seat_is_kept_for_the_next_waiter() {
-        let poll = mio::Poll::new().unwrap();
-        let (a, _b) = std::os::unix::net::UnixStream::pair().unwrap();
-        let fd = a.as_raw_fd();
-        let mut table = IoTable::default();
-        assert_eq!(
-            table.wait(poll.registry(), fd, Dir::Read, waiter(1)),
-            Ok(true)
-        );
-        let token = Token(fd as usize | (table.next_serial as usize) << 32);
-        assert_eq!(
-            table.event(token, true, true, false),
-            [Some(waiter(1)), None]
-        );
-        // Nobody waits to read now: the next read edge is kept.
-        assert_eq!(table.event(token, true, false, false), [None, None]);
-        assert_eq!(
-            table.wait(poll.registry(), fd, Dir::Read, waiter(2)),
-            Ok(false)
-        );
-        assert_eq!(
-            table.wait(poll.registry(), fd, Dir::Read, waiter(2)),
-            Ok(true)
-        );
-        // The write edge of the first event was kept too, once.
-        assert_eq!(
-            table.wait(poll.registry(), fd, Dir::Write, waiter(3)),
-            Ok(false)
-        );
-        assert_eq!(
-            table.wait(poll.registry(), fd, Dir::Write, waiter(3)),
-            Ok(true)
-        );
-        // Another reader is still refused while one sits.
-        assert_eq!(
-            table.wait(poll.registry(), fd, Dir::Read, waiter(4)),
-            Err(TrapError::ResourceBusy)
-        );
-        // The end of the stream resumes every reader to come at once: a
-        // read after a short read must see it, and no new edge will come.
-        table.leave(fd, Dir::Read, waiter(2));
-        assert_eq!(table.event(token, true, false, true), [None, None]);
-        assert_eq!(
-            table.wait(poll.registry(), fd, Dir::Read, waiter(6)),
-            Ok(false)
-        );
-        assert_eq!(
-            table.wait(poll.registry(), fd, Dir::Read, waiter(6)),
-            Ok(false)
-        );
-        assert_eq!(
-            table.wait(poll.registry(), fd, Dir::Write, waiter(3)),
-            Ok(true),
-            "writes wait as before"
-        );
-        // Releasing forgets the bits.
-        table.event(token, true, false, false);
-        table.release(poll.registry(), fd);
-        assert_eq!(
-            table.wait(poll.registry(), fd, Dir::Read, waiter(5)),
-            Ok(true)
-        );
+        assert_eq!(table.event(new, true, true), [Some(waiter(2)), None]);
     }
 
     /// A number that is no open fd is refused by the poller, and the table

@@ -227,8 +227,7 @@ impl Kernel {
                 }
                 let read = event.is_readable() || event.is_read_closed() || event.is_error();
                 let write = event.is_writable() || event.is_write_closed() || event.is_error();
-                let read_closed = event.is_read_closed() || event.is_error();
-                st.io_event(event.token(), read, write, read_closed);
+                st.io_event(event.token(), read, write);
             }
             let now = st.now();
             st.expire(now);

@@ -245,15 +245,14 @@ impl State {
                 timer = self.timers.push(at, Alarm::Sleep(waiter));
                 Ok(())
             }
-            // `Ok(false)`: an edge came while nobody waited; resume at once.
-            On::Read(fd) => match self.io.wait(&self.registry, fd, Dir::Read, waiter) {
-                Ok(seated) => seated.then_some(()).ok_or(None),
-                Err(err) => Err(Some(err)),
-            },
-            On::Write(fd) => match self.io.wait(&self.registry, fd, Dir::Write, waiter) {
-                Ok(seated) => seated.then_some(()).ok_or(None),
-                Err(err) => Err(Some(err)),
-            },
+            On::Read(fd) => self
+                .io
+                .wait(&self.registry, fd, Dir::Read, waiter)
+                .map_err(Some),
+            On::Write(fd) => self
+                .io
+                .wait(&self.registry, fd, Dir::Write, waiter)
+                .map_err(Some),
             On::Sched(queue) => {
                 self.queues.entry(queue).or_default().push_back(waiter);
                 Ok(())
@@ -389,14 +388,9 @@ impl State {
     }
 
     /// An fd event from mio.
-    pub(crate) fn io_event(&mut self, token: Token, read: bool, write: bool, read_closed: bool) {
+    pub(crate) fn io_event(&mut self, token: Token, read: bool, write: bool) {
         self.counters.events += 1;
-        for waiter in self
-            .io
-            .event(token, read, write, read_closed)
-            .into_iter()
-            .flatten()
-        {
+        for waiter in self.io.event(token, read, write).into_iter().flatten() {
             self.fire(waiter);
         }
     }

@@ -89,9 +89,8 @@ pub enum Trap {
     /// seat is emptied; the registration stays until `IoRelease`.
     /// The leaf resumes by retrying its syscall.
     ///
-    /// A leaf must have seen `WouldBlock` before it traps. An edge that
-    /// arrived while no reader sat (and the end of the stream, for good)
-    /// resumes the next reader at once.
+    /// A leaf must have seen `WouldBlock` before it traps: registration is
+    /// edge-triggered, and only that syscall guarantees a fresh edge.
     ReadWait {
         /// The file descriptor.
         fd: RawFd,
