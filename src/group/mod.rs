@@ -38,16 +38,14 @@ use std::borrow::Cow;
 use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::fmt;
-use std::future::{poll_fn, Future};
-use std::panic::{catch_unwind, AssertUnwindSafe, Location};
-use std::pin::pin;
+use std::future::Future;
+use std::panic::Location;
 use std::rc::Rc;
-use std::task::Poll;
 
 use trapline_traps::{TaskId, TrapError};
 
 use crate::sync::WaitList;
-use crate::task::{panic_message, spawn_as};
+use crate::task::spawn_then;
 use members::{Decision, Inner, Member, Notice, State};
 pub use outcome::{Finished, GroupError, Policy, TaskFailure};
 
@@ -260,36 +258,17 @@ impl<T: 'static, E: 'static> TaskGroup<T, E> {
     {
         let mut notice = self.reserve()?;
         let key = notice.key;
-        let handle = spawn_as(
-            async move {
-                let mut future = pin!(future);
-                // Caught here rather than by `spawn`, so that the group learns
-                // the outcome before the task's future is gone.
-                let outcome = poll_fn(|cx| {
-                    match catch_unwind(AssertUnwindSafe(|| future.as_mut().poll(cx))) {
-                        Ok(Poll::Ready(Ok(v))) => Poll::Ready(Ok(v)),
-                        Ok(Poll::Ready(Err(e))) => Poll::Ready(Err(TaskFailure::Failed(e))),
-                        Ok(Poll::Pending) => Poll::Pending,
-                        Err(panic) => Poll::Ready(Err(TaskFailure::Panicked(panic_message(panic)))),
-                    }
-                })
-                .await;
-                let panicked = match &outcome {
-                    Err(TaskFailure::Panicked(msg)) => Some(msg.clone()),
-                    _ => None,
-                };
-                notice.tell(Some(outcome));
-                // The group has its answer; the panic goes on, so that the task
-                // ends as panicked for its kernel too.
-                if let Some(msg) = panicked {
-                    std::panic::resume_unwind(Box::new(msg));
-                }
-            },
-            name,
-            location,
-        )?;
-        self.enroll(key, handle.id(), false);
-        Ok(handle.id())
+        // The group hears of the end (a panic included) before the task's
+        // future is dropped; see `task::spawn_then` for the order.
+        let id = spawn_then(future, name, location, move |ended| {
+            notice.tell(Some(match ended {
+                Ok(Ok(v)) => Ok(v),
+                Ok(Err(e)) => Err(TaskFailure::Failed(e)),
+                Err(msg) => Err(TaskFailure::Panicked(msg)),
+            }));
+        })?;
+        self.enroll(key, id, false);
+        Ok(id)
     }
 
     /// Starts a *daemon* task: cancelled with the group, waited for when
@@ -318,13 +297,9 @@ impl<T: 'static, E: 'static> TaskGroup<T, E> {
     {
         let mut notice = self.reserve()?;
         let key = notice.key;
-        let body = async move {
-            drop(future.await);
-            notice.tell(None);
-        };
-        let handle = spawn_as(body, None, Location::caller())?;
-        self.enroll(key, handle.id(), true);
-        Ok(handle.id())
+        let id = spawn_then(future, None, Location::caller(), move |_| notice.tell(None))?;
+        self.enroll(key, id, true);
+        Ok(id)
     }
 
     /// The next task of the group to end, in the order they end; `None`
