@@ -7,9 +7,12 @@ mod util;
 use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
+use std::time::Duration;
 
-use trapline::{spawn, TaskFailure, TaskGroup};
-use util::{entries, log, push, run_clean, Log};
+use trapline::{sleep, spawn, yield_now, TaskFailure, TaskGroup, TrapError};
+use util::{entries, log, push, run_clean, run_virtual_clean, Log};
+
+const FOREVER: Duration = Duration::from_secs(3600);
 
 /// A group task whose poll panics and whose destructor panics too: the
 /// group's wrapper drops the future after the first panic was caught, not
@@ -67,4 +70,50 @@ fn group_poll_panic_then_destructor_panic_does_not_abort() {
     );
     assert_eq!(after, Ok("still running"));
     assert_eq!(entries(&log), ["drop, panicking: false", "owner goes on"]);
+}
+
+/// A member whose cleanup spawns a sibling into the group: the sibling is
+/// cancelled too, so `cancel_remaining` returns (before, the sibling was
+/// never cancelled and the shielded wait lasted as long as it did).
+#[test]
+fn cancel_remaining_cancels_a_sibling_spawned_by_cleanup() {
+    let (order, finished) = run_virtual_clean(async {
+        let log = log();
+        let group = TaskGroup::<&str, TrapError>::new();
+        let (l, g) = (log.clone(), group.clone());
+        group
+            .spawn(async move {
+                let r = sleep(FOREVER).await;
+                push(&l, format!("first {r:?}"));
+                let l2 = l.clone();
+                g.spawn(async move {
+                    let r = sleep(FOREVER).await;
+                    push(&l2, format!("sibling {r:?}"));
+                    r.map(|()| "sibling")
+                })
+                .unwrap();
+                r.map(|()| "first")
+            })
+            .unwrap();
+        yield_now().await.unwrap();
+        group.cancel_remaining().await.unwrap();
+        push(&log, "cancel_remaining returned");
+        assert_eq!(group.running(), 0);
+        let finished: Vec<_> = group
+            .take_finished()
+            .into_iter()
+            .map(|f| (f.outcome, f.cancelled))
+            .collect();
+        (entries(&log), finished)
+    });
+    assert_eq!(
+        order,
+        [
+            "first Err(Cancelled)",
+            "sibling Err(Cancelled)",
+            "cancel_remaining returned"
+        ]
+    );
+    let cancelled = (Err(TaskFailure::Failed(TrapError::Cancelled)), true);
+    assert_eq!(finished, [cancelled.clone(), cancelled]);
 }

@@ -136,15 +136,15 @@ impl<T, E> Inner<T, E> {
         }
     }
 
-    /// Sends `Cancel` to every task still running, in spawn order, but
-    /// `spare` (a member cancelling the rest of its group).
+    /// Sends `Cancel` to every task still running and not yet cancelled, in
+    /// spawn order, but `spare` (a member cancelling the rest of its group).
     pub(super) fn cancel_all(&self, spare: Option<TaskId>) {
         let ids: Vec<TaskId> = self
             .state
             .borrow_mut()
             .running
             .iter_mut()
-            .filter(|m| Some(m.id) != spare)
+            .filter(|m| Some(m.id) != spare && !m.cancelled)
             .map(|m| {
                 m.cancelled = true;
                 m.id

@@ -371,7 +371,8 @@ impl<T: 'static, E: 'static> TaskGroup<T, E> {
     }
 
     /// Cancels every task still running (in spawn order, daemons included)
-    /// and waits, shielded, until they have all ended. Their completions
+    /// and waits, shielded, until they have all ended; a task spawned into
+    /// the group meanwhile (by a member's cleanup) is cancelled too. Their completions
     /// stay reachable, marked `cancelled`. Called by a task of the group, it
     /// cancels and waits for the others.
     ///
@@ -397,12 +398,16 @@ impl<T: 'static, E: 'static> TaskGroup<T, E> {
         async move {
             // A member may cancel the rest of its group, not itself.
             let me = trapline_traps::running();
-            self.inner.cancel_all(me);
             crate::shield(async {
-                while self.inner.running_but(me) > 0 {
+                // Cancelled again each round: a member's cleanup may spawn a
+                // sibling, and that one is cancelled too before the wait.
+                loop {
+                    self.inner.cancel_all(me);
+                    if self.inner.running_but(me) == 0 {
+                        return Ok(());
+                    }
                     self.inner.changed(location).await?;
                 }
-                Ok(())
             })
             .await
         }
