@@ -9,10 +9,11 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use trapline::{sleep, spawn, yield_now, TaskFailure, TaskGroup, TrapError};
+use trapline::{shield, sleep, spawn, yield_now, TaskFailure, TaskGroup, TrapError};
 use util::{entries, log, push, run_clean, run_virtual_clean, Log};
 
 const FOREVER: Duration = Duration::from_secs(3600);
+const SHORT: Duration = Duration::from_millis(5);
 
 /// A group task whose poll panics and whose destructor panics too: the
 /// group's wrapper drops the future after the first panic was caught, not
@@ -116,4 +117,143 @@ fn cancel_remaining_cancels_a_sibling_spawned_by_cleanup() {
     );
     let cancelled = (Err(TaskFailure::Failed(TrapError::Cancelled)), true);
     assert_eq!(finished, [cancelled.clone(), cancelled]);
+}
+
+/// A `try_scope` body that fails cancels the tasks left and waits for them;
+/// `scope` with the same failing body waits for them as the policy says.
+#[test]
+fn try_scope_body_error_cancels_the_rest() {
+    let order = run_virtual_clean(async {
+        let log = log();
+        let group = TaskGroup::<(), TrapError>::new();
+        let t0 = trapline::clock().unwrap();
+        let (body, joined) = group
+            .try_scope(async {
+                let l = log.clone();
+                group.spawn(async move {
+                    let r = sleep(FOREVER).await;
+                    push(&l, format!("child {r:?}"));
+                    r
+                })?;
+                yield_now().await?;
+                Err::<(), _>(TrapError::Unsupported("body failed"))
+            })
+            .await;
+        push(&log, format!("try_scope: {body:?} {joined:?}"));
+        assert_eq!(trapline::clock().unwrap(), t0, "no waiting for the child");
+        let finished: Vec<_> = group
+            .take_finished()
+            .into_iter()
+            .map(|f| (f.outcome, f.cancelled))
+            .collect();
+        assert_eq!(
+            finished,
+            [(Err(TaskFailure::Failed(TrapError::Cancelled)), true)]
+        );
+        assert!(group.spawn(async { Ok(()) }).is_err(), "over");
+
+        // The same body under `scope`: the child is waited for, not cancelled.
+        let group = TaskGroup::<(), TrapError>::new();
+        let (body, joined) = group
+            .scope(async {
+                group.spawn(sleep(SHORT))?;
+                Err::<(), _>(TrapError::Unsupported("body failed"))
+            })
+            .await;
+        push(&log, format!("scope: {body:?} {joined:?}"));
+        assert_eq!(trapline::clock().unwrap() - t0, SHORT);
+        entries(&log)
+    });
+    assert_eq!(
+        order,
+        [
+            "child Err(Cancelled)",
+            "try_scope: Err(Unsupported(\"body failed\")) Ok(None)",
+            "scope: Err(Unsupported(\"body failed\")) Ok(None)",
+        ]
+    );
+}
+
+/// A `try_scope` body that succeeds joins as `scope` does.
+#[test]
+fn try_scope_body_ok_joins_by_policy() {
+    let out = run_virtual_clean(async {
+        let group = TaskGroup::<u32, TrapError>::new();
+        let (body, joined) = group
+            .try_scope(async {
+                group.spawn(async { sleep(SHORT).await.map(|()| 7) })?;
+                Ok::<_, TrapError>("body ok")
+            })
+            .await;
+        let finished: Vec<_> = group
+            .take_finished()
+            .into_iter()
+            .map(|f| (f.outcome, f.cancelled))
+            .collect();
+        (body, joined, finished)
+    });
+    assert_eq!(out, (Ok("body ok"), Ok(None), vec![(Ok(7), false)]));
+}
+
+/// The documented limit of the cascade: an owner interrupted outside a join
+/// that returns with `?` drops its group; the children are cancelled but
+/// not waited for, so the owner ends first and they clean up after it.
+/// Inside `try_scope` the same owner ends last.
+#[test]
+fn a_group_dropped_outside_a_join_does_not_wait() {
+    /// An owner that spawns a child, then waits on something else.
+    async fn owner(log: Log, scoped: bool) -> Result<(), TrapError> {
+        let group = TaskGroup::<(), TrapError>::new();
+        let body = async {
+            let l = log.clone();
+            group.spawn(async move {
+                let r = sleep(FOREVER).await;
+                push(&l, format!("child {r:?}"));
+                shield(yield_now()).await?; // cleanup that waits
+                push(&l, "child cleaned up");
+                r
+            })?;
+            sleep(FOREVER).await?; // the owner is cancelled here
+            Ok::<(), TrapError>(())
+        };
+        if scoped {
+            let (body, _) = group.try_scope(body).await;
+            push(&log, format!("owner ends {body:?}"));
+            body
+        } else {
+            let r = body.await;
+            push(&log, format!("owner ends {r:?}"));
+            r?;
+            group.join().await.ok();
+            Ok(())
+        }
+    }
+    for scoped in [false, true] {
+        let order = run_virtual_clean(async move {
+            let log = log();
+            let task = spawn(owner(log.clone(), scoped)).unwrap();
+            yield_now().await.unwrap();
+            task.cancel().await.ok();
+            push(&log, "owner joined");
+            // Let the orphaned child finish its cleanup.
+            sleep(SHORT).await.unwrap();
+            entries(&log)
+        });
+        let expected: &[&str] = if scoped {
+            &[
+                "child Err(Cancelled)",
+                "child cleaned up",
+                "owner ends Err(Cancelled)",
+                "owner joined",
+            ]
+        } else {
+            &[
+                "owner ends Err(Cancelled)",
+                "child Err(Cancelled)",
+                "owner joined",
+                "child cleaned up",
+            ]
+        };
+        assert_eq!(order, expected, "scoped: {scoped}");
+    }
 }

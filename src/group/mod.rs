@@ -22,9 +22,18 @@
 //! So children start their cleanup in spawn order, a grandchild ends before
 //! its parent, and the owner's join returns after all of them.
 //!
-//! Rust has no asynchronous drop: dropping the last handle of a group that
-//! was never joined cancels its tasks but cannot wait for them. Join the
-//! group, or run the work inside [`TaskGroup::scope`], which does.
+//! Rust has no asynchronous drop, so the cascade holds only while the owner
+//! is inside a join ([`TaskGroup::join`], [`TaskGroup::cancel_remaining`],
+//! or the end of [`TaskGroup::scope`] / [`TaskGroup::try_scope`]). An owner
+//! interrupted anywhere else — waiting on a lock, a socket, a sleep — that
+//! returns early (with `?`) drops its group without a join: dropping the
+//! last handle sends `Cancel` to the tasks left but cannot wait for them,
+//! so the owner ends *first* and its children finish their cleanup after
+//! it, on their own. And a handle cloned into one of the group's tasks
+//! keeps the group alive: then dropping the owner's handle cancels nothing
+//! until that task ends. For the cascade, do the owner's waiting inside
+//! `scope` or `try_scope`, whose join runs however the body ends (a
+//! cancelled body's join is cancelled too, and cancels and waits, shielded).
 //!
 //! # Layout
 //!
@@ -468,6 +477,11 @@ impl<T: 'static, E: 'static> TaskGroup<T, E> {
     /// group as its policy says and cancels what is left, so no task of the
     /// group outlives it. Returns `body`'s output and the join's.
     ///
+    /// The body's output means nothing to the group: a body that returns an
+    /// error still waits for the tasks as the policy says (under `All`, for
+    /// every one). For a body that can fail, [`TaskGroup::try_scope`]
+    /// cancels the rest when it does.
+    ///
     /// # Examples
     ///
     /// ```
@@ -498,6 +512,52 @@ impl<T: 'static, E: 'static> TaskGroup<T, E> {
         let join = self.join();
         async move {
             let out = body.await;
+            (out, join.await)
+        }
+    }
+
+    /// [`TaskGroup::scope`] for a body that can fail: a body returning
+    /// `Err` (a `?` inside it) cancels the tasks left and waits for them
+    /// before the join, instead of waiting for them as the policy says.
+    /// Returns `body`'s result and the join's (cancelled tasks are not
+    /// failures: under `All` it is `Ok(None)` unless a task failed before).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use trapline::TaskGroup;
+    ///
+    /// trapline::run(async {
+    ///     let group = TaskGroup::<(), trapline::TrapError>::new();
+    ///     let (body, joined) = group
+    ///         .try_scope(async {
+    ///             group.spawn(trapline::sleep(Duration::from_secs(3600)))?;
+    ///             "not a number".parse::<u32>()?; // fails: the sleeper is cancelled
+    ///             Ok::<(), Box<dyn std::error::Error>>(())
+    ///         })
+    ///         .await;
+    ///     assert!(body.is_err());
+    ///     assert_eq!(joined, Ok(None));
+    ///     assert!(group.take_finished()[0].cancelled);
+    /// })?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    #[track_caller]
+    pub fn try_scope<'a, R, X>(
+        &'a self,
+        body: impl Future<Output = Result<R, X>> + 'a,
+    ) -> impl Future<Output = (Result<R, X>, Decision<T, E>)> + 'a {
+        let join = self.join();
+        let cancel = self.cancel_remaining();
+        async move {
+            let out = body.await;
+            if out.is_err() && self.inner.refuse_member().is_ok() {
+                // Over: nothing new may start while the rest is cancelled.
+                self.inner.state.borrow_mut().joined = true;
+                // Shielded: only a timeout set inside could fail it.
+                let _ = cancel.await;
+            }
             (out, join.await)
         }
     }
