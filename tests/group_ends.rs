@@ -257,3 +257,38 @@ fn a_group_dropped_outside_a_join_does_not_wait() {
         assert_eq!(order, expected, "scoped: {scoped}");
     }
 }
+
+/// Many members ending and many cancelled: the bookkeeping keeps every
+/// result exactly (it is keyed, so this is not quadratic; no timing here).
+#[test]
+fn ten_thousand_members_end_and_are_cancelled_exactly() {
+    const N: u32 = 10_000;
+    run_virtual_clean(async {
+        let group = TaskGroup::<u32, TrapError>::new();
+        for i in 0..N {
+            group.spawn(async move { yield_now().await.map(|()| i) }).unwrap();
+        }
+        assert_eq!(group.running(), N as usize);
+        assert_eq!(group.join().await, Ok(None));
+        let mut values: Vec<u32> = group
+            .take_finished()
+            .into_iter()
+            .map(|f| f.outcome.unwrap())
+            .collect();
+        values.sort_unstable();
+        assert_eq!(values, (0..N).collect::<Vec<_>>());
+
+        let group = TaskGroup::<u32, TrapError>::new();
+        for i in 0..N {
+            group.spawn(async move { sleep(FOREVER).await.map(|()| i) }).unwrap();
+        }
+        yield_now().await.unwrap();
+        group.cancel_remaining().await.unwrap();
+        let finished = group.take_finished();
+        assert_eq!(finished.len(), N as usize);
+        assert!(finished
+            .iter()
+            .all(|f| f.cancelled && f.outcome == Err(TaskFailure::Failed(TrapError::Cancelled))));
+        assert_eq!(group.running(), 0);
+    });
+}

@@ -45,7 +45,6 @@ mod outcome;
 
 use std::borrow::Cow;
 use std::cell::RefCell;
-use std::collections::VecDeque;
 use std::fmt;
 use std::future::Future;
 use std::panic::Location;
@@ -55,7 +54,7 @@ use trapline_traps::{TaskId, TrapError};
 
 use crate::sync::WaitList;
 use crate::task::spawn_then;
-use members::{Decision, Inner, Member, Notice, State};
+use members::{Decision, Inner, Notice, State};
 pub use outcome::{Finished, GroupError, Policy, TaskFailure};
 
 /// A set of tasks that ends together; see the module's principles.
@@ -99,7 +98,7 @@ impl<T, E> fmt::Debug for TaskGroup<T, E> {
         let s = self.inner.state.borrow();
         f.debug_struct("TaskGroup")
             .field("policy", &self.inner.policy)
-            .field("running", &s.running.len())
+            .field("running", &s.running())
             .field("finished", &s.finished.len())
             .field("joined", &s.joined)
             .finish()
@@ -139,12 +138,7 @@ impl<T: 'static, E: 'static> TaskGroup<T, E> {
         TaskGroup {
             inner: Rc::new(Inner {
                 policy,
-                state: RefCell::new(State {
-                    running: Vec::new(),
-                    finished: VecDeque::new(),
-                    joined: false,
-                    next_key: 0,
-                }),
+                state: RefCell::new(State::new()),
                 changes: WaitList::default(),
             }),
         }
@@ -177,7 +171,7 @@ impl<T: 'static, E: 'static> TaskGroup<T, E> {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn running(&self) -> usize {
-        self.inner.state.borrow().running.len()
+        self.inner.state.borrow().running()
     }
 
     /// A key for a new task, with the notice that will tell its end.
@@ -197,12 +191,7 @@ impl<T: 'static, E: 'static> TaskGroup<T, E> {
     }
 
     fn enroll(&self, key: u64, id: TaskId, daemon: bool) {
-        self.inner.state.borrow_mut().running.push(Member {
-            key,
-            id,
-            daemon,
-            cancelled: false,
-        });
+        self.inner.state.borrow_mut().enroll(key, id, daemon);
     }
 
     /// Starts a task in the group; it runs at the kernel's next pass.
@@ -581,6 +570,6 @@ impl<T: 'static, E: 'static> TaskGroup<T, E> {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn take_finished(&self) -> Vec<Finished<T, E>> {
-        self.inner.state.borrow_mut().finished.drain(..).collect()
+        self.inner.state.borrow_mut().finished.drain()
     }
 }
