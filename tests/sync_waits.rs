@@ -94,3 +94,75 @@ fn condition_wait_for_cancelled_or_timed_out_while_blocked() {
         ["check", "waiter Err(Cancelled)", "check", "timed out"]
     );
 }
+
+/// Regression: a getter dropped after it was handed an item (a `select!`
+/// whose other branch won in the same pass) gives the item back to the
+/// front of the queue without the queue ever holding more than its
+/// capacity: the handed item kept its place, so the next `put` waited.
+#[test]
+fn queue_item_given_back_by_a_dropped_getter_never_exceeds_capacity() {
+    use futures::FutureExt;
+    let order = run_virtual_clean(async {
+        let queue = Rc::new(Queue::bounded(1));
+        let event = Rc::new(trapline::sync::Event::new());
+        let (q, e) = (queue.clone(), event.clone());
+        let getter = spawn(async move {
+            futures::select_biased! {
+                () = e.wait().map(Result::unwrap).fuse() => "event won",
+                _ = q.get().fuse() => "got",
+            }
+        })
+        .unwrap();
+        settle().await;
+        assert_eq!(queue.getters(), 1);
+        // Handed to the waiting getter: the queue is empty but full.
+        assert_eq!(queue.try_put(1), Ok(()));
+        assert_eq!((queue.len(), queue.is_full()), (0, true));
+        assert_eq!(queue.try_put(2), Err(2));
+        let q = queue.clone();
+        let putter = spawn(async move { q.put(2).await }).unwrap();
+        event.set();
+        assert_eq!(getter.join().await.unwrap(), "event won");
+        settle().await;
+        // Given back into the place it kept: one item, the putter waits.
+        assert_eq!((queue.len(), queue.putters(), queue.is_full()), (1, 1, true));
+        let mut got = vec![queue.get().await.unwrap()];
+        assert_eq!((queue.len(), queue.putters()), (1, 0), "2 admitted, not more");
+        got.push(queue.get().await.unwrap());
+        putter.join().await.unwrap().unwrap();
+        assert_eq!((queue.len(), queue.unfinished()), (0, 2));
+        got
+    });
+    assert_eq!(order, [1, 2]);
+}
+
+/// A permit handed to an acquire that a `select!` then drops (its other
+/// branch won in the same pass) passes on to the next waiter: nothing is
+/// stranded, and the count is exact afterwards.
+#[test]
+fn semaphore_permit_handed_to_a_dropped_acquire_passes_on() {
+    use futures::FutureExt;
+    run_virtual_clean(async {
+        let sem = Rc::new(Semaphore::new(1));
+        let held = sem.acquire().await.unwrap();
+        let event = Rc::new(trapline::sync::Event::new());
+        let (s, e) = (sem.clone(), event.clone());
+        let loser = spawn(async move {
+            futures::select_biased! {
+                () = e.wait().map(Result::unwrap).fuse() => "event won",
+                _ = s.acquire().fuse() => "acquired",
+            }
+        })
+        .unwrap();
+        settle().await;
+        let s = sem.clone();
+        let next = spawn(async move { s.acquire().await.map(drop) }).unwrap();
+        settle().await;
+        assert_eq!(sem.waiting(), 2);
+        drop(held); // handed to the loser's acquire
+        event.set(); // which loses the select in the same pass
+        assert_eq!(loser.join().await.unwrap(), "event won");
+        next.join().await.unwrap().unwrap();
+        assert_eq!((sem.available(), sem.waiting()), (1, 0));
+    });
+}
