@@ -308,15 +308,35 @@ fn the_pool_is_bounded_and_unstarted_jobs_are_skipped() {
     );
 }
 
-/// The producer/consumer example adds up every item exactly once.
-#[test]
-fn producer_consumer_example_processes_every_item_once() {
+/// The producer/consumer example built beside this test.
+fn producer_consumer() -> std::process::Command {
     let mut exe = std::env::current_exe().unwrap();
     exe.pop();
     exe.pop();
     exe.push("examples");
     exe.push("producer_consumer");
-    let out = std::process::Command::new(exe)
+    std::process::Command::new(exe)
+}
+
+/// Regression: an `--items` whose sum would overflow a u64 is refused with
+/// a clear error instead of a panic.
+#[test]
+fn producer_consumer_example_refuses_too_many_items() {
+    let out = producer_consumer()
+        .args(["--items", "4294967297"])
+        .output()
+        .expect("the example runs (cargo test builds the examples)");
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    assert_eq!(
+        String::from_utf8(out.stderr).unwrap(),
+        "producer_consumer: --items 4294967297: want at most 4294967296\n"
+    );
+}
+
+/// The producer/consumer example adds up every item exactly once.
+#[test]
+fn producer_consumer_example_processes_every_item_once() {
+    let out = producer_consumer()
         .args(["--items", "1000", "--consumers", "3"])
         .output()
         .expect("the example runs (cargo test builds the examples)");
