@@ -293,9 +293,48 @@ impl<T: 'static, E: 'static> TaskGroup<T, E> {
     where
         F: Future + 'static,
     {
+        self.start_daemon(None, future, Location::caller())
+    }
+
+    /// [`TaskGroup::spawn_daemon`], with a name for the task.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// trapline::run(async {
+    ///     let group = trapline::TaskGroup::<u8, ()>::new();
+    ///     group.spawn_daemon_named("ticker", trapline::sleep(Duration::from_secs(3600)))?;
+    ///     assert_eq!(group.join().await, Ok(None));
+    ///     Ok::<(), trapline::TrapError>(())
+    /// })??;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    #[track_caller]
+    pub fn spawn_daemon_named<F>(
+        &self,
+        name: impl Into<Cow<'static, str>>,
+        future: F,
+    ) -> Result<TaskId, TrapError>
+    where
+        F: Future + 'static,
+    {
+        self.start_daemon(Some(name.into()), future, Location::caller())
+    }
+
+    fn start_daemon<F>(
+        &self,
+        name: Option<Cow<'static, str>>,
+        future: F,
+        location: &'static Location<'static>,
+    ) -> Result<TaskId, TrapError>
+    where
+        F: Future + 'static,
+    {
         let mut notice = self.reserve()?;
         let key = notice.key;
-        let id = spawn_then(future, None, Location::caller(), move |_| notice.tell(None))?;
+        let id = spawn_then(future, name, location, move |_| notice.tell(None))?;
         self.enroll(key, id, true);
         Ok(id)
     }
