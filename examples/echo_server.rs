@@ -7,7 +7,9 @@
 //! ```
 //!
 //! `--threads N` runs N kernels on N threads, each with its own
-//! `SO_REUSEPORT` listener on the address (default 1).
+//! `SO_REUSEPORT` listener on the address (default 1). The port is reserved
+//! once before they start, so with port 0 every kernel listens on the same
+//! (printed) port.
 //!
 //! and talk to it with `nc 127.0.0.1 7000`, or load it with
 //! `cargo run --release --example echo_client`. `RUST_LOG=trapline=trace`
@@ -18,8 +20,9 @@
 //! 10000; more are accepted and closed at once), `--idle-timeout SECS`
 //! (default 60; a connection with no progress that long is closed),
 //! `--buffer BYTES` (default 16384 per connection: memory stays bounded even
-//! when clients never read). Accept errors such as running out of fds back
-//! off (1 ms doubling to 1 s) instead of spinning.
+//! when clients never read). Each must be above zero. Accept errors such as
+//! running out of fds back off (1 ms doubling to 1 s) instead of spinning;
+//! an error of the listener itself ends the server with that error.
 //!
 //! With `TRAPLINE_MONITOR=1`, `nc 127.0.0.1 48802` opens the monitor: `ps`
 //! lists the `conn` task of each peer and the trap it waits on.
@@ -34,10 +37,10 @@ use std::net::SocketAddr;
 use std::rc::Rc;
 use std::time::Duration;
 
-use trapline::echo::{EchoConfig, EchoStats};
+use trapline::echo::{serve_until, EchoConfig, EchoStats};
 use trapline::net::TcpListener;
 use trapline::signal::{Signals, SIGINT, SIGTERM};
-use trapline::{timeout_after, GroupError, Policy, TaskGroup};
+use trapline::{timeout_after, Policy, TaskGroup};
 
 const USAGE: &str = "usage: echo_server [--addr IP:PORT] [--threads N] [--max-connections N] [--idle-timeout SECS] [--buffer BYTES] [--grace SECS]
   defaults: --addr 127.0.0.1:7000 --threads 1 --max-connections 10000 (per thread) --idle-timeout 60 --buffer 16384 --grace 5";
@@ -112,54 +115,42 @@ fn parse_args(config: &mut EchoConfig) -> Result<Command, String> {
     Ok(Command::Serve(addr, threads, grace))
 }
 
+/// Serves on `addr` until a signal; `announce` prints the address (one
+/// kernel does).
 async fn serve(
     addr: SocketAddr,
     reuse_port: bool,
+    announce: bool,
     config: EchoConfig,
     grace: Duration,
 ) -> io::Result<()> {
     let signals = Rc::new(Signals::new(&[SIGINT, SIGTERM])?);
     let listener = TcpListener::builder(addr).reuse_port(reuse_port).bind()?;
-    println!("echo_server listening on {}", listener.local_addr()?);
+    if announce {
+        println!("echo_server listening on {}", listener.local_addr()?);
+    }
     let stats = Rc::new(EchoStats::default());
 
-    // Serve until a signal: whichever of the two tasks ends first, the group
-    // cancels the other (and with the service goes its listener).
-    let front = TaskGroup::<i32, io::Error>::with_policy(Policy::Any);
-    let s = signals.clone();
-    front.spawn(async move { s.recv().await })?;
-    let st = stats.clone();
-    front.spawn(async move {
-        trapline::echo::serve(listener, config, st)
-            .await
-            .map(|()| 0)
-    })?;
-    let signal = match front.join().await {
-        Ok(Some(signal)) => signal,
-        Ok(None) => return Ok(()),
-        Err(GroupError::Task { failure, .. }) => return Err(io::Error::other(failure.to_string())),
-        Err(GroupError::Interrupted(e)) => return Err(e.into()),
-    };
-    let name = if signal == SIGINT {
+    // Serve until a signal; then the listener is closed, and the service
+    // hands back its connections still open.
+    let (signal, open) = serve_until(listener, config, stats, signals.recv()).await?;
+    let name = if signal? == SIGINT {
         "SIGINT"
     } else {
         "SIGTERM"
     };
     println!(
         "echo_server: {name}: stopped accepting; {} connection(s) open, waiting up to {grace:?}",
-        stats.active()
+        open.len()
     );
 
-    // Let them finish, until the grace period ends or a second signal comes.
-    // Then leaving `run` cancels the connections still open.
+    // Let them finish, until the grace period ends or a second signal comes;
+    // then cancel those still open.
+    let open = Rc::new(open);
     let closing = TaskGroup::<&str, io::Error>::with_policy(Policy::Any);
-    let st = stats.clone();
+    let all = open.clone();
     closing.spawn(async move {
-        // The service counts its connections but does not announce their
-        // ends: look again every few milliseconds.
-        while st.active() > 0 {
-            trapline::sleep(Duration::from_millis(10)).await?;
-        }
+        all.finished().await?;
         Ok("all connections closed")
     })?;
     closing.spawn(async move {
@@ -170,8 +161,28 @@ async fn serve(
         Ok(Ok(Some(how))) => how,
         _ => "grace period over: open connections cancelled",
     };
+    open.cancel().await;
     println!("echo_server: {how}");
     Ok(())
+}
+
+/// Binds (without listening) an `SO_REUSEPORT` socket to `addr`, so that a
+/// port 0 becomes one real port that every kernel's listener joins; the
+/// socket is held until the kernels end. A socket that does not listen is
+/// given no connections.
+fn reserve_port(addr: SocketAddr) -> io::Result<(socket2::Socket, SocketAddr)> {
+    let socket = socket2::Socket::new(
+        socket2::Domain::for_address(addr),
+        socket2::Type::STREAM,
+        Some(socket2::Protocol::TCP),
+    )?;
+    socket.set_reuse_port(true)?;
+    socket.bind(&addr.into())?;
+    let real = socket
+        .local_addr()?
+        .as_socket()
+        .ok_or_else(|| io::Error::other("a TCP socket without an IP address"))?;
+    Ok((socket, real))
 }
 
 fn main() {
@@ -189,11 +200,15 @@ fn main() {
         }
     };
     let outcome = if threads == 1 {
-        trapline::run(serve(addr, false, config, grace)).and_then(|served| served)
+        trapline::run(serve(addr, false, true, config, grace)).and_then(|served| served)
     } else {
-        // One kernel per thread, each with its own listener on the port.
-        trapline::run_threads(threads, move |_| serve(addr, true, config, grace))
+        // One kernel per thread, each with its own listener on the one port.
+        reserve_port(addr).and_then(|(_reserved, addr)| {
+            trapline::run_threads(threads, move |me| {
+                serve(addr, true, me.index() == 0, config, grace)
+            })
             .and_then(|all| all.into_iter().collect::<io::Result<Vec<()>>>().map(drop))
+        })
     };
     if let Err(e) = outcome {
         eprintln!("echo_server: {addr}: {e}");

@@ -9,24 +9,34 @@
 //! cargo run --release --example echo_client -- --addr 127.0.0.1:7001
 //! ```
 //!
-//! `--to` may be a name: it is looked up without blocking the kernel.
+//! `--to` may be a name: it is looked up once, at start, without blocking
+//! the kernel; every connection then goes to the addresses found (the first
+//! that answers).
 
 use std::io;
 use std::net::SocketAddr;
+use std::rc::Rc;
 
 use log::info;
-use trapline::net::{copy_bidirectional, TcpListener, TcpStream};
+use trapline::net::{copy_bidirectional, lookup_host, TcpListener, TcpStream};
 
 const USAGE: &str = "usage: tcp_proxy [--listen IP:PORT] [--to HOST:PORT]   (defaults 127.0.0.1:7001, 127.0.0.1:7000)";
 
 async fn proxy(listen: SocketAddr, to: String) -> io::Result<()> {
     let listener = TcpListener::builder(listen).nodelay(true).bind()?;
-    println!("tcp_proxy: {} -> {to}", listener.local_addr()?);
+    let targets: Rc<[SocketAddr]> = lookup_host(to.as_str())
+        .await
+        .map_err(|e| io::Error::new(e.kind(), format!("--to {to}: {e}")))?
+        .into();
+    println!(
+        "tcp_proxy: {} -> {to} ({targets:?})",
+        listener.local_addr()?
+    );
     loop {
         let (inbound, peer) = listener.accept().await?;
-        let to = to.clone();
+        let (to, targets) = (to.clone(), targets.clone());
         trapline::spawn(async move {
-            let outbound = match TcpStream::connect(to.as_str()).await {
+            let outbound = match TcpStream::connect(&targets[..]).await {
                 Ok(s) => s,
                 Err(e) => return info!("{peer}: cannot reach {to}: {e}"),
             };

@@ -152,6 +152,16 @@ where
     F: FnOnce() -> R + Send + 'static,
     R: Send + 'static,
 {
+    run_in_thread_at(f, Location::caller())
+}
+
+/// [`run_in_thread`] whose wait reports `location`: for library code that
+/// carries its own caller's line down (name lookups).
+pub(crate) fn run_in_thread_at<F, R>(f: F, location: &'static Location<'static>) -> RunInThread<R>
+where
+    F: FnOnce() -> R + Send + 'static,
+    R: Send + 'static,
+{
     let slot = Arc::new(Mutex::new(Slot {
         result: None,
         waker: None,
@@ -174,7 +184,7 @@ where
     RunInThread {
         slot,
         job: Some(job),
-        leaf: Leaf::at(Location::caller()),
+        leaf: Leaf::at(location),
     }
 }
 

@@ -14,27 +14,60 @@
 //! - **Over the limit, a connection is accepted and closed at once**: the
 //!   client learns at once (it reads end-of-file) instead of waiting in the
 //!   listen backlog.
-//! - **Accept errors never spin.** Running out of fds (`EMFILE`, `ENFILE`)
-//!   or kernel memory leaves the pending connection in the backlog, so
-//!   accepting again at once would fail again at once. The loop sleeps
-//!   instead, 1 ms doubling up to a second, and starts over at 1 ms after
-//!   the next success. A connection the peer dropped before it was accepted
-//!   (`ECONNABORTED`) is just skipped.
+//! - **Accept errors never spin, and never hide.** Running out of fds
+//!   (`EMFILE`, `ENFILE`) or kernel memory (`ENOBUFS`, `ENOMEM`) leaves the
+//!   pending connection in the backlog, so accepting again at once would
+//!   fail again at once. The loop sleeps instead, 1 ms doubling up to a
+//!   second, and starts over at 1 ms after the next success. A connection
+//!   that failed before it was accepted (`ECONNABORTED`, `EPROTO`, a network
+//!   error) is just skipped. Any other error — a bad listener (`EBADF`,
+//!   `EINVAL`, `ENOTSOCK`), a cancel, a timeout around the service — ends
+//!   the service with that error.
+//! - **The service owns its connections.** When it ends, for whatever
+//!   reason, it cancels every connection task and waits for each to end, so
+//!   no fd, timer or task outlives it. The count of active connections is a
+//!   guard moved into each connection's task: it goes down however the task
+//!   ends (returns, panics, is dropped, or was never spawned).
+//! - **A graceful stop is the caller's choice.** [`serve_until`] stops
+//!   accepting when a future of the caller's resolves and hands back the
+//!   connections still [`Open`], to let them finish or to cancel them.
+//!
+//! Discussion: the idle timeout costs one timer per connection per idle
+//! period, not two per message. A connection arms one limit, notes the
+//! kernel's clock at each step of progress, and when the limit passes
+//! checks: with progress since it was armed, it arms again for the rest of
+//! the period counted from the last progress (the read or write it
+//! interrupted had done nothing, so nothing is lost); without, the
+//! connection is idle. On a busy connection the limit is armed once per
+//! `idle_timeout`, and the per-message cost is one clock read.
 //!
 //! Written with the facade only (net, time, task), like any user code.
 //! Each connection's task is named `conn PEER` for the monitor.
 
 use std::cell::Cell;
+use std::future::{poll_fn, Future};
 use std::io;
+use std::pin::pin;
 use std::rc::Rc;
+use std::task::Poll;
 use std::time::Duration;
 
 use log::{debug, warn};
 
+mod connections;
+
+pub use connections::Open;
+
+use connections::{Active, Connections, Registered};
+
 use crate::net::{TcpListener, TcpStream};
-use crate::{sleep, timeout_after, TrapError};
+use crate::{clock, sleep, timeout_after, TrapError};
 
 /// Limits of an echo service.
+///
+/// Every limit must be above zero: [`serve`] refuses a zero with an
+/// `InvalidInput` error (no connections at all, a timeout that closes every
+/// connection at once, a buffer that cannot hold a byte are all mistakes).
 ///
 /// # Examples
 ///
@@ -48,12 +81,45 @@ use crate::{sleep, timeout_after, TrapError};
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct EchoConfig {
     /// Connections served at once; more are accepted and closed at once.
+    /// At least 1.
     pub max_connections: usize,
     /// A connection with no progress (nothing read, nothing written) for
-    /// this long is closed.
+    /// this long is closed. Above zero.
     pub idle_timeout: Duration,
-    /// Bytes of buffer per connection.
+    /// Bytes of buffer per connection. At least 1.
     pub buffer: usize,
+}
+
+impl EchoConfig {
+    /// Checks that every limit is above zero.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use trapline::echo::EchoConfig;
+    ///
+    /// assert!(EchoConfig::default().check().is_ok());
+    /// let none = EchoConfig { max_connections: 0, ..EchoConfig::default() };
+    /// assert_eq!(
+    ///     none.check().unwrap_err().to_string(),
+    ///     "echo: max_connections must be at least 1"
+    /// );
+    /// ```
+    pub fn check(&self) -> io::Result<()> {
+        let zero = if self.max_connections == 0 {
+            "max_connections must be at least 1"
+        } else if self.idle_timeout.is_zero() {
+            "idle_timeout must be above zero"
+        } else if self.buffer == 0 {
+            "buffer must be at least 1 byte"
+        } else {
+            return Ok(());
+        };
+        Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("echo: {zero}"),
+        ))
+    }
 }
 
 impl Default for EchoConfig {
@@ -120,9 +186,11 @@ getters! {
     peak: usize,
     /// Connections closed by the idle timeout.
     idle_closed: u64,
-    /// Connections ended by an error (a reset, a broken pipe).
+    /// Connections ended by an error (a reset, a broken pipe); not those
+    /// cancelled when the service ended.
     failed: u64,
-    /// Failed accepts (each one followed by a back-off, or a skip).
+    /// Failed accepts that the service survived (each one followed by a
+    /// back-off, or a skip).
     accept_errors: u64,
     /// Bytes echoed.
     bytes: u64,
@@ -135,11 +203,16 @@ fn bump(cell: &Cell<u64>) {
 /// The shortest and longest back-off after a failed accept.
 const BACKOFF: (Duration, Duration) = (Duration::from_millis(1), Duration::from_secs(1));
 
-/// Serves echo on `listener` until the task is cancelled.
+/// Serves echo on `listener` until the task is cancelled, a limit around it
+/// passes, or the listener fails for good.
 ///
-/// One task per connection; everything read is written back. Returns only
-/// with the error that ended it (`Cancelled`, as an `io::Error`, when the
-/// task is cancelled).
+/// One task per connection; everything read is written back. Never returns
+/// `Ok`: it returns the error that ended it — `Cancelled` or `TimedOut` (as
+/// an `io::Error`, see [`TrapError::from_io`]) when interrupted, the accept
+/// error when the listener is unusable (`EBADF`, `EINVAL`, ...), or
+/// `InvalidInput` at once when a limit of `config` is zero. Before it
+/// returns, every connection task it started has been cancelled and has
+/// ended.
 ///
 /// # Examples
 ///
@@ -159,6 +232,99 @@ pub async fn serve(
     config: EchoConfig,
     stats: Rc<EchoStats>,
 ) -> io::Result<()> {
+    config.check()?;
+    let connections = Connections::default();
+    let ended = accept_loop(&listener, &config, &stats, &connections).await;
+    drop(listener);
+    connections.end().await;
+    Err(ended)
+}
+
+/// Serves echo on `listener` like [`serve`] until `stop` resolves; then
+/// stops accepting (the listener is closed) and returns `stop`'s output
+/// with the connections still [`Open`], for the caller to let finish or
+/// cancel.
+///
+/// Ends early, like [`serve`], with the error that ended the service (its
+/// connections cancelled and ended first).
+///
+/// # Examples
+///
+/// See [`Open`].
+pub async fn serve_until<S: Future>(
+    listener: TcpListener,
+    config: EchoConfig,
+    stats: Rc<EchoStats>,
+    stop: S,
+) -> io::Result<(S::Output, Open)> {
+    config.check()?;
+    let connections = Connections::default();
+    let stopped = {
+        let mut stop = pin!(stop);
+        let mut accepting = pin!(accept_loop(&listener, &config, &stats, &connections));
+        poll_fn(|cx| {
+            if let Poll::Ready(out) = stop.as_mut().poll(cx) {
+                return Poll::Ready(Ok(out));
+            }
+            accepting.as_mut().poll(cx).map(Err)
+        })
+        .await
+    };
+    drop(listener);
+    match stopped {
+        Ok(out) => Ok((out, Open { connections })),
+        Err(e) => {
+            connections.end().await;
+            Err(e)
+        }
+    }
+}
+
+/// What to do after a failed accept.
+#[derive(Debug, PartialEq, Eq)]
+enum AfterError {
+    /// Out of a resource: wait before trying again.
+    BackOff,
+    /// One connection failed: go on with the next.
+    Skip,
+    /// The service cannot go on: return the error.
+    End,
+}
+
+fn after_error(e: &io::Error) -> AfterError {
+    if TrapError::from_io(e).is_some() {
+        return AfterError::End; // cancelled, timed out, no kernel
+    }
+    match e.raw_os_error() {
+        Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM) => AfterError::BackOff,
+        // Errors of the connection being accepted, not of the listener
+        // (accept(2) lists the network ones as ones to retry).
+        Some(
+            libc::ECONNABORTED
+            | libc::EPROTO
+            | libc::EPERM
+            | libc::EINTR
+            | libc::EAGAIN
+            | libc::ENETDOWN
+            | libc::ENETUNREACH
+            | libc::ENOPROTOOPT
+            | libc::EHOSTDOWN
+            | libc::EHOSTUNREACH
+            | libc::ENONET
+            | libc::EOPNOTSUPP
+            | libc::ETIMEDOUT,
+        ) => AfterError::Skip,
+        _ => AfterError::End,
+    }
+}
+
+/// Accepts and spawns a task per connection; returns the error that ended it.
+async fn accept_loop(
+    listener: &TcpListener,
+    config: &EchoConfig,
+    stats: &Rc<EchoStats>,
+    connections: &Connections,
+) -> io::Error {
     let mut backoff = BACKOFF.0;
     loop {
         let (stream, peer) = match listener.accept().await {
@@ -166,21 +332,28 @@ pub async fn serve(
                 backoff = BACKOFF.0;
                 accepted
             }
-            Err(e) if TrapError::is_cancellation(&e) => return Err(e),
-            Err(e) if e.kind() == io::ErrorKind::ConnectionAborted => {
-                // The peer gave up between its SYN and our accept.
-                bump(&stats.accept_errors);
-                continue;
-            }
-            Err(e) => {
-                // Out of fds or memory: the connection stays in the backlog
-                // and accepting again now would fail again now.
-                bump(&stats.accept_errors);
-                warn!(target: "trapline::echo", "accept failed: {e}; retrying in {backoff:?}");
-                sleep(backoff).await?;
-                backoff = (backoff * 2).min(BACKOFF.1);
-                continue;
-            }
+            Err(e) => match after_error(&e) {
+                AfterError::End => {
+                    if TrapError::from_io(&e).is_none() {
+                        warn!(target: "trapline::echo", "accept failed: {e}; the service ends");
+                    }
+                    return e;
+                }
+                AfterError::Skip => {
+                    bump(&stats.accept_errors);
+                    debug!(target: "trapline::echo", "accept failed: {e}; skipped");
+                    continue;
+                }
+                AfterError::BackOff => {
+                    bump(&stats.accept_errors);
+                    warn!(target: "trapline::echo", "accept failed: {e}; retrying in {backoff:?}");
+                    if let Err(e) = sleep(backoff).await {
+                        return e.into();
+                    }
+                    backoff = (backoff * 2).min(BACKOFF.1);
+                    continue;
+                }
+            },
         };
         if stats.active.get() >= config.max_connections {
             bump(&stats.refused);
@@ -190,27 +363,41 @@ pub async fn serve(
         }
         let _ = stream.set_nodelay(true);
         bump(&stats.accepted);
-        stats.active.set(stats.active.get() + 1);
-        stats.peak.set(stats.peak.get().max(stats.active.get()));
-        let stats = stats.clone();
+        // Counted from here; the guard goes into the task and uncounts the
+        // connection however the task ends, or if it is never spawned.
+        let active = Active::new(stats.clone());
+        let key = connections.next_key();
+        let registered = Registered {
+            connections: connections.tasks.clone(),
+            key,
+        };
+        let config = *config;
         // Named, so the monitor's `ps` shows whose connection a task serves.
-        crate::task::Builder::new()
+        let spawned = crate::task::Builder::new()
             .name(format!("conn {peer}"))
             .spawn(async move {
-                let ended = echo(&stream, &config, &stats).await;
-                match ended {
+                let _registered = registered;
+                let stats = &active.0;
+                match echo(&stream, &config, stats).await {
                     Ok(()) => debug!(target: "trapline::echo", "{peer}: closed"),
                     Err(Ended::Idle) => {
                         bump(&stats.idle_closed);
                         debug!(target: "trapline::echo", "{peer}: idle, closed");
+                    }
+                    Err(Ended::Failed(e)) if TrapError::from_io(&e).is_some() => {
+                        debug!(target: "trapline::echo", "{peer}: {e}");
                     }
                     Err(Ended::Failed(e)) => {
                         bump(&stats.failed);
                         debug!(target: "trapline::echo", "{peer}: {e}");
                     }
                 }
-                stats.active.set(stats.active.get() - 1);
-            })?;
+                drop(active);
+            });
+        match spawned {
+            Ok(task) => connections.insert(key, task),
+            Err(e) => return e.into(),
+        }
     }
 }
 
@@ -221,36 +408,50 @@ enum Ended {
 
 /// Echoes until the peer closes its side; then closes ours.
 async fn echo(stream: &TcpStream, config: &EchoConfig, stats: &EchoStats) -> Result<(), Ended> {
+    let fail = |e: TrapError| Ended::Failed(e.into());
     let mut buf = vec![0; config.buffer.max(1)];
-    let within = |r: Result<io::Result<()>, TrapError>| match r {
-        Ok(Ok(())) => Ok(()),
-        Ok(Err(e)) => Err(Ended::Failed(e)),
-        Err(TrapError::TimedOut(_)) => Err(Ended::Idle),
-        Err(e) => Err(Ended::Failed(e.into())),
-    };
+    // Bytes read and not yet written back: `buf[start..end]`.
+    let (mut start, mut end) = (0, 0);
+    let mut progress = clock().map_err(fail)?;
     loop {
-        let mut n = 0;
-        within(
-            timeout_after(config.idle_timeout, async {
-                n = stream.read(&mut buf).await?;
-                Ok(())
-            })
-            .await,
-        )?;
-        if n == 0 {
-            return Ok(());
+        let armed = clock().map_err(fail)?;
+        // Whether anything was read or written under this limit (the
+        // clock may read the same in one pass, so it cannot tell).
+        let mut moved = false;
+        let left = match progress.checked_add(config.idle_timeout) {
+            Some(deadline) => deadline.saturating_duration_since(armed),
+            None => config.idle_timeout, // as good as never
+        };
+        if left.is_zero() {
+            return Err(Ended::Idle);
         }
-        // Progress resets the idle clock: each write gets the full timeout.
-        let mut written = 0;
-        while written < n {
-            within(
-                timeout_after(config.idle_timeout, async {
-                    written += stream.write(&buf[written..n]).await?;
-                    Ok(())
-                })
-                .await,
-            )?;
+        let served = timeout_after(left, async {
+            loop {
+                if start == end {
+                    let n = stream.read(&mut buf).await?;
+                    if n == 0 {
+                        return Ok(());
+                    }
+                    (start, end) = (0, n);
+                } else {
+                    start += stream.write(&buf[start..end]).await?;
+                    if start == end {
+                        stats.bytes.set(stats.bytes.get() + end as u64);
+                    }
+                }
+                progress = clock()?;
+                moved = true;
+            }
+        })
+        .await;
+        match served {
+            Ok(Ok(())) => return Ok(()),
+            Ok(Err(e)) => return Err(Ended::Failed(e)),
+            // Progress since the limit was armed: arm it again for the
+            // rest of the period (the step it cut short had done nothing).
+            Err(TrapError::TimedOut(_)) if moved => continue,
+            Err(TrapError::TimedOut(_)) => return Err(Ended::Idle),
+            Err(e) => return Err(fail(e)),
         }
-        stats.bytes.set(stats.bytes.get() + n as u64);
     }
 }

@@ -133,6 +133,7 @@ impl<T> HyperIo<T> {
 }
 
 impl<T: AsyncRead + Unpin> hyper::rt::Read for HyperIo<T> {
+    #[track_caller]
     fn poll_read(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -155,6 +156,7 @@ impl<T: AsyncRead + Unpin> hyper::rt::Read for HyperIo<T> {
 }
 
 impl<T: AsyncWrite + Unpin> hyper::rt::Write for HyperIo<T> {
+    #[track_caller]
     fn poll_write(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -175,6 +177,7 @@ impl<T: AsyncWrite + Unpin> hyper::rt::Write for HyperIo<T> {
         true
     }
 
+    #[track_caller]
     fn poll_write_vectored(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,

@@ -19,12 +19,17 @@
 //! already be to reach another. That takes a barrier: each thread builds its
 //! kernel, publishes its handle, and waits for the others. If any kernel
 //! cannot be built (no epoll instance), none runs, and the first error is
-//! returned.
+//! returned; a `builder` that panics is caught so that its thread still
+//! reaches the barrier, and the panic is raised again once all have ended.
+//! Likewise a main future that panics counts as ended (a guard made before
+//! it starts does the counting when it is dropped), so its peers are not
+//! kept waiting for it.
 
+use std::any::Any;
 use std::fmt;
 use std::future::Future;
 use std::io;
-use std::panic::resume_unwind;
+use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
 use std::sync::{Arc, Condvar, Mutex, PoisonError};
 
 use trapline_kernel::{Builder, Handle};
@@ -124,8 +129,12 @@ impl fmt::Debug for KernelThread {
 /// its [`Handle`] — until every main future has ended; then each shuts down
 /// as [`crate::run`] does.
 ///
-/// `n` of 0 is an `InvalidInput` error. A panic in a main future is raised
-/// again here after every thread has ended.
+/// `n` of 0 is an `InvalidInput` error. A panic in a main future ends that
+/// kernel (as in [`crate::run`]) and counts as its main future having ended,
+/// so the others are not kept waiting for it; once every thread has ended,
+/// the first panic (in index order) is raised again here. A kernel that
+/// asks the panicked one for work after it ended gets an error from its
+/// [`Handle`].
 ///
 /// # Examples
 ///
@@ -162,6 +171,10 @@ where
 /// on that kernel's thread (a `Builder` may hold hooks, which stay on their
 /// thread).
 ///
+/// If `builder` panics (or a kernel cannot be built), no main future runs:
+/// every thread ends, then the panic is raised again here (a build error is
+/// returned).
+///
 /// # Examples
 ///
 /// ```
@@ -191,16 +204,35 @@ where
     let barrier = Gate::new(n);
     let together = Together::new(n);
     let all: Mutex<Option<Arc<[Handle]>>> = Mutex::new(None);
+    let builder_panic: Mutex<Option<Panic>> = Mutex::new(None);
     let results = std::thread::scope(|scope| {
         let threads: io::Result<Vec<_>> = (0..n)
             .map(|index| {
-                let (f, published, failure, barrier, all, together, builder) = (
-                    &f, &published, &failure, &barrier, &all, &together, &builder,
+                let (f, published, failure, barrier, all, together, builder, builder_panic) = (
+                    &f,
+                    &published,
+                    &failure,
+                    &barrier,
+                    &all,
+                    &together,
+                    &builder,
+                    &builder_panic,
                 );
                 std::thread::Builder::new()
                     .name(format!("trapline-{index}"))
                     .spawn_scoped(scope, move || -> Option<io::Result<Fut::Output>> {
-                        let kernel = builder(index).build();
+                        // Every thread must reach the barrier, or the others
+                        // wait there for ever: a panic in `builder` is caught,
+                        // recorded as a failure, and raised again at the end.
+                        let kernel = match catch_unwind(AssertUnwindSafe(|| builder(index))) {
+                            Ok(b) => b.build(),
+                            Err(panic) => {
+                                lock(builder_panic).get_or_insert(panic);
+                                Err(io::Error::other(format!(
+                                    "the builder of kernel {index} panicked"
+                                )))
+                            }
+                        };
                         match &kernel {
                             Ok(k) => lock(published)[index] = Some(k.handle()),
                             Err(e) => {
@@ -220,8 +252,11 @@ where
                             .clone();
                         let me = KernelThread { index, handles };
                         Some(kernel.run(async {
+                            // Made before `f` runs: if the main future panics,
+                            // dropping it counts this kernel as arrived.
+                            let mut arrival = together.arrival();
                             let out = f(me).await;
-                            together.arrive().await;
+                            arrival.arrive().await;
                             out
                         }))
                     })
@@ -237,11 +272,16 @@ where
                 Vec::new()
             }
         };
-        threads
+        // Join them all before raising the first panic.
+        let joined: Vec<_> = threads.into_iter().map(|t| t.join()).collect();
+        joined
             .into_iter()
-            .map(|t| t.join().unwrap_or_else(|panic| resume_unwind(panic)))
+            .map(|r| r.unwrap_or_else(|panic| resume_unwind(panic)))
             .collect::<Vec<_>>()
     });
+    if let Some(panic) = lock(&builder_panic).take() {
+        resume_unwind(panic);
+    }
     if let Some(e) = lock(&failure).take() {
         return Err(e);
     }
@@ -250,6 +290,9 @@ where
         .map(|r| r.unwrap_or_else(|| Err(io::Error::other("a kernel did not start"))))
         .collect()
 }
+
+/// A caught panic's payload.
+type Panic = Box<dyn Any + Send>;
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
@@ -304,8 +347,18 @@ impl Together {
         }
     }
 
-    /// One main future has ended: waits until all have.
-    async fn arrive(&self) {
+    /// A guard for one main future: it counts as arrived when
+    /// [`Arrival::arrive`] is called or, if it never is (the main future
+    /// panicked or was dropped), when the guard is dropped.
+    fn arrival(&self) -> Arrival<'_> {
+        Arrival {
+            together: self,
+            arrived: false,
+        }
+    }
+
+    /// Counts one main future as ended and wakes the ones waiting.
+    fn count_one(&self) {
         let wakers = {
             let mut state = lock(&self.state);
             state.0 -= 1;
@@ -314,8 +367,25 @@ impl Together {
         for waker in wakers {
             waker.wake();
         }
+    }
+}
+
+/// One main future's place in [`Together`]; see [`Together::arrival`].
+struct Arrival<'a> {
+    together: &'a Together,
+    arrived: bool,
+}
+
+impl Arrival<'_> {
+    /// This main future has ended: waits until all have.
+    async fn arrive(&mut self) {
+        if !self.arrived {
+            self.arrived = true;
+            self.together.count_one();
+        }
+        let together = self.together;
         std::future::poll_fn(|cx| {
-            let mut state = lock(&self.state);
+            let mut state = lock(&together.state);
             if state.0 == 0 {
                 std::task::Poll::Ready(())
             } else {
@@ -326,5 +396,14 @@ impl Together {
             }
         })
         .await
+    }
+}
+
+impl Drop for Arrival<'_> {
+    fn drop(&mut self) {
+        if !self.arrived {
+            self.arrived = true;
+            self.together.count_one();
+        }
     }
 }

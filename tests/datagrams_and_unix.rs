@@ -113,19 +113,26 @@ fn udp_multicast_join_receives_and_leave_stops() {
 }
 
 /// Sending to a broadcast address needs `SO_BROADCAST`: without it the OS
-/// refuses with `PermissionDenied`.
+/// refuses with `PermissionDenied`; with it the datagram goes out whole and
+/// arrives byte-exact. The broadcast address is loopback's own
+/// (127.255.255.255), so nothing leaves the machine.
 #[test]
 fn udp_broadcast_needs_the_flag() {
     run_clean(async {
-        let socket = UdpSocket::bind("0.0.0.0:0".parse().unwrap()).unwrap();
+        let receiver = UdpSocket::bind("0.0.0.0:0".parse().unwrap()).unwrap();
+        let port = receiver.local_addr().unwrap().port();
+        let target = SocketAddr::from((Ipv4Addr::new(127, 255, 255, 255), port));
+        let socket = UdpSocket::bind(loopback()).unwrap();
         assert!(!socket.broadcast().unwrap());
-        let err = socket
-            .send_to(b"all", "255.255.255.255:9".parse().unwrap())
-            .await
-            .unwrap_err();
+        let err = socket.send_to(b"all", target).await.unwrap_err();
         assert_eq!(err.kind(), ErrorKind::PermissionDenied);
         socket.set_broadcast(true).unwrap();
         assert!(socket.broadcast().unwrap());
+        assert_eq!(socket.send_to(b"to all", target).await.unwrap(), 6);
+        let mut buf = [0; 16];
+        let (n, from) = receiver.recv_from(&mut buf).await.unwrap();
+        assert_eq!(&buf[..n], b"to all");
+        assert_eq!(from, socket.local_addr().unwrap());
     });
 }
 
@@ -258,5 +265,50 @@ fn unix_datagrams_round_trip_byte_exact() {
         let n = b.recv(&mut buf).await.unwrap();
         assert_eq!(&buf[..n], b"second");
     });
+    std::fs::remove_file(&path).unwrap();
+}
+
+/// A live listener whose backlog is full: `bind_replacing_stale` answers
+/// `AddrInUse` at once instead of blocking the kernel's thread on its probe,
+/// and a `UnixStream::connect` says the backlog is full. Bounded: the check
+/// runs on its own thread and the test fails if it does not end.
+#[test]
+fn a_probe_of_a_listener_with_a_full_backlog_does_not_block() {
+    use socket2::{Domain, SockAddr, Socket, Type};
+    let path = temp_path("full-backlog");
+    let listener = Socket::new(Domain::UNIX, Type::STREAM, None).unwrap();
+    listener.bind(&SockAddr::unix(&path).unwrap()).unwrap();
+    listener.listen(0).unwrap();
+    // Fill the backlog: connect (never accepted) until the OS says it is full.
+    let mut queued = Vec::new();
+    loop {
+        let client = Socket::new(Domain::UNIX, Type::STREAM.nonblocking(), None).unwrap();
+        match client.connect(&SockAddr::unix(&path).unwrap()) {
+            Ok(()) => queued.push(client),
+            Err(e) if e.kind() == ErrorKind::WouldBlock => break,
+            Err(e) => panic!("filling the backlog: {e}"),
+        }
+        assert!(queued.len() < 1024, "the backlog never filled");
+    }
+    let (tx, rx) = std::sync::mpsc::channel();
+    let p = path.clone();
+    std::thread::spawn(move || {
+        let outcome = trapline::run(async move {
+            let probe = UnixListener::bind_replacing_stale(&p).map(drop);
+            let connect = UnixStream::connect(&p).await.map(drop);
+            (probe, connect)
+        });
+        let _ = tx.send(outcome);
+    });
+    let (probe, connect) = rx
+        .recv_timeout(std::time::Duration::from_secs(60))
+        .expect("the probe did not block")
+        .unwrap();
+    assert_eq!(probe.unwrap_err().kind(), ErrorKind::AddrInUse);
+    let err = connect.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::WouldBlock);
+    assert!(err.to_string().contains("backlog is full"), "{err}");
+    assert!(path.exists(), "the live listener's file stays");
+    drop((queued, listener));
     std::fs::remove_file(&path).unwrap();
 }

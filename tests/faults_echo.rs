@@ -12,6 +12,9 @@ mod util;
 
 use std::io::{ErrorKind, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream as StdStream};
+use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
 use std::rc::Rc;
 use std::thread;
 use std::time::Duration;
@@ -24,7 +27,9 @@ use util::{assert_clean, run_with_stats, Rng};
 
 /// Runs the echo service with `config` in a kernel, runs `clients(addr)` on
 /// another thread, waits until the service has no connection left, and
-/// returns what the clients returned with the service's stats.
+/// returns what the clients returned with the service's stats. A panic of
+/// the clients is raised again here, as itself, once the service is
+/// cancelled and the kernel has run down.
 fn with_service<T: Send + 'static>(
     config: EchoConfig,
     clients: impl FnOnce(SocketAddr) -> T + Send + 'static,
@@ -38,22 +43,25 @@ fn with_service<T: Send + 'static>(
             let service = spawn(serve(listener, config, stats.clone())).unwrap();
             let (tx, rx) = oneshot::channel();
             let client = thread::spawn(move || {
-                let _ = tx.send(clients(addr));
+                let _ = tx.send(catch_unwind(AssertUnwindSafe(|| clients(addr))));
             });
-            let out = rx.await.expect("the clients finished");
-            client.join().unwrap();
-            // Let the service notice every close (bounded: 10 s).
-            for _ in 0..10_000 {
-                if stats.active() == 0 {
-                    break;
+            let out = rx.await.expect("the client thread sends its outcome");
+            client.join().expect("the client thread ended");
+            if out.is_ok() {
+                // Let the service notice every close (bounded: 10 s).
+                for _ in 0..10_000 {
+                    if stats.active() == 0 {
+                        break;
+                    }
+                    sleep(Duration::from_millis(1)).await.unwrap();
                 }
-                sleep(Duration::from_millis(1)).await.unwrap();
             }
             let ended = service.cancel().await.unwrap();
             assert!(ended.is_err(), "the service ends only when cancelled");
             out
         }
     });
+    let out = out.unwrap_or_else(|panic| resume_unwind(panic));
     assert_clean(&kernel);
     assert_eq!(stats.active(), 0, "every connection task ended");
     (out, stats)
@@ -96,12 +104,10 @@ fn reset_mid_write_ends_only_that_connection() {
         echo_through(addr, b"after the reset".to_vec())
     });
     assert_eq!(back, b"after the reset");
-    // The reset one may be aborted before it is even accepted.
-    assert_eq!(stats.accepted() + stats.accept_errors(), 2);
-    assert!(
-        stats.failed() <= 1,
-        "at most the reset connection failed: {stats:?}"
-    );
+    // The reset one may be aborted before it is even accepted; either way
+    // it is counted once, as a failed accept or a failed connection.
+    assert_eq!(stats.accepted() + stats.accept_errors(), 2, "{stats:?}");
+    assert_eq!(stats.failed() + stats.accept_errors(), 1, "{stats:?}");
 }
 
 /// Half-close: a client that sends and shuts down its writing side gets
@@ -146,10 +152,16 @@ fn connect_and_never_send_is_closed_by_the_idle_timeout() {
 /// the buffer; the rest waits in the sockets), so the client's writes stall
 /// long before 64 MB; other clients are served meanwhile; and the idle
 /// timeout ends the stalled connection.
+///
+/// Discussion: the hog's writes give up after 100 ms without progress,
+/// far inside the service's 2 s idle timeout, so on a loaded machine the
+/// hog still stops on its own; and if the service gives up first anyway
+/// (the hog sees a reset or a broken pipe), the writes were bounded all the
+/// same.
 #[test]
 fn slow_reader_stalls_only_itself_and_memory_stays_bounded() {
     let config = EchoConfig {
-        idle_timeout: Duration::from_millis(300),
+        idle_timeout: Duration::from_secs(2),
         buffer: 4096,
         ..EchoConfig::default()
     };
@@ -163,6 +175,12 @@ fn slow_reader_stalls_only_itself_and_memory_stays_bounded() {
             match (&hog).write(&chunk) {
                 Ok(n) => pushed += n,
                 Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => break,
+                // The service gave up on the hog already.
+                Err(e)
+                    if matches!(e.kind(), ErrorKind::ConnectionReset | ErrorKind::BrokenPipe) =>
+                {
+                    break
+                }
                 Err(e) => panic!("unexpected {e}"),
             }
         }
@@ -175,6 +193,35 @@ fn slow_reader_stalls_only_itself_and_memory_stays_bounded() {
     assert!(pushed < 64 << 20, "the writes stalled: {pushed} bytes");
     assert_eq!(back, Rng::new(3).bytes(50_000));
     assert_eq!((stats.accepted(), stats.idle_closed()), (2, 1));
+}
+
+/// A connection that makes progress now and then is never idle, however
+/// long it lasts: a client echoing one byte every 400 ms for 2.8 s outlives
+/// a 2 s idle timeout (the service's one limit passes with progress behind
+/// it and is armed again), and is closed only once it falls silent.
+#[test]
+fn steady_progress_outlives_the_idle_timeout() {
+    let config = EchoConfig {
+        idle_timeout: Duration::from_secs(2),
+        ..EchoConfig::default()
+    };
+    let ((echoed, last), stats) = with_service(config, |addr| {
+        let s = connect(addr);
+        let mut echoed = Vec::new();
+        for i in 0..7u8 {
+            (&s).write_all(&[i]).unwrap();
+            let mut one = [0; 1];
+            (&s).read_exact(&mut one).unwrap();
+            echoed.push(one[0]);
+            thread::sleep(Duration::from_millis(400));
+        }
+        let mut buf = [0; 8];
+        let last = (&s).read(&mut buf).map_err(|e| e.kind());
+        (echoed, last)
+    });
+    assert_eq!(echoed, [0, 1, 2, 3, 4, 5, 6]);
+    assert_eq!(last, Ok(0), "closed once silent");
+    assert_eq!((stats.bytes(), stats.idle_closed()), (7, 1));
 }
 
 /// A flood: 16 MB of random bytes sent as fast as the client can, read
@@ -220,39 +267,79 @@ fn over_the_limit_is_closed_at_once() {
     assert_eq!((stats.accepted(), stats.refused(), stats.peak()), (2, 1, 2));
 }
 
-/// The same faults against the real `echo_server` example binary (built
-/// by `cargo test` next to this test's binary; skipped with a message when
-/// it is not there): with `--max-connections 2 --idle-timeout 1`, a silent
-/// client is closed, a reset client harms nobody, a half-closing client
-/// gets every byte back, and a client over the limit is closed at once.
+/// The `echo_server` example binary of this build, built now if it is
+/// missing or older than its sources (a no-op under `cargo test
+/// --workspace`, which builds the examples). Without cargo at hand (the
+/// test binary run by itself), the binary next to this one is used only if
+/// it is not older than this test; otherwise the test fails under CI and is
+/// skipped, with a message on stderr, elsewhere.
+fn echo_server_binary() -> Option<PathBuf> {
+    let exe = std::env::current_exe().unwrap();
+    let profile = exe.parent().and_then(|deps| deps.parent()).unwrap();
+    let server = profile.join("examples").join("echo_server");
+    let cargo = std::env::var_os("CARGO").or(option_env!("CARGO").map(Into::into));
+    if let Some(cargo) = cargo {
+        let mut build = Command::new(cargo);
+        build
+            .args(["build", "--quiet", "--example", "echo_server"])
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .stdin(Stdio::null());
+        if profile.ends_with("release") {
+            build.arg("--release");
+        }
+        match build.status() {
+            Ok(status) if status.success() => return Some(server),
+            other => eprintln!("building the echo_server example failed: {other:?}"),
+        }
+    }
+    let modified = |p: &std::path::Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
+    let why = match (modified(&server), modified(&exe)) {
+        (None, _) => format!("no echo_server example binary at {}", server.display()),
+        (Some(built), Some(test)) if built < test => {
+            format!("{} is older than this test", server.display())
+        }
+        _ => return Some(server),
+    };
+    assert!(std::env::var_os("CI").is_none(), "{why}");
+    eprintln!("faults_against_the_example_binary skipped: {why}");
+    None
+}
+
+/// A child process, killed and waited for however the test ends.
+struct KillOnDrop(Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// The same faults against the real `echo_server` example binary, with
+/// `--max-connections 2 --idle-timeout 1`: a silent client is closed, a
+/// reset client harms nobody, a half-closing client gets every byte back,
+/// and a client over the limit is closed at once.
 #[test]
 fn faults_against_the_example_binary() {
-    let exe = std::env::current_exe().unwrap();
-    let Some(server) = exe
-        .parent()
-        .and_then(|deps| deps.parent())
-        .map(|profile| profile.join("examples").join("echo_server"))
-        .filter(|p| p.exists())
-    else {
-        println!(
-            "skipped: no echo_server example binary next to {}",
-            exe.display()
-        );
+    let Some(server) = echo_server_binary() else {
         return;
     };
-    let mut child = std::process::Command::new(&server)
-        .args([
-            "--addr",
-            "127.0.0.1:0",
-            "--max-connections",
-            "2",
-            "--idle-timeout",
-            "1",
-        ])
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut child = KillOnDrop(
+        Command::new(&server)
+            .args([
+                "--addr",
+                "127.0.0.1:0",
+                "--max-connections",
+                "2",
+                "--idle-timeout",
+                "1",
+            ])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let mut out = std::io::BufReader::new(child.0.stdout.take().unwrap());
     let mut line = String::new();
     std::io::BufRead::read_line(&mut out, &mut line).unwrap();
     let addr: SocketAddr = line
@@ -288,6 +375,4 @@ fn faults_against_the_example_binary() {
         matches!(r, Ok(0) | Err(ErrorKind::ConnectionReset)),
         "{r:?}"
     );
-    child.kill().unwrap();
-    child.wait().unwrap();
 }

@@ -9,6 +9,8 @@ mod util;
 
 use futures::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use futures::StreamExt;
+use std::time::Duration;
+
 use trapline::net::UnixStream;
 use trapline::{spawn, TrapError};
 use util::{run_clean, tcp_pair, Rng};
@@ -142,4 +144,120 @@ fn a_futures_io_read_tries_before_it_traps() {
         assert_eq!(&buf, b"ready");
     });
     util::assert_clean(&stats);
+}
+
+/// Two tasks polling reads on one shared stream: the second is the second
+/// reader and gets `ResourceBusy` (contract 7); the first stays parked and
+/// reads the bytes when they come. (Each task has its own leaf in the
+/// stream's seat: with one shared leaf the second post moved the first
+/// task's park and left it asleep for good.)
+#[test]
+fn two_tasks_poll_reading_one_stream_get_resource_busy() {
+    run_clean(async {
+        let (client, server) = tcp_pair().await.unwrap();
+        let server = std::rc::Rc::new(server);
+        let first = {
+            let server = server.clone();
+            spawn(async move {
+                let mut buf = [0; 5];
+                let n = AsyncReadExt::read(&mut &*server, &mut buf).await?;
+                Ok::<_, std::io::Error>(buf[..n].to_vec())
+            })
+            .unwrap()
+        };
+        trapline::yield_now().await.unwrap(); // the first reader parks
+        let second = {
+            let server = server.clone();
+            spawn(async move {
+                let mut buf = [0; 5];
+                AsyncReadExt::read(&mut &*server, &mut buf).await
+            })
+            .unwrap()
+        };
+        let second = trapline::timeout_after(Duration::from_secs(30), second.join())
+            .await
+            .expect("the second reader is answered, not left parked")
+            .unwrap();
+        assert_eq!(second.unwrap_err().kind(), std::io::ErrorKind::ResourceBusy);
+        client.write_all(b"hello").await.unwrap();
+        let first = trapline::timeout_after(Duration::from_secs(30), first.join())
+            .await
+            .expect("the first reader wakes for the bytes")
+            .unwrap();
+        assert_eq!(first.unwrap(), b"hello");
+    });
+}
+
+/// A poll-style read that returned `Pending` and was abandoned leaves its
+/// park in the stream's seat; the same task's next `read(..).await`
+/// releases it before it traps, so it waits and reads instead of finding
+/// itself `ResourceBusy`.
+#[test]
+fn an_abandoned_poll_read_does_not_make_the_tasks_next_read_busy() {
+    run_clean(async {
+        let (client, server) = tcp_pair().await.unwrap();
+        let mut buf = [0; 5];
+        {
+            let mut shared = &server;
+            let mut abandoned = Box::pin(AsyncReadExt::read(&mut shared, &mut buf));
+            assert!(futures::poll!(abandoned.as_mut()).is_pending());
+        }
+        trapline::yield_now().await.unwrap(); // the park reaches the kernel
+        let writer = spawn(async move {
+            trapline::yield_now().await?;
+            client.write_all(b"later").await?;
+            Ok::<_, std::io::Error>(client)
+        })
+        .unwrap();
+        let n = server.read(&mut buf).await.unwrap();
+        assert_eq!(&buf[..n], b"later");
+        drop(writer.join().await.unwrap().unwrap());
+    });
+}
+
+/// Records the (trap, line) of each task's last suspension.
+#[derive(Default)]
+struct LastParks(
+    std::cell::RefCell<std::collections::HashMap<trapline::TaskId, Vec<(String, u32)>>>,
+);
+
+impl trapline::Hooks for LastParks {
+    fn suspended(&self, task: trapline::TaskId, parks: &[trapline::Parked], _: std::time::Instant) {
+        let parks = parks
+            .iter()
+            .map(|p| (p.trap.name().to_string(), p.location.line()))
+            .collect();
+        self.0.borrow_mut().insert(task, parks);
+    }
+}
+
+/// A poll-style read reports the line of the user's `poll_read` call
+/// (contract 13), not a line inside trapline.
+#[test]
+fn a_poll_read_reports_the_callers_line() {
+    let parks = std::rc::Rc::new(LastParks::default());
+    let mut kernel = trapline::Kernel::builder()
+        .hooks(parks.clone())
+        .build()
+        .unwrap();
+    let seen = parks.clone();
+    kernel
+        .run(async move {
+            let (_client, server) = tcp_pair().await.unwrap();
+            let (reader, line) = (
+                spawn(async move {
+                    let mut buf = [0; 4];
+                    std::future::poll_fn(|cx| server.poll_read(cx, &mut buf)).await
+                })
+                .unwrap(),
+                line!() - 3,
+            );
+            trapline::yield_now().await.unwrap();
+            let got = seen.0.borrow().get(&reader.id()).cloned();
+            assert_eq!(got, Some(vec![("ReadWait".to_string(), line)]));
+            let err = reader.cancel().await.unwrap().unwrap_err();
+            assert_eq!(TrapError::from_io(&err), Some(&TrapError::Cancelled));
+        })
+        .unwrap();
+    util::assert_clean(&kernel.stats());
 }

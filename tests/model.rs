@@ -4,7 +4,8 @@
 //!
 //! The model is the contract in a few dozen lines: a sleep ends at its
 //! deadline; a `timeout_after` ends its block at its limit unless the block
-//! ends first; a join ends when the task joined ends and only the first join
+//! ends first, and of two nested limits the earlier one ends the block it
+//! bounds (the outer one ends both); a join ends when the task joined ends and only the first join
 //! gets the output; a cancel ends a waiting task at that instant with
 //! `Cancelled` and reports whether it did; every task runs until it ends.
 //!
@@ -14,6 +15,7 @@
 //! and cancel number `c` happens at a whole minute plus 30 s plus `c` ms, a
 //! time no other event of the program can reach. With fewer than 30 limits
 //! in a program, no chain of them drifts a task onto a cancel's instant.
+//! Two nested limits are never equal, so which one passed is never a tie.
 //! Each task's log is compared on its own: tasks whose events share an
 //! instant may run in either order, but what each one sees is exact.
 //!
@@ -44,6 +46,9 @@ enum Step {
     Timeout { limit: u64, nap: u64 },
     /// Join an earlier task (each task is joined by at most one task).
     Join(usize),
+    /// `timeout_after(outer min + 1 s, timeout_after(inner min + 1 s,
+    /// sleep(nap min)))`, with `inner != outer` (limits never tie).
+    Nested { outer: u64, inner: u64, nap: u64 },
 }
 
 /// A cancel made by the canceller task at `minute` min + 30 s + `nth` ms.
@@ -112,6 +117,18 @@ fn model(p: &Program) -> Expected {
                         (done, "timeout: in time".to_string())
                     } else {
                         (deadline, "timeout: expired".to_string())
+                    }
+                }
+                Step::Nested { outer, inner, nap } => {
+                    let outer = t + outer * MIN + 1000;
+                    let inner = t + inner * MIN + 1000;
+                    let done = t + nap * MIN;
+                    if done < outer.min(inner) {
+                        (done, "nested: in time".to_string())
+                    } else if inner < outer {
+                        (inner, "nested: inner expired".to_string())
+                    } else {
+                        (outer, "nested: outer expired".to_string())
                     }
                 }
                 Step::Join(j) => {
@@ -229,6 +246,23 @@ fn run(p: &Program, outputs_at: Ms) -> (Expected, trapline::Stats) {
                                     Err(e) => format!("timeout: {e:?}"),
                                 }
                             }
+                            Step::Nested { outer, inner, nap } => {
+                                let outer = Duration::from_secs(60 * outer + 1);
+                                let inner = Duration::from_secs(60 * inner + 1);
+                                let nap = Duration::from_secs(60 * nap);
+                                let nested = timeout_after(outer, timeout_after(inner, sleep(nap)));
+                                match nested.await {
+                                    Ok(Ok(Ok(()))) => "nested: in time".to_string(),
+                                    Ok(Err(TrapError::TimedOut(_))) => {
+                                        "nested: inner expired".to_string()
+                                    }
+                                    Err(TrapError::TimedOut(_)) => {
+                                        "nested: outer expired".to_string()
+                                    }
+                                    Ok(Ok(Err(TrapError::Cancelled))) => return cancelled(&logs),
+                                    other => format!("nested: {other:?}"),
+                                }
+                            }
                             Step::Join(j) => {
                                 let r = joins[j].join().await;
                                 if matches!(r, Err(JoinError::Interrupted(_))) {
@@ -287,6 +321,12 @@ fn step(i: usize) -> impl Strategy<Value = Step> {
         (0u64..4).prop_map(Step::Sleep),
         Just(Step::Yield),
         (0u64..4, 0u64..5).prop_map(|(limit, nap)| Step::Timeout { limit, nap }),
+        (0u64..4, 0u64..3, 0u64..5).prop_map(|(outer, inner, nap)| Step::Nested {
+            outer,
+            // Never equal to `outer`.
+            inner: if inner >= outer { inner + 1 } else { inner },
+            nap
+        }),
         (0..i.max(1)).prop_map(move |j| if i == 0 { Step::Yield } else { Step::Join(j) }),
     ]
 }

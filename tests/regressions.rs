@@ -4,7 +4,7 @@
 //! Nothing here asserts elapsed time: short sleeps only create orderings
 //! (on the virtual clock where no other thread is involved), and
 //! `timeout_after` is used only as a guard against hangs.
-//! The tests run one at a time (see [`one_at_a_time`]), because one of them
+//! The tests run one at a time (see `util::one_at_a_time`), because one of them
 //! needs the OS to hand a closed fd number to the next socket.
 
 mod util;
@@ -17,7 +17,7 @@ use std::os::fd::AsRawFd;
 use std::pin::{pin, Pin};
 use std::rc::Rc;
 use std::sync::mpsc::{self, RecvTimeoutError};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -29,8 +29,8 @@ use trapline::net::{TcpListener, TcpStream};
 use trapline::traps::{self, sched_wake, Leaf, QueueId, Ticket, Trap};
 use trapline::{current, sleep, spawn, timeout_after, yield_now, Builder, Kernel, TrapError};
 use util::{
-    assert_clean, entries, log, push, run_clean, run_virtual, run_virtual_clean, run_with_grace,
-    tcp_pair,
+    assert_clean, entries, log, one_at_a_time, push, run_clean, run_virtual, run_virtual_clean,
+    run_with_grace, tcp_pair,
 };
 
 const HOUR: Duration = Duration::from_secs(3600);
@@ -44,11 +44,6 @@ fn ms(n: u64) -> Duration {
 
 /// The tests of this file run one at a time: the fd-reuse test needs no
 /// other test of this process to open or close fds while it runs.
-fn one_at_a_time() -> MutexGuard<'static, ()> {
-    static LOCK: Mutex<()> = Mutex::new(());
-    LOCK.lock().unwrap_or_else(PoisonError::into_inner)
-}
-
 /// A sleep leaf written with the trap ABI, which records the ticket it was
 /// given each time it trapped.
 struct Nap {

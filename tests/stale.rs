@@ -6,14 +6,13 @@ mod util;
 use std::cell::{Cell, RefCell};
 use std::future::poll_fn;
 use std::rc::Rc;
-use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::task::{Poll, Waker};
 use std::thread;
 use std::time::Duration;
 
 use futures::channel::oneshot;
 use trapline::{sleep, spawn, traps, yield_now, TaskId, TrapError};
-use util::{run_clean, run_virtual_clean, tcp_pair, Counted};
+use util::{one_at_a_time, run_clean, run_virtual_clean, tcp_pair, Counted};
 
 fn ms(n: u64) -> Duration {
     Duration::from_millis(n)
@@ -21,11 +20,6 @@ fn ms(n: u64) -> Duration {
 
 /// The tests of this file run one at a time, so that no other kernel of this
 /// process is made or dropped while one runs (kernel ids are process-wide).
-fn one_at_a_time() -> MutexGuard<'static, ()> {
-    static LOCK: Mutex<()> = Mutex::new(());
-    LOCK.lock().unwrap_or_else(PoisonError::into_inner)
-}
-
 /// Stores a clone of the waker it is polled with, and completes at once.
 async fn capture_waker(into: Rc<RefCell<Option<Waker>>>) {
     poll_fn(|cx| {

@@ -3,12 +3,15 @@
 
 mod util;
 
+use std::cell::RefCell;
+use std::collections::HashMap;
 use std::io::{ErrorKind, IoSlice};
 use std::net::{Shutdown, SocketAddr};
-use std::time::Duration;
+use std::rc::Rc;
+use std::time::{Duration, Instant};
 
 use trapline::net::{lookup_host, TcpListener, TcpStream};
-use trapline::{spawn, TrapError};
+use trapline::{spawn, Ended, Hooks, Kernel, Parked, TaskId, TrapError};
 use util::{run_clean, tcp_pair, Rng};
 
 fn loopback() -> SocketAddr {
@@ -182,14 +185,77 @@ fn listener_builder_options_take_effect() {
     });
 }
 
+/// The last thing each task did: `Some(traps)` while it is parked on them,
+/// `None` while it runs or after it ended; and every trap it ever parked on.
+#[derive(Default)]
+struct Parks {
+    now: RefCell<HashMap<TaskId, Option<Vec<String>>>>,
+    ever: RefCell<HashMap<TaskId, Vec<String>>>,
+    /// The lines of each task's last parks.
+    lines: RefCell<HashMap<TaskId, Vec<u32>>>,
+}
+
+impl Hooks for Parks {
+    fn running(&self, task: TaskId, _: Instant) {
+        self.now.borrow_mut().insert(task, None);
+    }
+    fn suspended(&self, task: TaskId, parks: &[Parked], _: Instant) {
+        let names: Vec<String> = parks.iter().map(|p| p.trap.name().to_string()).collect();
+        let lines = parks.iter().map(|p| p.location.line()).collect();
+        self.lines.borrow_mut().insert(task, lines);
+        self.ever
+            .borrow_mut()
+            .entry(task)
+            .or_default()
+            .extend(names.iter().cloned());
+        self.now.borrow_mut().insert(task, Some(names));
+    }
+    fn terminated(&self, task: TaskId, _: Ended, _: Instant) {
+        self.now.borrow_mut().insert(task, None);
+    }
+}
+
+impl Parks {
+    fn parked_on(&self, task: TaskId, trap: &str) -> bool {
+        matches!(self.now.borrow().get(&task), Some(Some(traps)) if traps.iter().any(|t| t == trap))
+    }
+}
+
+/// Runs `test` on a kernel with [`Parks`] hooks, then checks nothing leaked.
+fn with_parks<F: std::future::Future<Output = ()>>(test: impl FnOnce(Rc<Parks>) -> F) {
+    let parks = Rc::new(Parks::default());
+    let mut kernel = Kernel::builder().hooks(parks.clone()).build().unwrap();
+    kernel.run(test(parks)).unwrap();
+    util::assert_clean(&kernel.stats());
+}
+
 /// `connect("localhost:PORT")` resolves on a helper thread and connects;
-/// a port that is not a number is a clear error, not a lookup.
+/// a port that is not a number is a clear error, not a lookup. The kernel
+/// is not blocked meanwhile: the lookup's task parks on `FutureWait` and
+/// another task (this one) runs while the lookup is outstanding.
 #[test]
 fn connect_by_name_resolves_without_blocking_the_kernel() {
-    run_clean(async {
+    with_parks(|parks| async move {
         let listener = TcpListener::bind(loopback()).unwrap();
         let port = listener.local_addr().unwrap().port();
-        let addrs = lookup_host(format!("localhost:{port}")).await.unwrap();
+        let lookup = spawn(lookup_host(format!("localhost:{port}"))).unwrap();
+        let id = lookup.id();
+        let mut ran_meanwhile = 0;
+        while !lookup.is_finished() {
+            if parks.parked_on(id, "FutureWait") {
+                ran_meanwhile += 1;
+            }
+            trapline::yield_now().await.unwrap();
+        }
+        assert!(
+            parks.ever.borrow()[&id].iter().any(|t| t == "FutureWait"),
+            "the lookup waited at a trap, not in the kernel"
+        );
+        assert!(
+            ran_meanwhile > 0,
+            "this task ran while the lookup was parked"
+        );
+        let addrs = lookup.join().await.unwrap().unwrap();
         assert!(!addrs.is_empty());
         assert!(addrs
             .iter()
@@ -208,18 +274,23 @@ fn connect_by_name_resolves_without_blocking_the_kernel() {
     });
 }
 
-/// A lookup that is cancelled while its helper thread works ends with
-/// `Cancelled` and leaves nothing behind.
+/// A lookup cancelled while it is parked on `FutureWait` (reported at the
+/// caller's line) ends with `Cancelled` (even if the helper's answer arrives at the same moment) and
+/// leaves nothing behind.
 #[test]
 fn a_cancelled_lookup_ends_with_cancelled() {
-    run_clean(async {
-        let lookup = spawn(lookup_host("localhost:80")).unwrap();
+    with_parks(|parks| async move {
+        let (lookup, line) = (spawn(lookup_host("localhost:80")).unwrap(), line!());
+        let id = lookup.id();
+        trapline::yield_now().await.unwrap(); // its first poll parks it
+        assert!(
+            parks.parked_on(id, "FutureWait"),
+            "the lookup waits at its trap"
+        );
+        assert_eq!(parks.lines.borrow()[&id], [line], "at the caller's line");
         let ended = lookup.cancel().await.unwrap();
-        // Cancelled at its trap, unless the helper answered first.
-        match ended {
-            Err(e) => assert!(TrapError::is_cancellation(&e), "{e}"),
-            Ok(addrs) => assert!(addrs.iter().all(|a| a.port() == 80)),
-        }
+        let err = ended.unwrap_err();
+        assert_eq!(TrapError::from_io(&err), Some(&TrapError::Cancelled));
     });
 }
 

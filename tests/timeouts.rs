@@ -217,8 +217,16 @@ fn zero_timeout_on_ready_read_returns_ok() {
     let out = run_virtual_clean(async {
         let (a, b) = tcp_pair().await.expect("a tcp pair");
         b.write_all(b"ready").await.expect("write");
-        // Let the bytes cross loopback.
-        sleep(ms(2)).await.expect("sleep");
+        // Wait (really, blocking this thread: no virtual time passes) until
+        // the bytes are readable at `a`.
+        let mut ready = libc::pollfd {
+            fd: std::os::fd::AsRawFd::as_raw_fd(&a),
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        // SAFETY: `ready` is one valid pollfd for the call to fill.
+        let n = unsafe { libc::poll(&mut ready, 1, 10_000) };
+        assert_eq!(n, 1, "the bytes reached the reader");
         let mut buf = [0u8; 16];
         let r = timeout_after(Duration::ZERO, a.read(&mut buf)).await;
         let n = r.expect("no timeout").expect("read");

@@ -23,11 +23,12 @@ use std::fmt;
 use std::future::Future;
 use std::panic::Location;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll, Waker};
 
 use log::trace;
-use trapline_traps::TaskFuture;
+use trapline_traps::{running, Leaf, TaskFuture, Trap, TrapError};
 
 use crate::hooks::Spawned;
 use crate::waker::Remote;
@@ -41,9 +42,16 @@ struct Recipe {
 }
 
 /// A kernel's injection queue.
+///
+/// Discussion: the kernel looks at the queue on every pass, and almost
+/// always finds it empty; `pending` lets it see that without the lock. It is
+/// set (Release) inside the lock by every push and cleared inside the lock by
+/// the take, so a pass that reads it false (Acquire) just before a push sees
+/// it on its next pass, which the push's ring guarantees there will be.
 #[derive(Default)]
 pub(crate) struct Injector {
     queue: Mutex<Queue>,
+    pending: AtomicBool,
 }
 
 #[derive(Default)]
@@ -60,13 +68,18 @@ impl Injector {
             return Err(recipe);
         }
         q.recipes.push(recipe);
+        self.pending.store(true, Ordering::Release);
         Ok(q.recipes.len() == 1)
     }
 
-    /// Takes every queued recipe.
+    /// Takes every queued recipe; no lock when none is queued.
     fn take(&self, into: &mut Vec<Recipe>) {
+        if !self.pending.load(Ordering::Acquire) {
+            return;
+        }
         let mut q = self.queue.lock().unwrap_or_else(PoisonError::into_inner);
         into.append(&mut q.recipes);
+        self.pending.store(false, Ordering::Release);
     }
 
     /// Refuses recipes from now on, and drops the ones still queued (which
@@ -83,6 +96,11 @@ impl Injector {
 
 /// A handle to a kernel: `Send`, `Sync` and cheap to clone; starts tasks on
 /// that kernel from any thread.
+///
+/// A handle keeps a share of its kernel's cross-thread bell (an `eventfd`)
+/// and injection queue alive: after the kernel has ended, that one fd stays
+/// open until the last handle to it is dropped. Spawning through such a
+/// handle gives [`RemoteError`] at once.
 ///
 /// # Examples
 ///
@@ -171,7 +189,10 @@ impl Handle {
             // which tells the join.
             Err(recipe) => drop(recipe),
         }
-        RemoteJoin { slot }
+        RemoteJoin {
+            slot,
+            leaf: Leaf::at(Location::caller()),
+        }
     }
 
     /// The kernel's id, unique among the kernels alive in this process.
@@ -288,9 +309,7 @@ impl Kernel {
     }
 }
 
-/// Why a [`RemoteJoin`] has no output: the task ended without one — its
-/// kernel had ended or was shutting down, or the task panicked or was
-/// dropped at shutdown.
+/// Why a [`RemoteJoin`] has no output.
 ///
 /// # Examples
 ///
@@ -299,15 +318,26 @@ impl Kernel {
 ///
 /// let handle = Kernel::new()?.handle(); // the kernel is dropped here
 /// let join = handle.spawn(|| async { 1 });
-/// assert_eq!(futures::executor::block_on(join), Err(RemoteError));
+/// assert_eq!(futures::executor::block_on(join), Err(RemoteError::Ended));
 /// # Ok::<(), std::io::Error>(())
 /// ```
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct RemoteError;
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RemoteError {
+    /// The task ended without an output: its kernel had ended or was
+    /// shutting down, or the task panicked or was dropped at shutdown.
+    Ended,
+    /// The trapline task awaiting the join was interrupted at its
+    /// `FutureWait` trap (cancelled, or a timeout passed). The remote task
+    /// is not affected: it runs on, and its output is dropped.
+    Interrupted(TrapError),
+}
 
 impl fmt::Display for RemoteError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("the remote task ended without an output")
+        match self {
+            RemoteError::Ended => f.write_str("the remote task ended without an output"),
+            RemoteError::Interrupted(e) => write!(f, "the wait for a remote task: {e}"),
+        }
     }
 }
 
@@ -341,15 +371,21 @@ impl<T> Sender<T> {
 
 impl<T> Drop for Sender<T> {
     fn drop(&mut self) {
-        self.send(Err(RemoteError));
+        self.send(Err(RemoteError::Ended));
     }
 }
 
 /// The output of a task started with [`Handle::spawn`]; a future that any
 /// thread (or any runtime) can await.
 ///
-/// Inside a trapline task it is a foreign future: not a cancellation point
-/// unless wrapped in `timeout_after`/`ignore_after`.
+/// Awaited inside a trapline task, it waits at a `FutureWait` trap, so the
+/// task can be cancelled or timed out there: the join then ends with
+/// [`RemoteError::Interrupted`]. Outside a trapline task it is a plain
+/// future, woken when the output arrives.
+///
+/// Dropping a `RemoteJoin` does not cancel the remote task: it runs to its
+/// end on its kernel and its output is dropped there. To stop it, have the
+/// task watch for a signal of your own (a channel, a flag) and end itself.
 ///
 /// # Examples
 ///
@@ -364,19 +400,40 @@ impl<T> Drop for Sender<T> {
 /// ```
 pub struct RemoteJoin<T> {
     slot: Arc<Mutex<Slot<T>>>,
+    /// The `FutureWait` leaf, used only inside a trapline task.
+    leaf: Leaf,
 }
 
 impl<T> Future for RemoteJoin<T> {
     type Output = Result<T, RemoteError>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let mut slot = self.slot.lock().unwrap_or_else(PoisonError::into_inner);
-        match slot.outcome.take() {
-            Some(outcome) => Poll::Ready(outcome),
-            None => {
-                slot.waker = Some(cx.waker().clone());
-                Poll::Pending
+        let this = self.get_mut();
+        let in_task = running().is_some();
+        // Parked before: an interrupt delivered meanwhile comes first.
+        let parked = in_task && this.leaf.ticket().is_some();
+        if parked {
+            if let Err(e) = this.leaf.trap(cx, Trap::FutureWait) {
+                return Poll::Ready(Err(RemoteError::Interrupted(e)));
             }
+        }
+        {
+            let mut slot = this.slot.lock().unwrap_or_else(PoisonError::into_inner);
+            if let Some(outcome) = slot.outcome.take() {
+                drop(slot);
+                this.leaf.done();
+                return Poll::Ready(outcome);
+            }
+            // Stored under the lock: the sender either sees this waker or
+            // has already stored the outcome, which the next poll finds.
+            slot.waker = Some(cx.waker().clone());
+        }
+        if !in_task || parked {
+            return Poll::Pending;
+        }
+        match this.leaf.trap(cx, Trap::FutureWait) {
+            Ok(()) => Poll::Pending,
+            Err(e) => Poll::Ready(Err(RemoteError::Interrupted(e))),
         }
     }
 }

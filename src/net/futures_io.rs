@@ -32,7 +32,8 @@ use super::{OwnedReadHalf, OwnedWriteHalf, TcpStream, UnixStream};
 macro_rules! async_io_for {
     ($($ty:ty),*) => {$(
         impl AsyncRead for $ty {
-            fn poll_read(
+            #[track_caller]
+    fn poll_read(
                 self: Pin<&mut Self>,
                 cx: &mut Context<'_>,
                 buf: &mut [u8],
@@ -42,7 +43,8 @@ macro_rules! async_io_for {
         }
 
         impl AsyncWrite for $ty {
-            fn poll_write(
+            #[track_caller]
+    fn poll_write(
                 self: Pin<&mut Self>,
                 cx: &mut Context<'_>,
                 buf: &[u8],
@@ -50,7 +52,8 @@ macro_rules! async_io_for {
                 (*self).poll_write(cx, buf)
             }
 
-            fn poll_write_vectored(
+            #[track_caller]
+    fn poll_write_vectored(
                 self: Pin<&mut Self>,
                 cx: &mut Context<'_>,
                 bufs: &[IoSlice<'_>],
@@ -80,6 +83,7 @@ fn close(result: io::Result<()>) -> io::Result<()> {
 }
 
 impl AsyncRead for OwnedReadHalf {
+    #[track_caller]
     fn poll_read(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -90,6 +94,7 @@ impl AsyncRead for OwnedReadHalf {
 }
 
 impl AsyncWrite for OwnedWriteHalf {
+    #[track_caller]
     fn poll_write(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -98,6 +103,7 @@ impl AsyncWrite for OwnedWriteHalf {
         self.stream().poll_write(cx, buf)
     }
 
+    #[track_caller]
     fn poll_write_vectored(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,

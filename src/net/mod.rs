@@ -10,7 +10,7 @@
 //! - Unix: [`UnixListener`], [`UnixStream`], [`UnixDatagram`] — on paths or
 //!   Linux abstract names; a stale socket file is removed only when asked.
 //! - Names: [`lookup_host`] and [`ToAddrs`] resolve `"host:port"` on a
-//!   helper thread, so the kernel never blocks in `getaddrinfo`.
+//!   blocking worker (`run_in_thread`), so the kernel never blocks in `getaddrinfo`.
 //! - With the `futures-io` feature (on by default), the stream types
 //!   implement `AsyncRead`/`AsyncWrite`.
 //!

@@ -3,45 +3,57 @@
 //! rather than `read(buf).await`.
 //!
 //! Such a call has nowhere to keep a leaf between polls, so the stream keeps
-//! one for each direction (a [`PollSeats`]). The rule is the same as for
+//! a seat for each direction (a [`PollSeats`]). The rule is the same as for
 //! every leaf (contract 7): try the syscall first, trap only on
 //! `WouldBlock`; the kernel's registration is edge-triggered, and only a
 //! syscall that saw `WouldBlock` guarantees a fresh edge.
 //!
-//! Discussion: the park of a poll-style read belongs to the stream's read
-//! leaf, so it lasts between polls and is replaced, not duplicated, when
-//! the read is polled again; a successful syscall undoes it. An `async` read
-//! waiting on the same stream at the same time is a second reader and gets
-//! `ResourceBusy`, as two async reads would.
+//! Discussion: a seat keeps one leaf *per task*, made at the first poll
+//! that has to wait and dropped when that task's poll completes. Its park
+//! lasts between polls and is replaced, not duplicated, when the same task
+//! polls again; a successful syscall undoes it. A second task polling the
+//! same direction posts its own ticket, so the kernel sees two waiters and
+//! answers the second with `ResourceBusy` (contract 7), as it would two async
+//! reads; a shared leaf would instead have moved the first task's park to
+//! the second and left the first asleep for good.
+//!
+//! A poll that returned `Pending` and was then abandoned (its caller dropped
+//! by a `select`) leaves its task's park in the seat. The stream's own async
+//! reads and writes release it before they trap, so the same task can go on
+//! with `read(..).await`; a *different* task's abandoned park stays until
+//! that task polls again, ends (the kernel drops its parks) or the stream is
+//! dropped, and until then any other waiter in that direction is
+//! `ResourceBusy`.
+//!
+//! The poll methods are `#[track_caller]` and a leaf is made at the poll
+//! that first waits, so a park reports the line that called `poll_read` or
+//! `poll_write` (contract 13). Through the `futures-io` traits that is the
+//! line of whatever called the trait method, often a combinator.
 
 use std::cell::RefCell;
 use std::fmt;
-use std::io::{self, IoSlice, Read, Write};
+use std::io::{self, IoSlice, Read};
 use std::os::fd::{AsRawFd, RawFd};
 use std::panic::Location;
 use std::task::{Context, Poll};
 
 use socket2::SockRef;
-use trapline_traps::{Leaf, Trap};
+use trapline_traps::{running, Leaf, TaskId, Trap};
 
 use super::io::Wait;
 use super::tcp_stream::MSG_NOSIGNAL;
 use super::{TcpStream, UnixStream};
 
-/// The two leaves a stream keeps for poll-style I/O, one per direction.
+/// The two seats a stream keeps for poll-style I/O, one per direction.
+#[derive(Default)]
 pub(crate) struct PollSeats {
-    read: RefCell<Leaf>,
-    write: RefCell<Leaf>,
+    pub(crate) read: Seat,
+    pub(crate) write: Seat,
 }
 
 impl PollSeats {
-    #[track_caller]
     pub(crate) fn new() -> PollSeats {
-        let at = Location::caller();
-        PollSeats {
-            read: RefCell::new(Leaf::at(at)),
-            write: RefCell::new(Leaf::at(at)),
-        }
+        PollSeats::default()
     }
 }
 
@@ -51,35 +63,80 @@ impl fmt::Debug for PollSeats {
     }
 }
 
-/// Runs `op`; on `WouldBlock`, traps through `leaf` and returns `Pending`.
-fn poll_op<T>(
-    leaf: &RefCell<Leaf>,
-    fd: RawFd,
-    wait: Wait,
-    cx: &Context<'_>,
-    mut op: impl FnMut() -> io::Result<T>,
-) -> Poll<io::Result<T>> {
-    loop {
-        match op() {
-            Ok(v) => {
-                leaf.borrow_mut().done();
-                return Poll::Ready(Ok(v));
-            }
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                let trap = match wait {
-                    Wait::Read => Trap::ReadWait { fd },
-                    Wait::Write => Trap::WriteWait { fd },
-                };
-                return match leaf.borrow_mut().trap(cx, trap) {
-                    Ok(()) => Poll::Pending,
-                    Err(e) => Poll::Ready(Err(e.into())),
-                };
-            }
-            // A signal interrupted the syscall: nothing happened, try again.
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => {
-                leaf.borrow_mut().done();
-                return Poll::Ready(Err(e));
+/// One direction's leaves for poll-style I/O, one per waiting task.
+#[derive(Default)]
+pub(crate) struct Seat {
+    leaves: RefCell<Vec<(TaskId, Leaf)>>,
+}
+
+impl Seat {
+    /// Takes the running task's leaf out of the seat, if it has one.
+    fn take(&self, task: TaskId) -> Option<Leaf> {
+        let mut leaves = self.leaves.borrow_mut();
+        let at = leaves.iter().position(|(t, _)| *t == task)?;
+        Some(leaves.swap_remove(at).1)
+    }
+
+    /// Releases the running task's park in this seat, if it left one (a
+    /// poll that returned `Pending` and was abandoned). The leaf is dropped
+    /// outside the borrow: undoing its park calls into the kernel.
+    pub(crate) fn release_mine(&self) {
+        if let Some(task) = running() {
+            drop(self.take(task));
+        }
+    }
+
+    /// What an async leaf on this stream calls with its syscall's result:
+    /// on `WouldBlock` (it is about to trap) the running task's poll-style
+    /// park in the same direction is released first, so the task does not
+    /// find itself `ResourceBusy`.
+    pub(crate) fn before_wait<T>(&self, result: io::Result<T>) -> io::Result<T> {
+        if matches!(&result, Err(e) if e.kind() == io::ErrorKind::WouldBlock) {
+            self.release_mine();
+        }
+        result
+    }
+
+    /// Runs `op`; on `WouldBlock`, traps through the running task's leaf
+    /// (made at `location` if it has none) and returns `Pending`.
+    fn poll_op<T>(
+        &self,
+        fd: RawFd,
+        wait: Wait,
+        cx: &Context<'_>,
+        location: &'static Location<'static>,
+        mut op: impl FnMut() -> io::Result<T>,
+    ) -> Poll<io::Result<T>> {
+        let task = running();
+        // Out of the seat while it is used: dropped on completion, put back
+        // only if it parked.
+        let mut leaf = task
+            .and_then(|t| self.take(t))
+            .unwrap_or_else(|| Leaf::at(location));
+        loop {
+            match op() {
+                Ok(v) => return Poll::Ready(Ok(v)),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    let trap = match wait {
+                        Wait::Read => Trap::ReadWait { fd },
+                        Wait::Write => Trap::WriteWait { fd },
+                    };
+                    return match (leaf.trap(cx, trap), task) {
+                        (Ok(()), Some(task)) => {
+                            self.leaves.borrow_mut().push((task, leaf));
+                            Poll::Pending
+                        }
+                        // Posted with no running task: cannot happen (the
+                        // post fails first); never keep a leaf we cannot key.
+                        (Ok(()), None) => Poll::Ready(Err(io::Error::other(
+                            "a poll-style leaf was polled outside a task",
+                        ))),
+                        (Err(e), _) => Poll::Ready(Err(e.into())),
+                    };
+                }
+                // A signal interrupted the syscall: nothing happened, try again.
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Poll::Ready(Err(e)),
             }
         }
     }
@@ -107,10 +164,13 @@ impl TcpStream {
     /// })??;
     /// # Ok::<(), std::io::Error>(())
     /// ```
+    #[track_caller]
     pub fn poll_read(&self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
-        poll_op(&self.seats.read, self.as_raw_fd(), Wait::Read, cx, || {
-            (&self.socket).read(buf)
-        })
+        self.seats
+            .read
+            .poll_op(self.as_raw_fd(), Wait::Read, cx, Location::caller(), || {
+                (&self.socket).read(buf)
+            })
     }
 
     /// Writes some of `buf` if there is room; otherwise traps `WriteWait`
@@ -131,10 +191,15 @@ impl TcpStream {
     /// })??;
     /// # Ok::<(), std::io::Error>(())
     /// ```
+    #[track_caller]
     pub fn poll_write(&self, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
-        poll_op(&self.seats.write, self.as_raw_fd(), Wait::Write, cx, || {
-            SockRef::from(&self.socket).send_with_flags(buf, MSG_NOSIGNAL)
-        })
+        self.seats.write.poll_op(
+            self.as_raw_fd(),
+            Wait::Write,
+            cx,
+            Location::caller(),
+            || SockRef::from(&self.socket).send_with_flags(buf, MSG_NOSIGNAL),
+        )
     }
 
     /// Writes some of several buffers if there is room; otherwise traps
@@ -156,14 +221,19 @@ impl TcpStream {
     /// })??;
     /// # Ok::<(), std::io::Error>(())
     /// ```
+    #[track_caller]
     pub fn poll_write_vectored(
         &self,
         cx: &mut Context<'_>,
         bufs: &[IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        poll_op(&self.seats.write, self.as_raw_fd(), Wait::Write, cx, || {
-            SockRef::from(&self.socket).send_vectored_with_flags(bufs, MSG_NOSIGNAL)
-        })
+        self.seats.write.poll_op(
+            self.as_raw_fd(),
+            Wait::Write,
+            cx,
+            Location::caller(),
+            || SockRef::from(&self.socket).send_vectored_with_flags(bufs, MSG_NOSIGNAL),
+        )
     }
 }
 
@@ -186,10 +256,13 @@ impl UnixStream {
     /// })??;
     /// # Ok::<(), std::io::Error>(())
     /// ```
+    #[track_caller]
     pub fn poll_read(&self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
-        poll_op(&self.seats.read, self.as_raw_fd(), Wait::Read, cx, || {
-            (&self.stream).read(buf)
-        })
+        self.seats
+            .read
+            .poll_op(self.as_raw_fd(), Wait::Read, cx, Location::caller(), || {
+                (&self.stream).read(buf)
+            })
     }
 
     /// Writes some of `buf` if there is room; otherwise traps `WriteWait`
@@ -208,10 +281,15 @@ impl UnixStream {
     /// })??;
     /// # Ok::<(), std::io::Error>(())
     /// ```
+    #[track_caller]
     pub fn poll_write(&self, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
-        poll_op(&self.seats.write, self.as_raw_fd(), Wait::Write, cx, || {
-            (&self.stream).write(buf)
-        })
+        self.seats.write.poll_op(
+            self.as_raw_fd(),
+            Wait::Write,
+            cx,
+            Location::caller(),
+            || SockRef::from(&self.stream).send_with_flags(buf, MSG_NOSIGNAL),
+        )
     }
 
     /// Writes some of several buffers if there is room; otherwise traps
@@ -232,13 +310,18 @@ impl UnixStream {
     /// })??;
     /// # Ok::<(), std::io::Error>(())
     /// ```
+    #[track_caller]
     pub fn poll_write_vectored(
         &self,
         cx: &mut Context<'_>,
         bufs: &[IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        poll_op(&self.seats.write, self.as_raw_fd(), Wait::Write, cx, || {
-            (&self.stream).write_vectored(bufs)
-        })
+        self.seats.write.poll_op(
+            self.as_raw_fd(),
+            Wait::Write,
+            cx,
+            Location::caller(),
+            || SockRef::from(&self.stream).send_vectored_with_flags(bufs, MSG_NOSIGNAL),
+        )
     }
 }

@@ -2,30 +2,35 @@
 //!
 //! `getaddrinfo(3)` has no non-blocking form: it may read files, ask a DNS
 //! server and wait for the answer. Called on the kernel's thread it would
-//! stop every task. So a name is looked up on a short-lived helper thread,
-//! and the task that asked waits for the answer like any foreign future: the
-//! helper thread wakes the task's `Waker`, which reaches the kernel through
-//! its remote queue.
+//! stop every task. So a name is looked up by `run_in_thread`, on the
+//! bounded pool of blocking workers, and the task that asked waits at that
+//! job's `FutureWait` trap; the worker wakes the task's `Waker`, which
+//! reaches the kernel through its remote queue.
 //!
 //! Anything that is already an address (`SocketAddr`, `"127.0.0.1:80"`,
 //! `(ip, port)`) never leaves the kernel's thread.
 //!
-//! Discussion: the wait is a leaf that posts `FutureWait`, so a cancellation
-//! or a `timeout_after` limit reaches a task waiting for a slow DNS answer.
-//! The helper thread cannot be stopped mid-call; when the waiter has gone its
-//! answer is simply dropped. One thread per lookup is the simplest thing that
-//! works; a pool of blocking workers would take this file's place without
-//! changing its interface.
+//! Discussion: because the wait is a trap, a cancellation or a
+//! `timeout_after` limit reaches a task waiting for a slow DNS answer. A
+//! worker cannot be stopped mid-call; when the waiter has gone its answer is
+//! simply dropped. A lookup by name always waits at its trap at least once
+//! (the job is handed to the pool only after the task has parked), and once
+//! it has waited, an interrupt wins over an answer that arrived at the same
+//! moment: a task cancelled while it waited sees `Cancelled`, whichever of
+//! the two the kernel saw first. A name lookup is so always a cancellation
+//! point.
 
 use std::future::Future;
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6, ToSocketAddrs};
 use std::panic::Location;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex, PoisonError};
-use std::task::{Context, Poll, Waker};
+use std::task::{Context, Poll};
 
 use trapline_traps::{Leaf, Trap};
+
+use crate::blocking::{run_in_thread_at, RunInThread};
+use crate::JoinError;
 
 /// Something [`crate::net::TcpStream::connect`] (and [`lookup_host`]) can
 /// turn into socket addresses: an address, or a `host:port` name to look up.
@@ -168,7 +173,7 @@ impl<T: ToAddrs + ?Sized> ToAddrs for &T {
 /// Looks `host` up without blocking the kernel; returns every address it
 /// names, in the resolver's order.
 ///
-/// An address is returned at once; a name is resolved on a helper thread
+/// An address is returned at once; a name is resolved on a blocking worker thread
 /// while the task waits at a `FutureWait` trap (cancellable, timeout-able).
 /// An unknown name fails with the resolver's error.
 ///
@@ -192,7 +197,7 @@ pub fn lookup_host<A: ToAddrs>(host: A) -> impl Future<Output = io::Result<Vec<S
     async move { lookup(target?, location).await }
 }
 
-/// Turns `addrs` into addresses, looking a name up on a helper thread.
+/// Turns `addrs` into addresses, looking a name up on a blocking worker.
 pub(super) async fn lookup(
     addrs: Addrs,
     location: &'static Location<'static>,
@@ -200,44 +205,31 @@ pub(super) async fn lookup(
     match addrs.0 {
         Target::Known(addrs) => Ok(addrs),
         Target::Name(host, port) => {
-            let answer = Arc::new(Mutex::new(Answer::default()));
-            let helper = answer.clone();
-            std::thread::Builder::new()
-                .name("trapline-resolve".into())
-                .spawn(move || {
-                    let result = (host.as_str(), port)
+            let job = run_in_thread_at(
+                move || {
+                    (host.as_str(), port)
                         .to_socket_addrs()
-                        .map(|addrs| addrs.collect());
-                    let waker = {
-                        let mut a = helper.lock().unwrap_or_else(PoisonError::into_inner);
-                        a.result = Some(result);
-                        a.waker.take()
-                    };
-                    if let Some(waker) = waker {
-                        waker.wake();
-                    }
-                })?;
+                        .map(|addrs| addrs.collect())
+                },
+                location,
+            );
             Lookup {
-                answer,
-                leaf: Leaf::at(location),
+                job,
+                check: Leaf::at(location),
+                waited: false,
             }
             .await
         }
     }
 }
 
-/// What the helper thread hands back, and whom to wake when it does.
-#[derive(Default)]
-struct Answer {
-    result: Option<io::Result<Vec<SocketAddr>>>,
-    waker: Option<Waker>,
-}
-
-/// The waiting side of a lookup: a leaf that posts `FutureWait` so that
-/// interrupts reach it, while the helper thread's wake brings it back.
+/// The waiting side of a lookup: the pool job's own `FutureWait` wait, and
+/// a second leaf that, once the lookup has waited, lets an interrupt win over
+/// an answer that came at the same moment (see the Discussion above).
 struct Lookup {
-    answer: Arc<Mutex<Answer>>,
-    leaf: Leaf,
+    job: RunInThread<io::Result<Vec<SocketAddr>>>,
+    check: Leaf,
+    waited: bool,
 }
 
 impl Future for Lookup {
@@ -245,20 +237,22 @@ impl Future for Lookup {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.get_mut();
-        {
-            let mut a = this.answer.lock().unwrap_or_else(PoisonError::into_inner);
-            if let Some(result) = a.result.take() {
-                drop(a);
-                this.leaf.done();
-                return Poll::Ready(result);
+        if this.waited {
+            // Posted only to learn of an interrupt, and withdrawn at once.
+            let interrupted = this.check.trap(cx, Trap::FutureWait);
+            this.check.done();
+            if let Err(e) = interrupted {
+                return Poll::Ready(Err(e.into()));
             }
-            // Stored under the lock: the helper either sees this waker or
-            // has already stored its answer, which the next poll finds.
-            a.waker = Some(cx.waker().clone());
         }
-        match this.leaf.trap(cx, Trap::FutureWait) {
-            Ok(()) => Poll::Pending,
-            Err(e) => Poll::Ready(Err(e.into())),
+        match Pin::new(&mut this.job).poll(cx) {
+            Poll::Pending => {
+                this.waited = true;
+                Poll::Pending
+            }
+            Poll::Ready(Ok(answer)) => Poll::Ready(answer),
+            Poll::Ready(Err(JoinError::Interrupted(e))) => Poll::Ready(Err(e.into())),
+            Poll::Ready(Err(e)) => Poll::Ready(Err(io::Error::other(format!("name lookup: {e}")))),
         }
     }
 }

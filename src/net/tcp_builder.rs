@@ -177,12 +177,21 @@ impl ListenerBuilder {
     /// ```
     pub fn bind(self) -> io::Result<TcpListener> {
         require_kernel()?;
+        let socket = self.socket()?;
+        Ok(TcpListener::from_parts(socket, self.nodelay))
+    }
+
+    /// The listening socket itself: non-blocking, close-on-exec, options
+    /// set, bound and listening. Needs no kernel (the monitor binds before
+    /// it builds the kernel it watches); the one place a TCP listening
+    /// socket is made.
+    pub(crate) fn socket(&self) -> io::Result<Socket> {
         let ty = Type::STREAM.nonblocking().cloexec();
         let socket = Socket::new(Domain::for_address(self.addr), ty, Some(Protocol::TCP))?;
         socket.set_reuse_address(self.reuse_address)?;
         socket.set_reuse_port(self.reuse_port)?;
         socket.bind(&self.addr.into())?;
         socket.listen(self.backlog)?;
-        Ok(TcpListener::from_parts(socket, self.nodelay))
+        Ok(socket)
     }
 }

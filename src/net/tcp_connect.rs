@@ -30,7 +30,7 @@ impl TcpStream {
     /// resolves to in turn.
     ///
     /// A `WriteWait` trap while the handshake runs, and a `FutureWait` while
-    /// a name is looked up on a helper thread: both cancellable,
+    /// a name is looked up on a blocking worker: both cancellable,
     /// timeout-able. A refused connection fails with `ConnectionRefused`;
     /// with several addresses, the last address's error is returned, but an
     /// interrupt (a cancel, a timeout) ends the attempt at once.

@@ -8,7 +8,7 @@ use std::panic::Location;
 
 use std::marker::PhantomData;
 
-use socket2::{Domain, Protocol, Socket, Type};
+use socket2::Socket;
 
 use super::io::{Io, Wait};
 use super::{inet, TcpStream};
@@ -45,12 +45,7 @@ pub struct TcpListener {
 /// Needs no kernel: the monitor binds before it builds the kernel it
 /// watches, so that one that cannot listen costs that kernel nothing.
 pub(crate) fn listening(addr: SocketAddr, backlog: i32) -> io::Result<Socket> {
-    let ty = Type::STREAM.nonblocking().cloexec();
-    let socket = Socket::new(Domain::for_address(addr), ty, Some(Protocol::TCP))?;
-    socket.set_reuse_address(true)?;
-    socket.bind(&addr.into())?;
-    socket.listen(backlog)?;
-    Ok(socket)
+    TcpListener::builder(addr).backlog(backlog).socket()
 }
 
 impl TcpListener {

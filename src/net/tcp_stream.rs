@@ -94,7 +94,7 @@ impl TcpStream {
         location: &'static Location<'static>,
     ) -> Io<impl FnMut() -> io::Result<usize> + Unpin + 'a> {
         Io::new(self.as_raw_fd(), Wait::Read, location, move || {
-            (&self.socket).read(buf)
+            self.seats.read.before_wait((&self.socket).read(buf))
         })
     }
 
@@ -133,7 +133,8 @@ impl TcpStream {
         location: &'static Location<'static>,
     ) -> Io<impl FnMut() -> io::Result<usize> + Unpin + 'a> {
         Io::new(self.as_raw_fd(), Wait::Write, location, move || {
-            SockRef::from(&self.socket).send_with_flags(buf, MSG_NOSIGNAL)
+            let sent = SockRef::from(&self.socket).send_with_flags(buf, MSG_NOSIGNAL);
+            self.seats.write.before_wait(sent)
         })
     }
 

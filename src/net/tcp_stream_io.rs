@@ -50,7 +50,7 @@ impl TcpStream {
             self.as_raw_fd(),
             Wait::Read,
             Location::caller(),
-            move || self.socket.peek(buf),
+            move || self.seats.read.before_wait(self.socket.peek(buf)),
         )
     }
 
@@ -93,7 +93,11 @@ impl TcpStream {
             self.as_raw_fd(),
             Wait::Read,
             Location::caller(),
-            move || (&self.socket).read_vectored(bufs),
+            move || {
+                self.seats
+                    .read
+                    .before_wait((&self.socket).read_vectored(bufs))
+            },
         )
     }
 
@@ -131,7 +135,10 @@ impl TcpStream {
             self.as_raw_fd(),
             Wait::Write,
             Location::caller(),
-            move || SockRef::from(&self.socket).send_vectored_with_flags(bufs, MSG_NOSIGNAL),
+            move || {
+                let sent = SockRef::from(&self.socket).send_vectored_with_flags(bufs, MSG_NOSIGNAL);
+                self.seats.write.before_wait(sent)
+            },
         )
     }
 }

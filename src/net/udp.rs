@@ -239,7 +239,8 @@ impl UdpSocket {
     ///
     /// trapline::run(async {
     ///     let socket = UdpSocket::bind("127.0.0.1:0".parse().unwrap())?;
-    ///     assert!(socket.send(b"nowhere").await.is_err(), "no peer yet");
+    ///     let err = socket.send(b"nowhere").await.unwrap_err();
+    ///     assert_eq!(err.kind(), std::io::ErrorKind::NotConnected, "no peer yet");
     ///     socket.connect(socket.local_addr()?)?;
     ///     assert_eq!(socket.send(b"somewhere").await?, 9);
     ///     Ok::<(), std::io::Error>(())
@@ -252,7 +253,7 @@ impl UdpSocket {
             self.as_raw_fd(),
             Wait::Write,
             Location::caller(),
-            move || self.socket.send(buf),
+            move || self.socket.send(buf).map_err(no_peer),
         )
     }
 
@@ -333,5 +334,19 @@ impl Drop for UdpSocket {
     fn drop(&mut self) {
         // Forget the fd before the socket closes it; no kernel, nothing to forget.
         let _ = trapline_traps::io_release(self.socket.as_raw_fd());
+    }
+}
+
+/// `EDESTADDRREQ` (a send with no peer set) as `NotConnected`: std leaves it
+/// `Uncategorized`, which a caller cannot match on.
+fn no_peer(err: io::Error) -> io::Error {
+    const EDESTADDRREQ: i32 = 89;
+    if err.raw_os_error() == Some(EDESTADDRREQ) {
+        io::Error::new(
+            io::ErrorKind::NotConnected,
+            "no peer: connect the socket first",
+        )
+    } else {
+        err
     }
 }

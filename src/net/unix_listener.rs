@@ -75,10 +75,10 @@ impl UnixListener {
     /// Binds to `path`, first removing a *stale* socket file there: one that
     /// is a socket and that nobody listens on (a connect is refused).
     ///
-    /// A live listener at `path` gives `AddrInUse`; a file there that is not
-    /// a socket gives `AlreadyExists`; neither is touched. The probe is a
-    /// connection: a live listener there accepts one connection that ends at
-    /// once.
+    /// A live listener at `path` gives `AddrInUse`, even one whose backlog is
+    /// full; a file there that is not a socket gives `AlreadyExists`; neither
+    /// is touched. The probe is a non-blocking connection, so it never waits:
+    /// a live listener there sees one connection that ends at once.
     ///
     /// # Examples
     ///
@@ -111,15 +111,14 @@ impl UnixListener {
                 ))
             }
             Ok(_) => {
-                // A blocking probe is fine here: connecting to a Unix socket
-                // never waits for a handshake; it succeeds or is refused.
-                match std::os::unix::net::UnixStream::connect(path) {
-                    Ok(_) => {
-                        return Err(io::Error::new(
-                            io::ErrorKind::AddrInUse,
-                            format!("a server is listening on {}", path.display()),
-                        ))
-                    }
+                // The probe is a non-blocking connect, which never blocks
+                // the kernel's thread: a live listener accepts it or, with
+                // its backlog full, answers `EAGAIN`; nobody listening is
+                // `ECONNREFUSED`.
+                let probe = socket(Type::STREAM)?;
+                match probe.connect(&addr) {
+                    Ok(()) => return Err(listening(path)),
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Err(listening(path)),
                     Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => {
                         std::fs::remove_file(path)?;
                     }
@@ -225,4 +224,12 @@ impl Drop for UnixListener {
         // Forget the fd before the socket closes it; no kernel, nothing to forget.
         let _ = trapline_traps::io_release(self.listener.as_raw_fd());
     }
+}
+
+/// The error for a path a live listener holds.
+fn listening(path: &Path) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::AddrInUse,
+        format!("a server is listening on {}", path.display()),
+    )
 }

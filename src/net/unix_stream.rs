@@ -10,7 +10,7 @@
 //! the caller as an error rather than waited on.
 
 use std::future::Future;
-use std::io::{self, Read, Write};
+use std::io::{self, Read};
 use std::marker::PhantomData;
 use std::net::Shutdown;
 use std::os::fd::{AsRawFd, RawFd};
@@ -18,11 +18,12 @@ use std::os::unix::net::SocketAddr;
 use std::panic::Location;
 use std::path::Path;
 
-use socket2::{SockAddr, Type};
+use socket2::{SockAddr, SockRef, Type};
 
 use super::io::{Io, Wait};
 use super::poll_io::PollSeats;
 use super::require_kernel;
+use super::tcp_stream::MSG_NOSIGNAL;
 use super::unix_addr::{abstract_addr, path_addr, socket};
 
 /// A Unix domain stream connection.
@@ -64,8 +65,9 @@ impl UnixStream {
     /// Connects to the socket file at `path`.
     ///
     /// `NotFound` if there is no such file, `ConnectionRefused` if nobody
-    /// listens there (a stale file), `WouldBlock` if the listener's backlog
-    /// is full.
+    /// listens there (a stale file), `WouldBlock` (with a message that says
+    /// so) if the listener's backlog is full: a Unix connect does not wait
+    /// for room, so a caller that wants to wait retries after a sleep.
     ///
     /// # Examples
     ///
@@ -112,8 +114,16 @@ impl UnixStream {
     fn connect_addr(addr: &SockAddr) -> io::Result<UnixStream> {
         require_kernel()?;
         let socket = socket(Type::STREAM)?;
-        socket.connect(addr)?;
-        Ok(UnixStream::from_std_unchecked(socket.into()))
+        match socket.connect(addr) {
+            Ok(()) => Ok(UnixStream::from_std_unchecked(socket.into())),
+            // A Unix connect never waits for a handshake: `EAGAIN` means the
+            // listener's backlog is full, which deserves to be said plainly.
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Err(io::Error::new(
+                io::ErrorKind::WouldBlock,
+                "the listener's backlog is full (it is not accepting fast enough); try again later",
+            )),
+            Err(e) => Err(e),
+        }
     }
 
     /// A pair of connected streams (`socketpair(2)`).
@@ -172,7 +182,7 @@ impl UnixStream {
         location: &'static Location<'static>,
     ) -> Io<impl FnMut() -> io::Result<usize> + Unpin + 'a> {
         Io::new(self.as_raw_fd(), Wait::Read, location, move || {
-            (&self.stream).read(buf)
+            self.seats.read.before_wait((&self.stream).read(buf))
         })
     }
 
@@ -203,7 +213,10 @@ impl UnixStream {
         location: &'static Location<'static>,
     ) -> Io<impl FnMut() -> io::Result<usize> + Unpin + 'a> {
         Io::new(self.as_raw_fd(), Wait::Write, location, move || {
-            (&self.stream).write(buf)
+            // `send(2)` with `MSG_NOSIGNAL`: a closed peer is `BrokenPipe`,
+            // not a `SIGPIPE` that kills the process.
+            let sent = SockRef::from(&self.stream).send_with_flags(buf, MSG_NOSIGNAL);
+            self.seats.write.before_wait(sent)
         })
     }
 

@@ -166,6 +166,17 @@ pub fn since(t0: std::time::Instant) -> Duration {
     trapline::clock().expect("inside a kernel") - t0
 }
 
+/// Serializes the tests of one file that must not overlap (they count
+/// this process's fds, or take fd numbers): hold the guard for the test.
+pub fn one_at_a_time() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    LOCK.lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// This process's fds and their limit.
+pub mod fds;
+
 /// Capturing the trace (`trapline::trap` lines) of one thread.
 pub mod trace;
 

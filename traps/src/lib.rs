@@ -33,7 +33,8 @@
 //! - `calls`: typed wrappers over the immediate traps.
 //! - `ids`: [`TaskId`], [`TimeoutId`], [`QueueId`], [`Ticket`].
 //! - `error`: [`TrapError`] and its trip through `io::Error`.
-//! - `shown`: the time trap requests are shown against ([`shown_now`]).
+//! - `shown`: the time trap requests are shown against (the kernel's clock
+//!   inside its run, the real clock elsewhere).
 
 #![forbid(unsafe_code)]
 #![deny(missing_docs, rust_2018_idioms)]
