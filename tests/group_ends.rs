@@ -266,7 +266,9 @@ fn ten_thousand_members_end_and_are_cancelled_exactly() {
     run_virtual_clean(async {
         let group = TaskGroup::<u32, TrapError>::new();
         for i in 0..N {
-            group.spawn(async move { yield_now().await.map(|()| i) }).unwrap();
+            group
+                .spawn(async move { yield_now().await.map(|()| i) })
+                .unwrap();
         }
         assert_eq!(group.running(), N as usize);
         assert_eq!(group.join().await, Ok(None));
@@ -280,7 +282,9 @@ fn ten_thousand_members_end_and_are_cancelled_exactly() {
 
         let group = TaskGroup::<u32, TrapError>::new();
         for i in 0..N {
-            group.spawn(async move { sleep(FOREVER).await.map(|()| i) }).unwrap();
+            group
+                .spawn(async move { sleep(FOREVER).await.map(|()| i) })
+                .unwrap();
         }
         yield_now().await.unwrap();
         group.cancel_remaining().await.unwrap();

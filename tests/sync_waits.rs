@@ -40,7 +40,10 @@ fn condition_wait_for_with_a_foreign_guard_is_refused() {
                 .await
                 .map(drop);
             assert!(matches!(refused, Err(TrapError::Unsupported(_))));
-            assert_eq!((cond.waiting(), cond.locked(), other.locked()), (0, false, false));
+            assert_eq!(
+                (cond.waiting(), cond.locked(), other.locked()),
+                (0, false, false)
+            );
         }
         assert_eq!(asked.get(), 0);
     });
@@ -125,9 +128,16 @@ fn queue_item_given_back_by_a_dropped_getter_never_exceeds_capacity() {
         assert_eq!(getter.join().await.unwrap(), "event won");
         settle().await;
         // Given back into the place it kept: one item, the putter waits.
-        assert_eq!((queue.len(), queue.putters(), queue.is_full()), (1, 1, true));
+        assert_eq!(
+            (queue.len(), queue.putters(), queue.is_full()),
+            (1, 1, true)
+        );
         let mut got = vec![queue.get().await.unwrap()];
-        assert_eq!((queue.len(), queue.putters()), (1, 0), "2 admitted, not more");
+        assert_eq!(
+            (queue.len(), queue.putters()),
+            (1, 0),
+            "2 admitted, not more"
+        );
         got.push(queue.get().await.unwrap());
         putter.join().await.unwrap().unwrap();
         assert_eq!((queue.len(), queue.unfinished()), (0, 2));
