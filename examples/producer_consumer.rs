@@ -24,6 +24,9 @@ use std::time::Instant;
 use trapline::sync::Queue;
 use trapline::{TaskGroup, TrapError, UniversalQueue};
 
+/// The most items whose sum (below 2^63) a `u64` holds.
+const MAX_ITEMS: u64 = 1 << 32;
+
 const USAGE: &str = "usage: producer_consumer [--items N] [--consumers K]   (default 100000, 4)";
 
 fn parse_args() -> Result<Option<(u64, usize)>, String> {
@@ -35,6 +38,10 @@ fn parse_args() -> Result<Option<(u64, usize)>, String> {
             "--items" => {
                 let v = value("--items")?;
                 items = v.parse().map_err(|e| format!("--items {v:?}: {e}"))?;
+                // The sum 0 + 1 + … + (items - 1) must fit in a u64.
+                if items > MAX_ITEMS {
+                    return Err(format!("--items {items}: want at most {MAX_ITEMS}"));
+                }
             }
             "--consumers" => {
                 let v = value("--consumers")?;

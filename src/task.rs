@@ -215,38 +215,61 @@ where
 {
     let slot = Rc::new(RefCell::new(Outcome::Running));
     let finish = Finish { slot: slot.clone() };
+    let id = spawn_then(future, name, location, move |ended| {
+        *finish.slot.borrow_mut() = match ended {
+            Ok(v) => Outcome::Done(v),
+            Err(msg) => Outcome::Panicked(msg),
+        };
+    })?;
+    Ok(JoinHandle { id, slot })
+}
+
+/// Spawns `future` as a task and hands its end to `on_end`: its output, or
+/// the message of its panic. The one place a task's panic is caught; task
+/// groups build on it too.
+///
+/// A task dropped unfinished never calls `on_end`; it drops it, so what
+/// `on_end` owns can tell that ending in its own `Drop`.
+///
+/// Discussion: the order at the end. `on_end` runs first, while the user's
+/// future still exists (whoever waits has the answer before any destructor
+/// of the task runs); then the future is dropped, *before* a caught panic is
+/// raised again: its destructors run as after any ending, not during an
+/// unwind, where a panic of theirs would abort the process. The panic then
+/// goes on to the kernel, so the task ends as panicked for hooks and the log.
+pub(crate) fn spawn_then<F, C>(
+    future: F,
+    name: Option<Cow<'static, str>>,
+    location: &'static Location<'static>,
+    on_end: C,
+) -> Result<TaskId, TrapError>
+where
+    F: Future + 'static,
+    C: FnOnce(Result<F::Output, String>) + 'static,
+{
     let body = async move {
-        let finish = finish;
+        let on_end = on_end;
         let panicked = {
             let mut future = pin!(future);
-            let outcome =
+            let ended =
                 poll_fn(
                     |cx| match catch_unwind(AssertUnwindSafe(|| future.as_mut().poll(cx))) {
-                        Ok(Poll::Ready(v)) => Poll::Ready(Outcome::Done(v)),
+                        Ok(Poll::Ready(v)) => Poll::Ready(Ok(v)),
                         Ok(Poll::Pending) => Poll::Pending,
-                        Err(panic) => Poll::Ready(Outcome::Panicked(panic_message(panic))),
+                        Err(panic) => Poll::Ready(Err(panic_message(panic))),
                     },
                 )
                 .await;
-            let panicked = match &outcome {
-                Outcome::Panicked(msg) => Some(msg.clone()),
-                _ => None,
-            };
-            *finish.slot.borrow_mut() = outcome;
+            let panicked = ended.as_ref().err().cloned();
+            on_end(ended);
             panicked
-            // The joiner has its answer, and the user's future is dropped
-            // here, before any panic is raised again: its destructors run as
-            // after any ending, not during an unwind (where a panic of theirs
-            // would abort the process).
+            // The user's future is dropped here.
         };
-        // The panic goes on to the kernel, so the task ends as panicked for
-        // hooks and the log too. Only `finish` is left to unwind through.
         if let Some(msg) = panicked {
             std::panic::resume_unwind(Box::new(msg));
         }
     };
-    let id = trapline_traps::spawn_named(Box::pin(body), name, location)?;
-    Ok(JoinHandle { id, slot })
+    trapline_traps::spawn_named(Box::pin(body), name, location)
 }
 
 impl<T> JoinHandle<T> {

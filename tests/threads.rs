@@ -273,8 +273,16 @@ fn the_pool_is_bounded_and_unstarted_jobs_are_skipped() {
         for job in jobs {
             job.join().await.unwrap().unwrap();
         }
-        // The pool is FIFO: once a full round of jobs has run side by side
-        // (they meet at a barrier), every worker has passed the abandoned one.
+        // Why `skipped` is exactly 0 once this round is over, with no
+        // sleeping: (1) the abandoned job was queued before any job of this
+        // round and was marked abandoned (the cancel above returned) before
+        // the gate opened, so no worker was free to take it earlier; (2)
+        // workers take jobs from one FIFO queue (`blocking.rs`), one at a
+        // time, and check the mark when they take a job; (3) the round's
+        // jobs meet at a barrier of the pool's size, so it releases only
+        // when every worker is inside one of them — by then the queue in
+        // front of them, the abandoned job included, has been taken. Had the
+        // abandoned job run instead of being skipped, `skipped` would be 1.
         let barrier = Arc::new(std::sync::Barrier::new(THREAD_POOL_SIZE));
         let mut round = Vec::new();
         for _ in 0..THREAD_POOL_SIZE {
@@ -300,15 +308,35 @@ fn the_pool_is_bounded_and_unstarted_jobs_are_skipped() {
     );
 }
 
-/// The producer/consumer example adds up every item exactly once.
-#[test]
-fn producer_consumer_example_processes_every_item_once() {
+/// The producer/consumer example built beside this test.
+fn producer_consumer() -> std::process::Command {
     let mut exe = std::env::current_exe().unwrap();
     exe.pop();
     exe.pop();
     exe.push("examples");
     exe.push("producer_consumer");
-    let out = std::process::Command::new(exe)
+    std::process::Command::new(exe)
+}
+
+/// Regression: an `--items` whose sum would overflow a u64 is refused with
+/// a clear error instead of a panic.
+#[test]
+fn producer_consumer_example_refuses_too_many_items() {
+    let out = producer_consumer()
+        .args(["--items", "4294967297"])
+        .output()
+        .expect("the example runs (cargo test builds the examples)");
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    assert_eq!(
+        String::from_utf8(out.stderr).unwrap(),
+        "producer_consumer: --items 4294967297: want at most 4294967296\n"
+    );
+}
+
+/// The producer/consumer example adds up every item exactly once.
+#[test]
+fn producer_consumer_example_processes_every_item_once() {
+    let out = producer_consumer()
         .args(["--items", "1000", "--consumers", "3"])
         .output()
         .expect("the example runs (cargo test builds the examples)");
@@ -318,4 +346,35 @@ fn producer_consumer_example_processes_every_item_once() {
         stdout.lines().next(),
         Some("1000 items, 3 consumers: total 499500 (expected 499500)")
     );
+}
+
+/// A getter dropped after a `put` took its waker (a `select!` whose other
+/// branch won in the same pass) never takes the item: it passes the wake
+/// on to the next waiting getter, which gets the item.
+#[test]
+fn a_getter_dropped_after_its_waker_was_taken_passes_the_wake_on() {
+    use futures::FutureExt;
+    let out = run_clean(async {
+        let queue = UniversalQueue::unbounded();
+        let event = std::rc::Rc::new(trapline::sync::Event::new());
+        let (q, e) = (queue.clone(), event.clone());
+        let first = spawn(async move {
+            futures::select_biased! {
+                r = e.wait().fuse() => r.map(|()| None),
+                item = q.get().fuse() => item.map(Some),
+            }
+        })
+        .unwrap();
+        until(|| queue.waiting_getters() == 1).await;
+        let q = queue.clone();
+        let second = spawn(async move { q.get().await }).unwrap();
+        until(|| queue.waiting_getters() == 2).await;
+        queue.try_put(7).unwrap(); // takes the first getter's waker
+        event.set(); // the first getter's select drops its get
+        let first = first.join().await.unwrap();
+        // Bounded, so a lost wake fails instead of hanging.
+        let second = timeout_after(Duration::from_secs(5), second.join()).await;
+        (first, second, queue.len(), queue.waiting_getters())
+    });
+    assert_eq!(out, (Ok(None), Ok(Ok(Ok(7))), 0, 0));
 }

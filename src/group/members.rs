@@ -3,7 +3,7 @@
 //! line for the owner).
 
 use std::cell::RefCell;
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, BTreeSet, HashSet, VecDeque};
 use std::panic::Location;
 use std::rc::Weak;
 
@@ -13,18 +13,139 @@ use super::outcome::{Finished, GroupError, Policy, TaskFailure};
 use crate::sync::{WaitList, Waiting};
 
 pub(super) struct Member {
-    pub(super) key: u64,
     pub(super) id: TaskId,
     /// A daemon's end is not one of the group's results.
     pub(super) daemon: bool,
     pub(super) cancelled: bool,
 }
 
+/// Who runs and who has finished, kept so that a task's end, a cancel and
+/// a join's question cost no scan of the whole group: a group can hold
+/// every connection of a server.
 pub(super) struct State<T, E> {
-    pub(super) running: Vec<Member>,
-    pub(super) finished: VecDeque<Finished<T, E>>,
+    /// The running tasks by key; keys grow in spawn order.
+    running: BTreeMap<u64, Member>,
+    /// The keys of running tasks not yet sent `Cancel`, in spawn order.
+    uncancelled: BTreeSet<u64>,
+    /// The ids of the running tasks (is the caller one of them?).
+    ids: HashSet<TaskId>,
+    /// How many running tasks are not daemons.
+    workers: usize,
+    pub(super) finished: Finishes<T, E>,
     pub(super) joined: bool,
     pub(super) next_key: u64,
+}
+
+impl<T, E> State<T, E> {
+    pub(super) fn new() -> State<T, E> {
+        State {
+            running: BTreeMap::new(),
+            uncancelled: BTreeSet::new(),
+            ids: HashSet::new(),
+            workers: 0,
+            finished: Finishes::default(),
+            joined: false,
+            next_key: 0,
+        }
+    }
+
+    /// How many tasks (daemons included) run.
+    pub(super) fn running(&self) -> usize {
+        self.running.len()
+    }
+
+    /// Task `key` started as `id`.
+    pub(super) fn enroll(&mut self, key: u64, id: TaskId, daemon: bool) {
+        self.running.insert(
+            key,
+            Member {
+                id,
+                daemon,
+                cancelled: false,
+            },
+        );
+        self.uncancelled.insert(key);
+        self.ids.insert(id);
+        self.workers += usize::from(!daemon);
+    }
+
+    /// Task `key` ended: it leaves the running.
+    fn leave(&mut self, key: u64) -> Option<Member> {
+        let member = self.running.remove(&key)?;
+        self.uncancelled.remove(&key);
+        self.ids.remove(&member.id);
+        self.workers -= usize::from(!member.daemon);
+        Some(member)
+    }
+}
+
+/// The completions not yet taken, in the order the tasks ended, with counts
+/// of the kinds a join looks for (so it scans only once it has an answer).
+pub(super) struct Finishes<T, E> {
+    list: VecDeque<Finished<T, E>>,
+    /// Successes.
+    ok: usize,
+    /// Failures of tasks that were not cancelled.
+    failed: usize,
+    /// Completions of tasks that were not cancelled.
+    fresh: usize,
+}
+
+impl<T, E> Default for Finishes<T, E> {
+    fn default() -> Self {
+        Finishes {
+            list: VecDeque::new(),
+            ok: 0,
+            failed: 0,
+            fresh: 0,
+        }
+    }
+}
+
+fn failed<T, E>(f: &Finished<T, E>) -> bool {
+    f.outcome.is_err() && !f.cancelled
+}
+
+impl<T, E> Finishes<T, E> {
+    pub(super) fn len(&self) -> usize {
+        self.list.len()
+    }
+
+    fn count(&mut self, f: &Finished<T, E>, add: bool) {
+        let step = |n: &mut usize, yes: bool| {
+            if yes {
+                *n = if add { *n + 1 } else { *n - 1 };
+            }
+        };
+        step(&mut self.ok, f.outcome.is_ok());
+        step(&mut self.failed, failed(f));
+        step(&mut self.fresh, !f.cancelled);
+    }
+
+    fn push_back(&mut self, f: Finished<T, E>) {
+        self.count(&f, true);
+        self.list.push_back(f);
+    }
+
+    pub(super) fn pop_front(&mut self) -> Option<Finished<T, E>> {
+        let f = self.list.pop_front()?;
+        self.count(&f, false);
+        Some(f)
+    }
+
+    /// Takes out the first completion that `wanted` accepts.
+    fn take_first(&mut self, wanted: impl Fn(&Finished<T, E>) -> bool) -> Option<Finished<T, E>> {
+        let at = self.list.iter().position(wanted)?;
+        let f = self.list.remove(at)?;
+        self.count(&f, false);
+        Some(f)
+    }
+
+    pub(super) fn drain(&mut self) -> Vec<Finished<T, E>> {
+        let all: Vec<_> = self.list.drain(..).collect();
+        (self.ok, self.failed, self.fresh) = (0, 0, 0);
+        all
+    }
 }
 
 pub(super) struct Inner<T, E> {
@@ -67,10 +188,9 @@ impl<T, E> Inner<T, E> {
     pub(super) fn ended(&self, key: u64, outcome: Option<Result<T, TaskFailure<E>>>) {
         {
             let mut s = self.state.borrow_mut();
-            let Some(at) = s.running.iter().position(|m| m.key == key) else {
+            let Some(member) = s.leave(key) else {
                 return; // spawn refused: it never joined the group
             };
-            let member = s.running.remove(at);
             if let (false, Some(outcome)) = (member.daemon, outcome) {
                 s.finished.push_back(Finished {
                     id: member.id,
@@ -79,7 +199,7 @@ impl<T, E> Inner<T, E> {
                 });
             }
         }
-        for waiter in self.changes.take_all() {
+        while let Some(waiter) = self.changes.pop_front() {
             waiter.notify();
         }
     }
@@ -87,8 +207,7 @@ impl<T, E> Inner<T, E> {
     /// A task of the group waiting on the group would wait for itself.
     pub(super) fn refuse_member(&self) -> Result<(), TrapError> {
         let me = trapline_traps::running();
-        let s = self.state.borrow();
-        if me.is_some() && s.running.iter().any(|m| Some(m.id) == me) {
+        if me.is_some_and(|me| self.state.borrow().ids.contains(&me)) {
             return Err(TrapError::Unsupported(
                 "a task of a group cannot wait on its own group",
             ));
@@ -97,59 +216,51 @@ impl<T, E> Inner<T, E> {
     }
 
     pub(super) fn working(&self) -> bool {
-        self.state.borrow().running.iter().any(|m| !m.daemon)
+        self.state.borrow().workers > 0
     }
 
     /// Whether the join can decide now, and what.
     pub(super) fn decide(&self) -> Option<Decision<T, E>> {
         let mut s = self.state.borrow_mut();
-        let working = s.running.iter().any(|m| !m.daemon);
-        let pick = |s: &mut State<T, E>, at: usize| {
-            let f = s.finished.remove(at).expect("an index just found");
-            match f.outcome {
-                Ok(v) => Ok(Some(v)),
-                Err(failure) => Err(GroupError::Task { id: f.id, failure }),
-            }
+        let working = s.workers > 0;
+        let f = &mut s.finished;
+        let picked = match self.policy {
+            Policy::All if f.failed > 0 => f.take_first(failed),
+            Policy::Any if f.fresh > 0 => f.take_first(|f| !f.cancelled),
+            Policy::FirstResult if f.ok > 0 => f.take_first(|f| f.outcome.is_ok()),
+            Policy::FirstResult if !working && f.failed > 0 => f.take_first(failed),
+            _ if working => return None,
+            _ => return Some(Ok(None)),
         };
-        let failed = |f: &Finished<T, E>| f.outcome.is_err() && !f.cancelled;
-        match self.policy {
-            Policy::All => match s.finished.iter().position(failed) {
-                Some(at) => Some(pick(&mut s, at)),
-                None => (!working).then_some(Ok(None)),
-            },
-            Policy::Any => match s.finished.iter().position(|f| !f.cancelled) {
-                Some(at) => Some(pick(&mut s, at)),
-                None => (!working).then_some(Ok(None)),
-            },
-            Policy::FirstResult => {
-                if let Some(at) = s.finished.iter().position(|f| f.outcome.is_ok()) {
-                    return Some(pick(&mut s, at));
-                }
-                if working {
-                    return None;
-                }
-                match s.finished.iter().position(failed) {
-                    Some(at) => Some(pick(&mut s, at)),
-                    None => Some(Ok(None)),
-                }
-            }
-        }
+        let f = picked.expect("a completion just counted");
+        Some(match f.outcome {
+            Ok(v) => Ok(Some(v)),
+            Err(failure) => Err(GroupError::Task { id: f.id, failure }),
+        })
     }
 
-    /// Sends `Cancel` to every task still running, in spawn order, but
-    /// `spare` (a member cancelling the rest of its group).
+    /// Sends `Cancel` to every task still running and not yet cancelled, in
+    /// spawn order, but `spare` (a member cancelling the rest of its group).
     pub(super) fn cancel_all(&self, spare: Option<TaskId>) {
-        let ids: Vec<TaskId> = self
-            .state
-            .borrow_mut()
-            .running
-            .iter_mut()
-            .filter(|m| Some(m.id) != spare)
-            .map(|m| {
-                m.cancelled = true;
-                m.id
-            })
-            .collect();
+        let ids: Vec<TaskId> = {
+            let mut s = self.state.borrow_mut();
+            let State {
+                running,
+                uncancelled,
+                ..
+            } = &mut *s;
+            let mut ids = Vec::new();
+            uncancelled.retain(|key| {
+                let member = running.get_mut(key).expect("an uncancelled task runs");
+                if Some(member.id) == spare {
+                    return true;
+                }
+                member.cancelled = true;
+                ids.push(member.id);
+                false
+            });
+            ids
+        };
         for id in ids {
             // Outside a kernel there is nothing left to cancel.
             let _ = trapline_traps::cancel(id);
@@ -159,7 +270,8 @@ impl<T, E> Inner<T, E> {
     /// How many tasks run, not counting `spare`.
     pub(super) fn running_but(&self, spare: Option<TaskId>) -> usize {
         let s = self.state.borrow();
-        s.running.iter().filter(|m| Some(m.id) != spare).count()
+        let spared = spare.is_some_and(|id| s.ids.contains(&id));
+        s.running.len() - usize::from(spared)
     }
 
     /// Waits until a task of the group ends.

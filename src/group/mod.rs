@@ -22,9 +22,18 @@
 //! So children start their cleanup in spawn order, a grandchild ends before
 //! its parent, and the owner's join returns after all of them.
 //!
-//! Rust has no asynchronous drop: dropping the last handle of a group that
-//! was never joined cancels its tasks but cannot wait for them. Join the
-//! group, or run the work inside [`TaskGroup::scope`], which does.
+//! Rust has no asynchronous drop, so the cascade holds only while the owner
+//! is inside a join ([`TaskGroup::join`], [`TaskGroup::cancel_remaining`],
+//! or the end of [`TaskGroup::scope`] / [`TaskGroup::try_scope`]). An owner
+//! interrupted anywhere else — waiting on a lock, a socket, a sleep — that
+//! returns early (with `?`) drops its group without a join: dropping the
+//! last handle sends `Cancel` to the tasks left but cannot wait for them,
+//! so the owner ends *first* and its children finish their cleanup after
+//! it, on their own. And a handle cloned into one of the group's tasks
+//! keeps the group alive: then dropping the owner's handle cancels nothing
+//! until that task ends. For the cascade, do the owner's waiting inside
+//! `scope` or `try_scope`, whose join runs however the body ends (a
+//! cancelled body's join is cancelled too, and cancels and waits, shielded).
 //!
 //! # Layout
 //!
@@ -36,19 +45,16 @@ mod outcome;
 
 use std::borrow::Cow;
 use std::cell::RefCell;
-use std::collections::VecDeque;
 use std::fmt;
-use std::future::{poll_fn, Future};
-use std::panic::{catch_unwind, AssertUnwindSafe, Location};
-use std::pin::pin;
+use std::future::Future;
+use std::panic::Location;
 use std::rc::Rc;
-use std::task::Poll;
 
 use trapline_traps::{TaskId, TrapError};
 
 use crate::sync::WaitList;
-use crate::task::{panic_message, spawn_as};
-use members::{Decision, Inner, Member, Notice, State};
+use crate::task::spawn_then;
+use members::{Decision, Inner, Notice, State};
 pub use outcome::{Finished, GroupError, Policy, TaskFailure};
 
 /// A set of tasks that ends together; see the module's principles.
@@ -92,7 +98,7 @@ impl<T, E> fmt::Debug for TaskGroup<T, E> {
         let s = self.inner.state.borrow();
         f.debug_struct("TaskGroup")
             .field("policy", &self.inner.policy)
-            .field("running", &s.running.len())
+            .field("running", &s.running())
             .field("finished", &s.finished.len())
             .field("joined", &s.joined)
             .finish()
@@ -132,12 +138,7 @@ impl<T: 'static, E: 'static> TaskGroup<T, E> {
         TaskGroup {
             inner: Rc::new(Inner {
                 policy,
-                state: RefCell::new(State {
-                    running: Vec::new(),
-                    finished: VecDeque::new(),
-                    joined: false,
-                    next_key: 0,
-                }),
+                state: RefCell::new(State::new()),
                 changes: WaitList::default(),
             }),
         }
@@ -170,7 +171,7 @@ impl<T: 'static, E: 'static> TaskGroup<T, E> {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn running(&self) -> usize {
-        self.inner.state.borrow().running.len()
+        self.inner.state.borrow().running()
     }
 
     /// A key for a new task, with the notice that will tell its end.
@@ -190,12 +191,7 @@ impl<T: 'static, E: 'static> TaskGroup<T, E> {
     }
 
     fn enroll(&self, key: u64, id: TaskId, daemon: bool) {
-        self.inner.state.borrow_mut().running.push(Member {
-            key,
-            id,
-            daemon,
-            cancelled: false,
-        });
+        self.inner.state.borrow_mut().enroll(key, id, daemon);
     }
 
     /// Starts a task in the group; it runs at the kernel's next pass.
@@ -260,36 +256,17 @@ impl<T: 'static, E: 'static> TaskGroup<T, E> {
     {
         let mut notice = self.reserve()?;
         let key = notice.key;
-        let handle = spawn_as(
-            async move {
-                let mut future = pin!(future);
-                // Caught here rather than by `spawn`, so that the group learns
-                // the outcome before the task's future is gone.
-                let outcome = poll_fn(|cx| {
-                    match catch_unwind(AssertUnwindSafe(|| future.as_mut().poll(cx))) {
-                        Ok(Poll::Ready(Ok(v))) => Poll::Ready(Ok(v)),
-                        Ok(Poll::Ready(Err(e))) => Poll::Ready(Err(TaskFailure::Failed(e))),
-                        Ok(Poll::Pending) => Poll::Pending,
-                        Err(panic) => Poll::Ready(Err(TaskFailure::Panicked(panic_message(panic)))),
-                    }
-                })
-                .await;
-                let panicked = match &outcome {
-                    Err(TaskFailure::Panicked(msg)) => Some(msg.clone()),
-                    _ => None,
-                };
-                notice.tell(Some(outcome));
-                // The group has its answer; the panic goes on, so that the task
-                // ends as panicked for its kernel too.
-                if let Some(msg) = panicked {
-                    std::panic::resume_unwind(Box::new(msg));
-                }
-            },
-            name,
-            location,
-        )?;
-        self.enroll(key, handle.id(), false);
-        Ok(handle.id())
+        // The group hears of the end (a panic included) before the task's
+        // future is dropped; see `task::spawn_then` for the order.
+        let id = spawn_then(future, name, location, move |ended| {
+            notice.tell(Some(match ended {
+                Ok(Ok(v)) => Ok(v),
+                Ok(Err(e)) => Err(TaskFailure::Failed(e)),
+                Err(msg) => Err(TaskFailure::Panicked(msg)),
+            }));
+        })?;
+        self.enroll(key, id, false);
+        Ok(id)
     }
 
     /// Starts a *daemon* task: cancelled with the group, waited for when
@@ -316,15 +293,50 @@ impl<T: 'static, E: 'static> TaskGroup<T, E> {
     where
         F: Future + 'static,
     {
+        self.start_daemon(None, future, Location::caller())
+    }
+
+    /// [`TaskGroup::spawn_daemon`], with a name for the task.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// trapline::run(async {
+    ///     let group = trapline::TaskGroup::<u8, ()>::new();
+    ///     group.spawn_daemon_named("ticker", trapline::sleep(Duration::from_secs(3600)))?;
+    ///     assert_eq!(group.join().await, Ok(None));
+    ///     Ok::<(), trapline::TrapError>(())
+    /// })??;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    #[track_caller]
+    pub fn spawn_daemon_named<F>(
+        &self,
+        name: impl Into<Cow<'static, str>>,
+        future: F,
+    ) -> Result<TaskId, TrapError>
+    where
+        F: Future + 'static,
+    {
+        self.start_daemon(Some(name.into()), future, Location::caller())
+    }
+
+    fn start_daemon<F>(
+        &self,
+        name: Option<Cow<'static, str>>,
+        future: F,
+        location: &'static Location<'static>,
+    ) -> Result<TaskId, TrapError>
+    where
+        F: Future + 'static,
+    {
         let mut notice = self.reserve()?;
         let key = notice.key;
-        let body = async move {
-            drop(future.await);
-            notice.tell(None);
-        };
-        let handle = spawn_as(body, None, Location::caller())?;
-        self.enroll(key, handle.id(), true);
-        Ok(handle.id())
+        let id = spawn_then(future, name, location, move |_| notice.tell(None))?;
+        self.enroll(key, id, true);
+        Ok(id)
     }
 
     /// The next task of the group to end, in the order they end; `None`
@@ -396,7 +408,8 @@ impl<T: 'static, E: 'static> TaskGroup<T, E> {
     }
 
     /// Cancels every task still running (in spawn order, daemons included)
-    /// and waits, shielded, until they have all ended. Their completions
+    /// and waits, shielded, until they have all ended; a task spawned into
+    /// the group meanwhile (by a member's cleanup) is cancelled too. Their completions
     /// stay reachable, marked `cancelled`. Called by a task of the group, it
     /// cancels and waits for the others.
     ///
@@ -422,12 +435,16 @@ impl<T: 'static, E: 'static> TaskGroup<T, E> {
         async move {
             // A member may cancel the rest of its group, not itself.
             let me = trapline_traps::running();
-            self.inner.cancel_all(me);
             crate::shield(async {
-                while self.inner.running_but(me) > 0 {
+                // Cancelled again each round: a member's cleanup may spawn a
+                // sibling, and that one is cancelled too before the wait.
+                loop {
+                    self.inner.cancel_all(me);
+                    if self.inner.running_but(me) == 0 {
+                        return Ok(());
+                    }
                     self.inner.changed(location).await?;
                 }
-                Ok(())
             })
             .await
         }
@@ -488,6 +505,11 @@ impl<T: 'static, E: 'static> TaskGroup<T, E> {
     /// group as its policy says and cancels what is left, so no task of the
     /// group outlives it. Returns `body`'s output and the join's.
     ///
+    /// The body's output means nothing to the group: a body that returns an
+    /// error still waits for the tasks as the policy says (under `All`, for
+    /// every one). For a body that can fail, [`TaskGroup::try_scope`]
+    /// cancels the rest when it does.
+    ///
     /// # Examples
     ///
     /// ```
@@ -522,6 +544,52 @@ impl<T: 'static, E: 'static> TaskGroup<T, E> {
         }
     }
 
+    /// [`TaskGroup::scope`] for a body that can fail: a body returning
+    /// `Err` (a `?` inside it) cancels the tasks left and waits for them
+    /// before the join, instead of waiting for them as the policy says.
+    /// Returns `body`'s result and the join's (cancelled tasks are not
+    /// failures: under `All` it is `Ok(None)` unless a task failed before).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use trapline::TaskGroup;
+    ///
+    /// trapline::run(async {
+    ///     let group = TaskGroup::<(), trapline::TrapError>::new();
+    ///     let (body, joined) = group
+    ///         .try_scope(async {
+    ///             group.spawn(trapline::sleep(Duration::from_secs(3600)))?;
+    ///             "not a number".parse::<u32>()?; // fails: the sleeper is cancelled
+    ///             Ok::<(), Box<dyn std::error::Error>>(())
+    ///         })
+    ///         .await;
+    ///     assert!(body.is_err());
+    ///     assert_eq!(joined, Ok(None));
+    ///     assert!(group.take_finished()[0].cancelled);
+    /// })?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    #[track_caller]
+    pub fn try_scope<'a, R, X>(
+        &'a self,
+        body: impl Future<Output = Result<R, X>> + 'a,
+    ) -> impl Future<Output = (Result<R, X>, Decision<T, E>)> + 'a {
+        let join = self.join();
+        let cancel = self.cancel_remaining();
+        async move {
+            let out = body.await;
+            if out.is_err() && self.inner.refuse_member().is_ok() {
+                // Over: nothing new may start while the rest is cancelled.
+                self.inner.state.borrow_mut().joined = true;
+                // Shielded: only a timeout set inside could fail it.
+                let _ = cancel.await;
+            }
+            (out, join.await)
+        }
+    }
+
     /// The completions not yet taken by `next_done` or decided by a join,
     /// in the order the tasks ended.
     ///
@@ -541,6 +609,6 @@ impl<T: 'static, E: 'static> TaskGroup<T, E> {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn take_finished(&self) -> Vec<Finished<T, E>> {
-        self.inner.state.borrow_mut().finished.drain(..).collect()
+        self.inner.state.borrow_mut().finished.drain()
     }
 }

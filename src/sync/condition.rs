@@ -150,17 +150,18 @@ impl Condition {
     ) -> impl Future<Output = Result<LockGuard<'a>, TrapError>> + 'a {
         let location = Location::caller();
         async move {
-            if !std::ptr::eq(guard.lock(), &self.lock) {
-                return Err(TrapError::Unsupported(
-                    "Condition::wait needs a guard of the condition's own lock",
-                ));
-            }
+            self.own(&guard)?;
             WaitAt(location).wait(self, guard).await
         }
     }
 
     /// Waits, releasing and re-acquiring the lock around each wait, until
     /// `predicate` holds; returns with the lock held.
+    ///
+    /// Each wait is [`Condition::wait`]'s: interrupted, it returns the error
+    /// without the lock. A guard of another lock is refused with
+    /// [`TrapError::Unsupported`] before `predicate` is asked, and that
+    /// guard is released.
     ///
     /// # Examples
     ///
@@ -181,11 +182,23 @@ impl Condition {
     ) -> impl Future<Output = Result<LockGuard<'a>, TrapError>> + 'a {
         let location = Location::caller();
         async move {
+            self.own(&guard)?;
             let mut guard = guard;
             while !predicate() {
                 guard = WaitAt(location).wait(self, guard).await?;
             }
             Ok(guard)
+        }
+    }
+
+    /// Refuses a guard of another lock (`wait` and `wait_for` alike).
+    fn own(&self, guard: &LockGuard<'_>) -> Result<(), TrapError> {
+        if std::ptr::eq(guard.lock(), &self.lock) {
+            Ok(())
+        } else {
+            Err(TrapError::Unsupported(
+                "a Condition waits only with a guard of its own lock",
+            ))
         }
     }
 

@@ -14,6 +14,12 @@
 //! front of the queue. A putter interrupted before its item moved in leaves
 //! with its item, which is dropped and never added; once notified its item is
 //! in, whole. So no item is lost, duplicated or half-added.
+//!
+//! An item handed to a getter keeps its place against the capacity until
+//! the getter takes it (`is_full` counts it), so a bounded queue never holds
+//! more than its capacity, even when such an item comes back to the front:
+//! a putter that would need that place waits until the getter has taken
+//! the item, or given it back and the item has been taken again.
 
 use std::cell::RefCell;
 use std::collections::VecDeque;
@@ -30,6 +36,9 @@ struct State<T> {
     items: VecDeque<T>,
     capacity: Option<usize>,
     unfinished: usize,
+    /// Items handed to getters that have not taken them yet: they keep
+    /// their places against the capacity (see the module's Discussion).
+    handed: usize,
 }
 
 /// A FIFO queue between tasks of one kernel.
@@ -88,6 +97,7 @@ impl<T> Queue<T> {
                 items: VecDeque::new(),
                 capacity,
                 unfinished: 0,
+                handed: 0,
             }),
             getters: WaitList::default(),
             putters: WaitList::default(),
@@ -156,7 +166,8 @@ impl<T> Queue<T> {
         self.len() == 0
     }
 
-    /// Whether a `put` would wait.
+    /// Whether a `put` would wait: the items held, and those handed to
+    /// getters that have not taken them yet, fill the capacity.
     ///
     /// # Examples
     ///
@@ -167,7 +178,7 @@ impl<T> Queue<T> {
     /// ```
     pub fn is_full(&self) -> bool {
         let s = self.state.borrow();
-        s.capacity.is_some_and(|c| s.items.len() >= c)
+        s.capacity.is_some_and(|c| s.items.len() + s.handed >= c)
     }
 
     /// How many tasks wait in `get`.
@@ -234,8 +245,7 @@ impl<T> Queue<T> {
     pub fn try_put(&self, item: T) -> Result<(), T> {
         if let Some(getter) = self.getters.pop_front() {
             self.state.borrow_mut().unfinished += 1;
-            *getter.payload.borrow_mut() = Some(item);
-            getter.notify();
+            self.hand(&getter, item);
             return Ok(());
         }
         if self.is_full() || !self.putters.is_empty() {
@@ -284,7 +294,11 @@ impl<T> Queue<T> {
             let item = wait.waiting.entry().payload.borrow_mut().take();
             // Notified means an item was handed over; a kernel whose
             // bookkeeping broke would be a bug, not a user's error.
-            Ok(item.expect("trapline: a getter was notified without an item"))
+            let item = item.expect("trapline: a getter was notified without an item");
+            // Taken: its place is free.
+            self.state.borrow_mut().handed -= 1;
+            self.admit_putters();
+            Ok(item)
         }
     }
 
@@ -402,14 +416,20 @@ impl<T> Queue<T> {
         }
     }
 
+    /// Hands `item` to `getter`; it holds its place until taken.
+    fn hand(&self, getter: &Entry<T>, item: T) {
+        self.state.borrow_mut().handed += 1;
+        *getter.payload.borrow_mut() = Some(item);
+        getter.notify();
+    }
+
     /// An item handed to a getter that never looked: to the next getter, or
-    /// back to the front of the queue. It was counted when it was put.
+    /// back to the front of the queue, into the place it kept. It was
+    /// counted as unfinished when it was put.
     fn give_back(&self, item: T) {
+        self.state.borrow_mut().handed -= 1;
         match self.getters.pop_front() {
-            Some(getter) => {
-                *getter.payload.borrow_mut() = Some(item);
-                getter.notify();
-            }
+            Some(getter) => self.hand(&getter, item),
             None => self.state.borrow_mut().items.push_front(item),
         }
     }

@@ -16,6 +16,17 @@
 //! item is never left behind in a queue while a task waits for it. Items are
 //! only ever taken by the getter that returns them: an interrupted `get`
 //! loses nothing, and an interrupted `put` has added nothing.
+//!
+//! Fairness: none is promised, unlike `sync::Queue`, whose waiters are
+//! served by hand-off. Here a wake is only a call to look again: a woken
+//! getter (or putter) takes the item (or room) when it is polled, if it is
+//! still there. Meanwhile any caller that arrives first — a `try_get`, a
+//! thread's `get_blocking`, another task's `get` polled earlier in the pass
+//! — may take it; the woken task then finds nothing, its place in line was
+//! given up when its waker was taken, and it waits again at the *back*. So
+//! wakes go out oldest first, but a waiter can be overtaken any number of
+//! times; under steady contention one task may wait indefinitely. Use
+//! `sync::Queue` between tasks of one kernel when order matters.
 
 use std::collections::VecDeque;
 use std::fmt;
