@@ -787,3 +787,74 @@ fn a_known_program_matches_its_model() {
     assert_eq!(got, expected);
     assert_clean(&stats);
 }
+
+/// A getter cancelled while it waits leaves the line (the next getter gets
+/// the item), and a putter cancelled while it waits adds nothing.
+#[test]
+fn interrupted_queue_waits_take_and_add_nothing() {
+    let get = |nth| Step::Get { nth, limit: None };
+    let put = |nth, value| Step::Put {
+        nth,
+        value,
+        limit: None,
+    };
+    let p = Program {
+        tasks: vec![
+            vec![get(0)],
+            vec![get(1)],
+            vec![Step::Sleep(1), put(2, 5), put(3, 6), put(4, 7)],
+            vec![Step::Sleep(2), get(5)],
+        ],
+        capacity: 1,
+        cancels: vec![
+            Cancel {
+                minute: 0,
+                nth: 1,
+                target: 0,
+            },
+            Cancel {
+                minute: 1,
+                nth: 2,
+                target: 2,
+            },
+        ],
+    };
+    let expected = model(&p);
+    assert_eq!(expected.logs["task 0"], ["30001: cancelled", "30001: end"]);
+    assert_eq!(expected.logs["task 1"], ["60032: got 5", "60032: end"]);
+    assert_eq!(
+        expected.logs["task 2"],
+        [
+            "60000: slept",
+            "60032: put 5",
+            "60096: put 6",
+            "90002: cancelled",
+            "90002: end"
+        ]
+    );
+    assert_eq!(
+        expected.logs["task 3"],
+        ["120000: slept", "120256: got 6", "120256: end"]
+    );
+    assert_eq!(
+        expected.logs["canceller"],
+        ["30001: cancel 0 -> true", "90002: cancel 2 -> true"]
+    );
+    assert_eq!(
+        expected.logs["main"],
+        [
+            "stop 3 -> false",
+            "stop 2 -> false",
+            "stop 1 -> false",
+            "stop 0 -> false",
+            "joined 0: cancelled",
+            "joined 1: ok",
+            "joined 2: cancelled",
+            "joined 3: ok",
+            "left in the queue: []"
+        ]
+    );
+    let (got, stats) = run(&p, expected.end);
+    assert_eq!(got, expected);
+    assert_clean(&stats);
+}
