@@ -9,6 +9,56 @@ use std::task::{Context, Poll};
 
 use trapline_traps::{Leaf, Trap};
 
+/// A stream whose reads and writes are [`Io`] leaves reporting a given line:
+/// what [`write_all`] and [`read_exact`] loop over, for every stream type.
+pub(crate) trait LeafIo {
+    /// One read: some bytes, 0 at the end of the stream, or an error.
+    fn read_at<'a>(
+        &'a self,
+        buf: &'a mut [u8],
+        location: &'static Location<'static>,
+    ) -> impl Future<Output = io::Result<usize>> + 'a;
+
+    /// One write: how many bytes went.
+    fn write_at<'a>(
+        &'a self,
+        buf: &'a [u8],
+        location: &'static Location<'static>,
+    ) -> impl Future<Output = io::Result<usize>> + 'a;
+}
+
+/// Writes all of `buf` to `stream`; `WriteZero` if a write takes nothing.
+pub(crate) async fn write_all<S: LeafIo>(
+    stream: &S,
+    buf: &[u8],
+    location: &'static Location<'static>,
+) -> io::Result<()> {
+    let mut rest = buf;
+    while !rest.is_empty() {
+        match stream.write_at(rest, location).await? {
+            0 => return Err(io::ErrorKind::WriteZero.into()),
+            n => rest = &rest[n..],
+        }
+    }
+    Ok(())
+}
+
+/// Fills `buf` from `stream`; `UnexpectedEof` if the stream ends first.
+pub(crate) async fn read_exact<S: LeafIo>(
+    stream: &S,
+    buf: &mut [u8],
+    location: &'static Location<'static>,
+) -> io::Result<()> {
+    let mut filled = 0;
+    while filled < buf.len() {
+        match stream.read_at(&mut buf[filled..], location).await? {
+            0 => return Err(io::ErrorKind::UnexpectedEof.into()),
+            n => filled += n,
+        }
+    }
+    Ok(())
+}
+
 /// Which way an operation waits.
 #[derive(Debug, Clone, Copy)]
 pub(crate) enum Wait {

@@ -9,7 +9,7 @@ use std::panic::Location;
 
 use socket2::{SockRef, Socket};
 
-use super::io::{Io, Wait};
+use super::io::{read_exact, write_all, Io, LeafIo, Wait};
 use super::poll_io::PollSeats;
 
 /// `send(2)` flag: a write to a closed peer fails with `EPIPE` instead of
@@ -88,16 +88,6 @@ impl TcpStream {
         self.read_at(buf, Location::caller())
     }
 
-    fn read_at<'a>(
-        &'a self,
-        buf: &'a mut [u8],
-        location: &'static Location<'static>,
-    ) -> Io<impl FnMut() -> io::Result<usize> + Unpin + 'a> {
-        Io::new(self.as_raw_fd(), Wait::Read, location, move || {
-            self.seats.read.before_wait((&self.socket).read(buf))
-        })
-    }
-
     /// Writes some of `buf`, waiting if the send buffer is full; returns how
     /// many bytes were written.
     ///
@@ -125,17 +115,6 @@ impl TcpStream {
     #[track_caller]
     pub fn write<'a>(&'a self, buf: &'a [u8]) -> impl Future<Output = io::Result<usize>> + 'a {
         self.write_at(buf, Location::caller())
-    }
-
-    fn write_at<'a>(
-        &'a self,
-        buf: &'a [u8],
-        location: &'static Location<'static>,
-    ) -> Io<impl FnMut() -> io::Result<usize> + Unpin + 'a> {
-        Io::new(self.as_raw_fd(), Wait::Write, location, move || {
-            let sent = SockRef::from(&self.socket).send_with_flags(buf, MSG_NOSIGNAL);
-            self.seats.write.before_wait(sent)
-        })
     }
 
     /// Writes all of `buf`.
@@ -168,17 +147,7 @@ impl TcpStream {
     /// ```
     #[track_caller]
     pub fn write_all<'a>(&'a self, buf: &'a [u8]) -> impl Future<Output = io::Result<()>> + 'a {
-        let location = Location::caller();
-        async move {
-            let mut rest = buf;
-            while !rest.is_empty() {
-                match self.write_at(rest, location).await? {
-                    0 => return Err(io::ErrorKind::WriteZero.into()),
-                    n => rest = &rest[n..],
-                }
-            }
-            Ok(())
-        }
+        write_all(self, buf, Location::caller())
     }
 
     /// Reads exactly `buf.len()` bytes; `UnexpectedEof` if the stream ends first.
@@ -214,17 +183,7 @@ impl TcpStream {
         &'a self,
         buf: &'a mut [u8],
     ) -> impl Future<Output = io::Result<()>> + 'a {
-        let location = Location::caller();
-        async move {
-            let mut filled = 0;
-            while filled < buf.len() {
-                match self.read_at(&mut buf[filled..], location).await? {
-                    0 => return Err(io::ErrorKind::UnexpectedEof.into()),
-                    n => filled += n,
-                }
-            }
-            Ok(())
-        }
+        read_exact(self, buf, Location::caller())
     }
 
     /// Shuts down the read half, the write half (the peer reads end of
@@ -342,6 +301,29 @@ impl TcpStream {
     /// ```
     pub fn nodelay(&self) -> io::Result<bool> {
         self.socket.nodelay()
+    }
+}
+
+impl LeafIo for TcpStream {
+    fn read_at<'a>(
+        &'a self,
+        buf: &'a mut [u8],
+        location: &'static Location<'static>,
+    ) -> impl Future<Output = io::Result<usize>> + 'a {
+        Io::new(self.as_raw_fd(), Wait::Read, location, move || {
+            self.seats.read.before_wait((&self.socket).read(buf))
+        })
+    }
+
+    fn write_at<'a>(
+        &'a self,
+        buf: &'a [u8],
+        location: &'static Location<'static>,
+    ) -> impl Future<Output = io::Result<usize>> + 'a {
+        Io::new(self.as_raw_fd(), Wait::Write, location, move || {
+            let sent = SockRef::from(&self.socket).send_with_flags(buf, MSG_NOSIGNAL);
+            self.seats.write.before_wait(sent)
+        })
     }
 }
 

@@ -20,7 +20,7 @@ use std::path::Path;
 
 use socket2::{SockAddr, SockRef, Type};
 
-use super::io::{Io, Wait};
+use super::io::{read_exact, write_all, Io, LeafIo, Wait};
 use super::poll_io::PollSeats;
 use super::require_kernel;
 use super::tcp_stream::MSG_NOSIGNAL;
@@ -176,16 +176,6 @@ impl UnixStream {
         self.read_at(buf, Location::caller())
     }
 
-    fn read_at<'a>(
-        &'a self,
-        buf: &'a mut [u8],
-        location: &'static Location<'static>,
-    ) -> Io<impl FnMut() -> io::Result<usize> + Unpin + 'a> {
-        Io::new(self.as_raw_fd(), Wait::Read, location, move || {
-            self.seats.read.before_wait((&self.stream).read(buf))
-        })
-    }
-
     /// Writes some of `buf`, waiting if the buffer is full; returns how many bytes.
     ///
     /// A `WriteWait` trap when it waits.
@@ -205,19 +195,6 @@ impl UnixStream {
     #[track_caller]
     pub fn write<'a>(&'a self, buf: &'a [u8]) -> impl Future<Output = io::Result<usize>> + 'a {
         self.write_at(buf, Location::caller())
-    }
-
-    fn write_at<'a>(
-        &'a self,
-        buf: &'a [u8],
-        location: &'static Location<'static>,
-    ) -> Io<impl FnMut() -> io::Result<usize> + Unpin + 'a> {
-        Io::new(self.as_raw_fd(), Wait::Write, location, move || {
-            // `send(2)` with `MSG_NOSIGNAL`: a closed peer is `BrokenPipe`,
-            // not a `SIGPIPE` that kills the process.
-            let sent = SockRef::from(&self.stream).send_with_flags(buf, MSG_NOSIGNAL);
-            self.seats.write.before_wait(sent)
-        })
     }
 
     /// Writes all of `buf`.
@@ -241,17 +218,7 @@ impl UnixStream {
     /// ```
     #[track_caller]
     pub fn write_all<'a>(&'a self, buf: &'a [u8]) -> impl Future<Output = io::Result<()>> + 'a {
-        let location = Location::caller();
-        async move {
-            let mut rest = buf;
-            while !rest.is_empty() {
-                match self.write_at(rest, location).await? {
-                    0 => return Err(io::ErrorKind::WriteZero.into()),
-                    n => rest = &rest[n..],
-                }
-            }
-            Ok(())
-        }
+        write_all(self, buf, Location::caller())
     }
 
     /// Reads exactly `buf.len()` bytes; `UnexpectedEof` if the stream ends first.
@@ -276,17 +243,7 @@ impl UnixStream {
         &'a self,
         buf: &'a mut [u8],
     ) -> impl Future<Output = io::Result<()>> + 'a {
-        let location = Location::caller();
-        async move {
-            let mut filled = 0;
-            while filled < buf.len() {
-                match self.read_at(&mut buf[filled..], location).await? {
-                    0 => return Err(io::ErrorKind::UnexpectedEof.into()),
-                    n => filled += n,
-                }
-            }
-            Ok(())
-        }
+        read_exact(self, buf, Location::caller())
     }
 
     /// Shuts down the read half, the write half, or both.
@@ -344,6 +301,31 @@ impl UnixStream {
     /// ```
     pub fn peer_addr(&self) -> io::Result<SocketAddr> {
         self.stream.peer_addr()
+    }
+}
+
+impl LeafIo for UnixStream {
+    fn read_at<'a>(
+        &'a self,
+        buf: &'a mut [u8],
+        location: &'static Location<'static>,
+    ) -> impl Future<Output = io::Result<usize>> + 'a {
+        Io::new(self.as_raw_fd(), Wait::Read, location, move || {
+            self.seats.read.before_wait((&self.stream).read(buf))
+        })
+    }
+
+    fn write_at<'a>(
+        &'a self,
+        buf: &'a [u8],
+        location: &'static Location<'static>,
+    ) -> impl Future<Output = io::Result<usize>> + 'a {
+        Io::new(self.as_raw_fd(), Wait::Write, location, move || {
+            // `send(2)` with `MSG_NOSIGNAL`: a closed peer is `BrokenPipe`,
+            // not a `SIGPIPE` that kills the process.
+            let sent = SockRef::from(&self.stream).send_with_flags(buf, MSG_NOSIGNAL);
+            self.seats.write.before_wait(sent)
+        })
     }
 }
 
