@@ -15,7 +15,15 @@
 //!   growth the same way. The client ends live in the parent process, so
 //!   only the server side is counted.
 //! - **Timer lateness**: how long after its deadline `sleep(100 µs)` and
-//!   `sleep(1 ms)` return, p50 and p99 over many sleeps in a row.
+//!   `sleep(1 ms)` return, p50 to max over many sleeps, beside two bare
+//!   `timerfd` loops that show the machine's own floor, with the CPU each
+//!   sleeper burns (`resources/lateness.rs`).
+//!
+//! `-- --memory` or `-- --timers` runs only that half. Memory goes to
+//! `benches/results/resources.md`, timers to `benches/results/timers.md`, each
+//! opening with the machine it ran on. The TCP figure needs one open file per
+//! connection in each process: the bench raises its soft limit itself, up to
+//! the hard limit, and says so if the hard limit is too low.
 //!
 //! Discussion: resident memory never shrinks back reliably (the allocator
 //! keeps what it was given), so each memory figure comes from a fresh child
@@ -25,10 +33,13 @@
 
 use std::io::{self, BufRead, BufReader};
 use std::net::{SocketAddr, TcpStream};
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
 
-use hdrhistogram::Histogram;
+#[path = "resources/lateness.rs"]
+mod lateness;
+#[path = "common/machine.rs"]
+mod machine;
 
 /// Resident memory of this process, in bytes.
 fn rss() -> u64 {
@@ -120,13 +131,29 @@ fn tokio_runtime() -> io::Result<tokio::runtime::Runtime> {
         .build()
 }
 
+/// A child process that is killed and reaped when dropped: whatever error
+/// ends the parent's side early, no child is left running.
+struct Reaped(Child);
+
+impl Drop for Reaped {
+    fn drop(&mut self) {
+        // Already waited for: `try_wait` gives the saved status, nothing to do.
+        if let Ok(None) = self.0.try_wait() {
+            let _ = self.0.kill();
+        }
+        let _ = self.0.wait();
+    }
+}
+
 /// Runs this binary as a child measuring `what`; returns bytes per item.
 fn measure_in_child(what: &str, runtime: &str, n: usize) -> io::Result<f64> {
-    let mut child = Command::new(std::env::current_exe()?)
-        .args(["--child", what, runtime, &n.to_string()])
-        .stdout(Stdio::piped())
-        .spawn()?;
-    let mut lines = BufReader::new(child.stdout.take().expect("piped")).lines();
+    let mut child = Reaped(
+        Command::new(std::env::current_exe()?)
+            .args(["--child", what, runtime, &n.to_string()])
+            .stdout(Stdio::piped())
+            .spawn()?,
+    );
+    let mut lines = BufReader::new(child.0.stdout.take().expect("piped")).lines();
     let mut next = || -> io::Result<String> {
         lines.next().unwrap_or_else(|| {
             Err(io::Error::other(format!(
@@ -142,7 +169,7 @@ fn measure_in_child(what: &str, runtime: &str, n: usize) -> io::Result<f64> {
         }
     }
     let answer = next()?;
-    let status = child.wait()?;
+    let status = child.0.wait()?;
     drop(clients);
     if !status.success() {
         return Err(io::Error::other(format!(
@@ -152,36 +179,45 @@ fn measure_in_child(what: &str, runtime: &str, n: usize) -> io::Result<f64> {
     answer.trim().parse().map_err(io::Error::other)
 }
 
-/// Lateness of `count` sleeps of `d` in a row, in nanoseconds.
-fn lateness(runtime: &str, d: Duration, count: usize) -> io::Result<Histogram<u64>> {
-    let mut h = Histogram::<u64>::new_with_bounds(1, 10_000_000_000, 3).expect("valid bounds");
-    let mut record = |started: Instant| {
-        let late = started.elapsed().saturating_sub(d).as_nanos() as u64;
-        h.saturating_record(late.max(1));
+/// Raises this process's soft limit on open files to at least `need` (its
+/// children inherit it), up to the hard limit; a hard limit below `need` is
+/// an error that says what to do.
+fn raise_fd_limit(need: u64) -> io::Result<()> {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
     };
-    match runtime {
-        "trapline" => trapline::run(async {
-            for _ in 0..count {
-                let started = Instant::now();
-                trapline::sleep(d).await?;
-                record(started);
-            }
-            Ok::<(), io::Error>(())
-        })??,
-        _ => tokio_runtime()?.block_on(async {
-            for _ in 0..count {
-                let started = Instant::now();
-                tokio::time::sleep(d).await;
-                record(started);
-            }
-        }),
+    // SAFETY: `lim` is a valid rlimit the call writes into.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } != 0 {
+        return Err(io::Error::last_os_error());
     }
-    Ok(h)
+    if lim.rlim_cur >= need {
+        return Ok(());
+    }
+    if lim.rlim_max < need {
+        return Err(io::Error::other(format!(
+            "{need} open files are needed and the hard limit is {}: raise it (`ulimit -Hn {need}` as root, or LimitNOFILE) and run again",
+            lim.rlim_max
+        )));
+    }
+    let raised = libc::rlimit {
+        rlim_cur: need,
+        rlim_max: lim.rlim_max,
+    };
+    // SAFETY: `raised` is a valid rlimit the call only reads.
+    if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &raised) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    eprintln!("raised the open-file limit from {} to {need}", lim.rlim_cur);
+    Ok(())
 }
 
 fn main() -> io::Result<()> {
     let args: Vec<String> = std::env::args().collect();
     if let Some(at) = args.iter().position(|a| a == "--child") {
+        // A child outlives nothing: if the parent dies, so does it.
+        // SAFETY: prctl with these arguments only sets a flag of this process.
+        unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) };
         let what = args.get(at + 1).map_or("", String::as_str);
         let runtime = args.get(at + 2).map_or("", String::as_str);
         let n: usize = args
@@ -196,48 +232,53 @@ fn main() -> io::Result<()> {
         };
     }
     let full = args.iter().any(|a| a == "--bench");
+    // `--memory` or `--timers` runs only that half; neither runs both.
+    let memory = !args.iter().any(|a| a == "--timers");
+    let timers = !args.iter().any(|a| a == "--memory");
     let (tasks, conns, sleeps, out) = if full {
-        (1_000_000, 10_000, 2_000, "benches/results")
+        (1_000_000, 10_000, 4_000, "benches/results")
     } else {
         (10_000, 200, 20, "target/bench-results")
     };
-    let mut md = String::new();
-    md.push_str(&format!(
-        "Memory, resident bytes per item ({}):\n\n| item | trapline | tokio current_thread | trapline / tokio |\n| --- | ---: | ---: | ---: |\n",
-        if full { "full" } else { "quick" }
-    ));
-    for (what, label, n) in [
-        ("tasks", format!("sleeping task ({tasks})"), tasks),
-        ("tcp", format!("idle TCP connection ({conns})"), conns),
-    ] {
-        let ours = measure_in_child(what, "trapline", n)?;
-        let theirs = measure_in_child(what, "tokio", n)?;
-        md.push_str(&format!(
-            "| {label} | {ours:.0} | {theirs:.0} | {:.2} |\n",
-            ours / theirs.max(1.0)
-        ));
-    }
-    md.push_str(&format!(
-        "\nTimer lateness, µs after the deadline ({sleeps} sleeps in a row):\n\n| sleep | trapline p50 | trapline p99 | tokio p50 | tokio p99 | p99 tokio / trapline |\n| --- | ---: | ---: | ---: | ---: | ---: |\n"
-    ));
-    for (d, label) in [
-        (Duration::from_micros(100), "100 µs"),
-        (Duration::from_millis(1), "1 ms"),
-    ] {
-        let ours = lateness("trapline", d, sleeps)?;
-        let theirs = lateness("tokio", d, sleeps)?;
-        let us = |h: &Histogram<u64>, q: f64| h.value_at_quantile(q) as f64 / 1e3;
-        md.push_str(&format!(
-            "| {label} | {:.1} | {:.1} | {:.1} | {:.1} | {:.1} |\n",
-            us(&ours, 0.5),
-            us(&ours, 0.99),
-            us(&theirs, 0.5),
-            us(&theirs, 0.99),
-            us(&theirs, 0.99) / us(&ours, 0.99).max(0.001)
-        ));
-    }
-    println!("{md}");
+    let machine = machine::machine();
     std::fs::create_dir_all(out)?;
-    std::fs::write(format!("{out}/resources.md"), md)?;
+    if memory {
+        // The parent holds one end of each connection and the child the
+        // other: each process needs one fd a connection, beside its own few.
+        raise_fd_limit(conns as u64 + 1024)?;
+        let mut md = format!(
+            "Memory, resident bytes per item ({}), {machine}:\n\n| item | trapline | tokio current_thread | trapline / tokio |\n| --- | ---: | ---: | ---: |\n",
+            if full { "full" } else { "quick" }
+        );
+        for (what, label, n) in [
+            ("tasks", format!("sleeping task ({tasks})"), tasks),
+            ("tcp", format!("idle TCP connection ({conns})"), conns),
+        ] {
+            let ours = measure_in_child(what, "trapline", n)?;
+            let theirs = measure_in_child(what, "tokio", n)?;
+            md.push_str(&format!(
+                "| {label} | {ours:.0} | {theirs:.0} | {:.2} |\n",
+                ours / theirs.max(1.0)
+            ));
+        }
+        println!("{md}");
+        std::fs::write(format!("{out}/resources.md"), md)?;
+    }
+    if timers {
+        let mut runs = Vec::new();
+        for (d, label) in [
+            (Duration::from_micros(100), "100 µs"),
+            (Duration::from_millis(1), "1 ms"),
+        ] {
+            runs.push((label, lateness::measure(d, sleeps, 10)?));
+        }
+        let md = format!(
+            "Timers ({}), {machine}.\n\n{}",
+            if full { "full" } else { "quick" },
+            lateness::table(&runs, sleeps)
+        );
+        println!("{md}");
+        std::fs::write(format!("{out}/timers.md"), md)?;
+    }
     Ok(())
 }
