@@ -25,9 +25,9 @@
 //! checks only that every byte came back.
 //!
 //! Syscalls per echoed message: `cargo bench --bench echo -- --syscalls`
-//! runs each server under `strace -c -f` for exactly 100,000 messages
-//! (`--messages N --size S --connections C` to change that) and writes
-//! `benches/results/syscalls.md`. By hand, `--serve NAME --port P` runs one
+//! runs each server under `perf stat` and under `strace -c -f` for exactly
+//! 100,000 messages, with 1 and with 64 connections (`--messages N --size S
+//! --connections C` to change that), and writes `benches/results/syscalls.md`. By hand, `--serve NAME --port P` runs one
 //! server in the foreground, and `--load HOST:PORT --messages N --size S
 //! --connections C` sends exactly `N` messages in a closed loop.
 
@@ -109,11 +109,18 @@ fn main() -> io::Result<()> {
         return load_only(&args, &addr);
     }
     if args.iter().any(|a| a == "--syscalls") {
-        pin::pin_to(LOAD_CORE);
+        // Not pinned here: the counters spawned from this thread must not
+        // inherit the load generator's core (see `syscalls.rs`).
+        let connections = match arg(&args, "--connections") {
+            Some(_) => vec![number(&args, "--connections", 1)?],
+            None => vec![1, 64],
+        };
         let md = syscalls::report(
             number(&args, "--messages", 100_000)?,
             number(&args, "--size", 64)?,
-            number(&args, "--connections", 1)?,
+            &connections,
+            LOAD_CORE,
+            &report::machine(),
         )?;
         println!("{md}");
         std::fs::create_dir_all("benches/results")?;
