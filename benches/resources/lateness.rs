@@ -7,12 +7,12 @@
 //!
 //! - **trapline**: `trapline::sleep(d)` on a kernel;
 //! - **tokio**: `tokio::time::sleep(d)` on a current_thread runtime;
-//! - **timerfd + spin**: no runtime at all, the technique the kernel uses
-//!   (`kernel/src/timerfd.rs`) written bare: a `timerfd` armed [`SPIN`]
+//! - **timerfd + spin**: no runtime at all, the kernel's technique
+//!   (`kernel/src/timerfd.rs`) written bare with the spin fixed at 50 µs
+//!   (the kernel learns its spin, starting there): a `timerfd` armed [`SPIN`]
 //!   before the deadline, `epoll_wait` until it fires, then `epoll_wait(0)`
-//!   until the deadline. This is the floor for trapline: what is left here
-//!   is the machine (waking the thread, preemption by other load), not the
-//!   kernel;
+//!   until the deadline. What is left here is the machine (waking the
+//!   thread, preemption by other load), not a runtime;
 //! - **timerfd, blocking**: the same without the spin, `epoll_wait` until a
 //!   `timerfd` armed for the deadline itself fires: what waking a blocked
 //!   thread costs on this machine, the reason for the spin.
@@ -30,8 +30,8 @@ use hdrhistogram::Histogram;
 use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token};
 
-/// How early the kernel's timer fires before a deadline (the kernel's
-/// `timerfd::SPIN`, which is private to it).
+/// How early the bare loop's timer fires before a deadline (where the
+/// kernel's learned spin starts).
 pub const SPIN: Duration = Duration::from_micros(50);
 
 /// One way to sleep.

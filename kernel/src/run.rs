@@ -221,7 +221,7 @@ impl Kernel {
                 }
                 if event.token() == TIMER {
                     if let Some(timer) = self.timer.as_mut() {
-                        timer.fired();
+                        timer.fired(matches!(wait, Some(None)));
                     }
                     continue; // the expiry below looks at the clock
                 }

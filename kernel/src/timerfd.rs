@@ -20,11 +20,21 @@
 //!
 //! Discussion: waking a thread blocked in `epoll_wait` takes tens of
 //! microseconds on a virtual machine (the idle vCPU must be scheduled again),
-//! measured at 48 µs p50 and 95 µs p99 for `sleep(100 µs)` here. So the timer
-//! is armed [`SPIN`] (50 µs) before the deadline, and the loop spends the last
-//! stretch polling without blocking, still serving I/O and ready tasks. That
-//! costs at most 50 µs of CPU per timer wake, and buys lateness of a few
-//! microseconds.
+//! and longer the longer it was idle: measured here at 27-39 µs p50 after a
+//! 100 µs wait and 51-58 µs p50, 100 µs p99 after a 1 ms wait (the bare
+//! `timerfd` loop of `benches/resources.rs`, run-queue waits taken out). So
+//! the timer is armed a *spin* before the deadline, and the loop spends the
+//! last stretch polling without blocking, still serving I/O and ready tasks.
+//! A fixed 50 µs spin was shorter than half the wakes after 1 ms of idling,
+//! so the spin **learns** the wake delay instead ([`Spin`]): each time the
+//! timer ends a blocking wait, the loop sees how long after the timer's
+//! expiry it runs again, and the spin follows the upper edge of those delays
+//! (up at once, down slowly), between [`Spin::MIN`] (20 µs) and [`Spin::MAX`]
+//! (250 µs). The CPU this costs is bounded by that: at most 250 µs of polling
+//! per timer wake (a sleep shorter than the spin polls all along); on this
+//! machine, 5% of a thread for a loop of `sleep(1 ms)`, about half of one for
+//! `sleep(100 µs)`. A thread that is late because another process holds its
+//! CPU is late however long the spin; the spin only covers the wake itself.
 //!
 //! The timer runs on `CLOCK_MONOTONIC`, the clock behind
 //! `Instant`, and is armed with a *relative* time computed from the real
@@ -35,12 +45,50 @@ use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::time::{Duration, Instant};
 
+use log::trace;
 use mio::unix::SourceFd;
 use mio::{Interest, Registry, Token};
 
-/// How long before a deadline the timer fires; the loop spins on
-/// `epoll_wait(0)` for the rest (see Discussion above).
-pub(crate) const SPIN: Duration = Duration::from_micros(50);
+/// How long before a deadline the timer fires, learned from how late the
+/// timer's wakes are; the loop spins on `epoll_wait(0)` for the rest (see
+/// Discussion above).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Spin {
+    /// The upper edge of recent wake delays.
+    edge: Duration,
+}
+
+impl Spin {
+    /// The shortest spin, whatever the wakes say.
+    pub(crate) const MIN: Duration = Duration::from_micros(20);
+    /// The longest spin: the bound on the CPU a timer wake may cost.
+    pub(crate) const MAX: Duration = Duration::from_micros(250);
+    /// Where the spin starts, before any wake was seen.
+    pub(crate) const START: Duration = Duration::from_micros(50);
+
+    pub(crate) fn new() -> Spin {
+        Spin { edge: Spin::START }
+    }
+
+    /// How long before a deadline to arm the timer.
+    pub(crate) fn get(self) -> Duration {
+        self.edge.clamp(Spin::MIN, Spin::MAX)
+    }
+
+    /// A blocking wait was ended by the timer `delay` after its expiry. A
+    /// longer delay than the spin raises the spin to it at once (so the next
+    /// wake like it is on time); a shorter one lowers it by a thirty-second
+    /// of the difference, so the spin sits at the upper edge of the recent
+    /// delays rather than their middle.
+    pub(crate) fn learn(&mut self, delay: Duration) {
+        let edge = self.edge.clamp(Spin::MIN, Spin::MAX);
+        self.edge = if delay > edge {
+            delay.min(Spin::MAX)
+        } else {
+            edge - (edge - delay) / 32
+        };
+    }
+}
 
 /// The token of the kernel's deadline timer.
 pub(crate) const TIMER: Token = Token(usize::MAX - 1);
@@ -49,8 +97,10 @@ pub(crate) const TIMER: Token = Token(usize::MAX - 1);
 #[derive(Debug)]
 pub(crate) struct DeadlineTimer {
     fd: OwnedFd,
-    /// The deadline the timer is armed for, if any.
-    armed: Option<Instant>,
+    /// The deadline the timer is armed for, if any, and when the timer
+    /// expires (a spin earlier).
+    armed: Option<(Instant, Instant)>,
+    spin: Spin,
 }
 
 impl DeadlineTimer {
@@ -69,7 +119,11 @@ impl DeadlineTimer {
         // SAFETY: `raw` is a fresh fd that nothing else owns.
         let fd = unsafe { OwnedFd::from_raw_fd(raw) };
         registry.register(&mut SourceFd(&fd.as_raw_fd()), TIMER, Interest::READABLE)?;
-        Ok(DeadlineTimer { fd, armed: None })
+        Ok(DeadlineTimer {
+            fd,
+            armed: None,
+            spin: Spin::new(),
+        })
     }
 
     /// How long the poll may block to wake at `deadline` (seen at `now`):
@@ -83,17 +137,18 @@ impl DeadlineTimer {
     ) -> Option<Duration> {
         let at = deadline?;
         let left = at.saturating_duration_since(now);
-        if left <= SPIN {
+        let spin = self.spin.get();
+        if left <= spin {
             // Due, or so close that waking from a blocked wait would
             // overshoot it: poll without blocking until it is due.
             return Some(Duration::ZERO);
         }
-        if self.armed == Some(at) {
+        if self.armed.is_some_and(|(armed, _)| armed == at) {
             return None;
         }
-        match self.arm(left - SPIN) {
+        match self.arm(left - spin) {
             Ok(()) => {
-                self.armed = Some(at);
+                self.armed = Some((at, at - spin));
                 None
             }
             // Could not arm: mio's millisecond timeout, rounded up.
@@ -102,11 +157,19 @@ impl DeadlineTimer {
     }
 
     /// The timer expired: consume the expiry, so the next one is a new edge.
-    pub(crate) fn fired(&mut self) {
+    /// `blocked`: the poll that saw it was a blocking wait, so how late it
+    /// runs now is the wake's delay, which the spin learns from. (A poll
+    /// that did not block says only how busy the loop was.)
+    pub(crate) fn fired(&mut self, blocked: bool) {
         let mut ticks = [0u8; 8];
         // SAFETY: reads at most 8 bytes into `ticks`, which has 8. A failure
         // (EAGAIN: a spurious event) leaves nothing to consume.
-        let _ = unsafe { libc::read(self.fd.as_raw_fd(), ticks.as_mut_ptr().cast(), 8) };
+        let n = unsafe { libc::read(self.fd.as_raw_fd(), ticks.as_mut_ptr().cast(), 8) };
+        if let (true, 8, Some((_, expiry))) = (blocked, n, self.armed) {
+            let delay = Instant::now().saturating_duration_since(expiry);
+            self.spin.learn(delay);
+            trace!(target: "trapline::kernel", "timer woke the loop {delay:?} after its expiry; spin now {:?}", self.spin.get());
+        }
         self.armed = None;
     }
 
@@ -143,23 +206,28 @@ mod tests {
         let mut events = mio::Events::with_capacity(8);
         let mut timer = DeadlineTimer::new(poll.registry()).unwrap();
         let now = Instant::now();
-        let at = now + SPIN + Duration::from_micros(200);
+        let spin = timer.spin.get();
+        let at = now + spin + Duration::from_micros(200);
         assert_eq!(
             timer.poll_timeout(Some(at), now),
             None,
             "armed: no poll timeout"
         );
-        assert_eq!(timer.armed, Some(at));
+        assert_eq!(timer.armed, Some((at, at - spin)));
         assert_eq!(timer.poll_timeout(Some(at), now), None, "already armed");
         poll.poll(&mut events, None).unwrap();
         let tokens: Vec<Token> = events.iter().map(|e| e.token()).collect();
         assert_eq!(tokens, [TIMER]);
         assert!(
-            Instant::now() + SPIN >= at,
+            Instant::now() + spin >= at,
             "not before its deadline, less the spin"
         );
-        timer.fired();
+        timer.fired(true);
         assert_eq!(timer.armed, None);
+        assert!(
+            (Spin::MIN..=Spin::MAX).contains(&timer.spin.get()),
+            "the spin learned from the wake, within its bounds"
+        );
     }
 
     /// A due deadline, or one within the spin, polls without blocking; no
@@ -171,10 +239,51 @@ mod tests {
         let now = Instant::now();
         assert_eq!(timer.poll_timeout(Some(now), now), Some(Duration::ZERO));
         assert_eq!(
-            timer.poll_timeout(Some(now + SPIN), now),
+            timer.poll_timeout(Some(now + Spin::START), now),
             Some(Duration::ZERO)
         );
         assert_eq!(timer.poll_timeout(None, now), None);
         assert_eq!(timer.armed, None, "nothing was armed");
+    }
+
+    /// A wake later than the spin raises it to that delay at once, never
+    /// past the bound; on-time wakes lower it a thirty-second of the
+    /// difference each, never under the floor.
+    #[test]
+    fn spin_follows_the_upper_edge_of_wake_delays() {
+        let us = Duration::from_micros;
+        let mut spin = Spin::new();
+        assert_eq!(spin.get(), us(50));
+        spin.learn(us(120));
+        assert_eq!(spin.get(), us(120), "up at once");
+        spin.learn(us(88));
+        assert_eq!(spin.get(), us(119), "down by (120 - 88) / 32");
+        spin.learn(Duration::from_millis(9));
+        assert_eq!(
+            spin.get(),
+            Spin::MAX,
+            "a preempted wake costs at most the bound"
+        );
+        for _ in 0..1000 {
+            spin.learn(us(1));
+        }
+        assert_eq!(spin.get(), Spin::MIN, "fast wakes bring it to the floor");
+    }
+
+    /// A timer event seen by a poll that did not block (the loop was busy)
+    /// teaches the spin nothing.
+    #[test]
+    fn a_busy_loop_teaches_nothing() {
+        let mut poll = mio::Poll::new().unwrap();
+        let mut events = mio::Events::with_capacity(8);
+        let mut timer = DeadlineTimer::new(poll.registry()).unwrap();
+        let now = Instant::now();
+        let at = now + Spin::START + Duration::from_micros(100);
+        assert_eq!(timer.poll_timeout(Some(at), now), None);
+        poll.poll(&mut events, None).unwrap();
+        std::thread::sleep(Duration::from_millis(2));
+        timer.fired(false);
+        assert_eq!(timer.spin.get(), Spin::START);
+        assert_eq!(timer.armed, None);
     }
 }
