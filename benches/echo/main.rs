@@ -32,6 +32,8 @@
 //! --connections C` sends exactly `N` messages in a closed loop.
 
 mod load;
+#[path = "../common/machine.rs"]
+mod machine;
 mod pin;
 mod report;
 mod servers;
@@ -120,7 +122,7 @@ fn main() -> io::Result<()> {
             number(&args, "--size", 64)?,
             &connections,
             LOAD_CORE,
-            &report::machine(),
+            &machine::machine(),
         )?;
         println!("{md}");
         std::fs::create_dir_all("benches/results")?;
@@ -206,7 +208,7 @@ fn main() -> io::Result<()> {
             }
         }
     }
-    let machine = report::machine();
+    let machine = machine::machine();
     let markdown = results.markdown(&machine, full);
     println!("{markdown}");
     std::fs::create_dir_all(&out)?;
