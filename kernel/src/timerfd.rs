@@ -20,9 +20,9 @@
 //!
 //! Discussion: waking a thread blocked in `epoll_wait` takes tens of
 //! microseconds on a virtual machine (the idle vCPU must be scheduled again),
-//! and longer the longer it was idle: measured here at 27-39 µs p50 after a
-//! 100 µs wait and 51-58 µs p50, 100 µs p99 after a 1 ms wait (the bare
-//! `timerfd` loop of `benches/resources.rs`, run-queue waits taken out). So
+//! and longer the longer it was idle: measured here at 25-45 µs p50 after a
+//! 100 µs wait, and 50-70 µs p50 and 100-190 µs p99 after a 1 ms wait (the
+//! bare `timerfd` loop of `benches/resources.rs`, run-queue waits taken out). So
 //! the timer is armed a *spin* before the deadline, and the loop spends the
 //! last stretch polling without blocking, still serving I/O and ready tasks.
 //! A fixed 50 µs spin was shorter than half the wakes after 1 ms of idling,
@@ -35,15 +35,15 @@
 //! The spin never takes more than half of the wait left when the timer is
 //! armed. That bounds its CPU: at most 250 µs of polling per timer wake, and
 //! a loop of sleeps keeps its thread on the CPU about half the time at most
-//! (measured: about 50% for `sleep(100 µs)`, 10% for `sleep(1 ms)`). It also
+//! (measured: 33-44% for `sleep(100 µs)`, 11-13% for `sleep(1 ms)`). It also
 //! matters for lateness: a thread that polls through whole sleeps looks like
 //! a CPU hog to the scheduler, and on a busy machine a hog is preempted and
 //! waits its turn for milliseconds: a version that spun through whole
 //! 100 µs sleeps was, in two of four runs on a busy machine, 2.5 and 4.0 ms
 //! late at p99 where the bare loop with a 50 µs spin was 94 and 104 µs late
-//! in the same runs. A thread that is late because another
-//! process holds its CPU is late however long the spin: the spin covers the
-//! wake, not the machine's load.
+//! in the same runs. A thread that is late because another process holds
+//! its CPU is late however long the spin: the spin covers the wake, not the
+//! machine's load.
 //!
 //! The timer runs on `CLOCK_MONOTONIC`, the clock behind
 //! `Instant`, and is armed with a *relative* time computed from the real
@@ -181,8 +181,11 @@ impl DeadlineTimer {
         // SAFETY: reads at most 8 bytes into `ticks`, which has 8. A failure
         // (EAGAIN: a spurious event) leaves nothing to consume.
         let n = unsafe { libc::read(self.fd.as_raw_fd(), ticks.as_mut_ptr().cast(), 8) };
-        self.fired_for = self.armed.map(|(at, _)| at);
-        if let (true, 8, Some((_, expiry))) = (blocked, n, self.armed) {
+        // Only a real expiry starts the spin: a spurious event must not make
+        // the loop poll all the way to a far deadline.
+        let expired = n == 8;
+        self.fired_for = self.armed.map(|(at, _)| at).filter(|_| expired);
+        if let (true, true, Some((_, expiry))) = (blocked, expired, self.armed) {
             let delay = Instant::now().saturating_duration_since(expiry);
             self.spin.learn(delay);
             trace!(target: "trapline::kernel", "timer woke the loop {delay:?} after its expiry; spin now {:?}", self.spin.get());
@@ -332,5 +335,22 @@ mod tests {
             Some((later, later - us(200))),
             "the learned spin"
         );
+    }
+
+    /// A timer event with no expiry behind it (a stale edge) neither starts
+    /// the spin nor teaches it: the deadline is armed again and the loop
+    /// blocks, rather than polling for a second until it is due.
+    #[test]
+    fn a_spurious_event_does_not_start_the_spin() {
+        let poll = mio::Poll::new().unwrap();
+        let mut timer = DeadlineTimer::new(poll.registry()).unwrap();
+        let now = Instant::now();
+        let at = now + Duration::from_secs(1);
+        assert_eq!(timer.poll_timeout(Some(at), now), None);
+        timer.fired(true);
+        assert_eq!(timer.fired_for, None);
+        assert_eq!(timer.spin.get(), Spin::START);
+        assert_eq!(timer.poll_timeout(Some(at), now), None, "armed again");
+        assert!(timer.armed.is_some());
     }
 }
