@@ -313,7 +313,8 @@ mod tests {
     #[test]
     fn never_spins_through_more_than_half_a_wait() {
         let us = Duration::from_micros;
-        let poll = mio::Poll::new().unwrap();
+        let mut poll = mio::Poll::new().unwrap();
+        let mut events = mio::Events::with_capacity(8);
         let mut timer = DeadlineTimer::new(poll.registry()).unwrap();
         timer.spin.learn(us(200));
         assert_eq!(timer.spin.get(), us(200));
@@ -321,6 +322,7 @@ mod tests {
         let at = now + us(100);
         assert_eq!(timer.poll_timeout(Some(at), now), None, "armed, blocks");
         assert_eq!(timer.armed, Some((at, at - us(50))), "halfway");
+        poll.poll(&mut events, None).unwrap();
         timer.fired(false);
         assert_eq!(timer.armed, None);
         assert_eq!(
