@@ -25,12 +25,12 @@
 //! bare `timerfd` loop of `benches/resources.rs`, run-queue waits taken out). So
 //! the timer is armed a *spin* before the deadline, and the loop spends the
 //! last stretch polling without blocking, still serving I/O and ready tasks.
-//! A fixed 50 µs spin was shorter than half the wakes after 1 ms of idling,
-//! so the spin **learns** the wake delay instead ([`Spin`]): each time the
-//! timer ends a blocking wait, the loop sees how long after the timer's
-//! expiry it runs again, and the spin follows the upper edge of those delays
-//! (up at once, down slowly), between [`Spin::MIN`] (20 µs) and [`Spin::MAX`]
-//! (250 µs).
+//! More than half the wakes after 1 ms of idling took longer than a fixed
+//! 50 µs spin, so the spin **learns** the wake delay instead ([`Spin`]):
+//! each time the timer ends a blocking wait, the loop sees how long after
+//! the timer's expiry it runs again, and the spin follows the upper edge of
+//! those delays (up at once, down slowly), between [`Spin::MIN`] (20 µs) and
+//! [`Spin::MAX`] (250 µs).
 //!
 //! The spin never takes more than half of the wait left when the timer is
 //! armed. That bounds its CPU: at most 250 µs of polling per timer wake, and
