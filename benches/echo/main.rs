@@ -22,7 +22,8 @@
 //!
 //! Run any other way than `cargo bench` (as `cargo test` does), it makes a
 //! quick pass over a small matrix, writes its output under `target/`, and
-//! checks only that every byte came back.
+//! checks only that every byte came back (and that the syscall counters'
+//! summaries are read right, from captured ones).
 //!
 //! Syscalls per echoed message: `cargo bench --bench echo -- --syscalls`
 //! runs each server under `perf stat` and under `strace -c -f` for exactly
@@ -130,6 +131,9 @@ fn main() -> io::Result<()> {
         return Ok(());
     }
     let full = args.iter().any(|a| a == "--bench");
+    if !full {
+        syscalls::check_parsers()?;
+    }
     let only: Option<Server> = arg(&args, "--only").and_then(|n| Server::by_name(&n));
     let (matrix, out) = if full {
         (FULL, std::path::PathBuf::from("benches/results"))

@@ -291,3 +291,65 @@ pub fn report(
     }
     Ok(md)
 }
+
+/// Checks both parsers against summaries captured from a real run (a
+/// trapline server under `strace -c -f` and under `perf stat`, 20,000
+/// echoes), so a change of either tool's format, or of the accounting,
+/// shows under `cargo test` even where neither tool is installed.
+pub fn check_parsers() -> io::Result<()> {
+    let strace = "\
+% time     seconds  usecs/call     calls    errors syscall
+------ ----------- ----------- --------- --------- ------------------
+ 27.94    0.374232          18     20001         1 sendto
+ 11.32    0.151643          10     14105           epoll_wait
+  5.17    0.069238           2     34004     14003 recvfrom
+  0.00    0.000019           2         7           close
+------ ----------- ----------- --------- --------- ------------------
+100.00    1.339324          19     68117     14004 total
+";
+    let c = parse_strace(strace);
+    let names: Vec<(&str, u64)> = c.by_name.iter().map(|(n, k)| (n.as_str(), *k)).collect();
+    if c.total != 68_117
+        || names
+            != [
+                ("recvfrom", 34_004),
+                ("sendto", 20_001),
+                ("epoll_wait", 14_105),
+                ("close", 7),
+            ]
+    {
+        return Err(io::Error::other(format!(
+            "strace summary misread: total {}, {names:?}",
+            c.total
+        )));
+    }
+    let perf = "\
+# started on Sun Nov 22 06:29:50 2026
+
+43329,,raw_syscalls:sys_enter,294668095,100.00,,
+21594,,syscalls:sys_enter_recvfrom,294668095,100.00,,
+10801,,syscalls:sys_enter_sendto,294668095,100.00,,
+10804,,syscalls:sys_enter_epoll_wait,294668095,100.00,,
+";
+    let c = parse_perf(perf).ok_or_else(|| io::Error::other("perf output misread"))?;
+    let names: Vec<(&str, u64)> = c.by_name.iter().map(|(n, k)| (n.as_str(), *k)).collect();
+    if c.total != 43_329
+        || names
+            != [
+                ("recvfrom", 21_594),
+                ("epoll_wait", 10_804),
+                ("sendto", 10_801),
+            ]
+    {
+        return Err(io::Error::other(format!(
+            "perf output misread: total {}, {names:?}",
+            c.total
+        )));
+    }
+    if parse_perf("<not supported>,,raw_syscalls:sys_enter,0,100.00,,\n").is_some() {
+        return Err(io::Error::other(
+            "an unsupported perf counter passed for a count",
+        ));
+    }
+    Ok(())
+}
