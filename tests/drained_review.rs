@@ -7,8 +7,9 @@
 //!
 //! - A short read does not always mean an empty receive queue. Linux stops
 //!   a TCP read at the urgent mark, a Unix stream read at an out-of-band
-//!   byte, and a Unix stream read after a message that carried fds, with
-//!   bytes still queued behind them; no edge will come for those bytes.
+//!   byte, after a message that carried fds, and (with `SO_PASSCRED`) where
+//!   the writer changes, with bytes still queued behind them; no edge will
+//!   come for those bytes.
 //! - The read edge that came after the short read can be spent on a
 //!   *different* read leaf of the same stream, one that sat in the reader
 //!   seat (a second read future, a poll-style read left pending) and is not
@@ -28,9 +29,10 @@ mod util;
 use std::fs::File;
 use std::future::{poll_fn, Future};
 use std::io::{self, IoSlice, Write};
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd};
 use std::os::linux::net::SocketAddrExt;
 use std::pin::{pin, Pin};
+use std::process::{Command, Stdio};
 use std::rc::Rc;
 use std::task::Poll;
 use std::time::Duration;
@@ -170,6 +172,33 @@ fn unix_passed_fds_end_a_read_short_with_bytes_behind_it() {
         let msg = MsgHdr::new().with_buffers(&bufs).with_control(&control);
         assert_eq!(SockRef::from(&peer).sendmsg(&msg, 0)?, 1);
         peer.write_all(b"after")?;
+        reader.join().await?
+    })
+    .unwrap();
+    assert_eq!(got, (b"a".to_vec(), b"after".to_vec()));
+}
+
+/// A Unix stream read stops where the writer changes, when the reader asked
+/// for credentials (`SO_PASSCRED`): "never glue messages from different
+/// writers" (`unix_stream_read_generic`). This process sends "a", a child
+/// process sends "after" on a copy of the same socket: the first read
+/// returns "a" (short) with "after" still queued.
+#[test]
+fn unix_another_writers_bytes_end_a_read_short_with_bytes_behind_it() {
+    let got = run_clean(async {
+        let (mut peer, server) = unix_with_std_peer("creds").await?;
+        // SAFETY: `server` owns the fd and outlives this borrow (used on the
+        // next line only).
+        let fd = unsafe { BorrowedFd::borrow_raw(server.as_raw_fd()) };
+        SockRef::from(&fd).set_passcred(true)?;
+        let reader = two_reads!(server);
+        yield_now().await?;
+        peer.write_all(b"a")?;
+        let child = Command::new("sh")
+            .args(["-c", "printf after"])
+            .stdout(Stdio::from(OwnedFd::from(peer.try_clone()?)))
+            .status()?;
+        assert!(child.success());
         reader.join().await?
     })
     .unwrap();
