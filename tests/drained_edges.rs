@@ -1,25 +1,23 @@
-//! Trying to break the skipped `EAGAIN` read (`ReadDrained`): a read whose
-//! previous read came back short waits without trying. Each test states a
-//! case where bytes are in the socket when that read waits, and asserts
+//! Where a read that waits without trying (`ReadDrained`, after a short
+//! read) could miss bytes already in the socket, and what stops it. Each
+//! test puts bytes in the socket while that read would wait, and asserts
 //! that the read gets them (or, for the seat, that it waits like any read).
 //!
-//! Two ways it can go wrong are covered here:
-//!
 //! - A short read does not always mean an empty receive queue. Linux stops
-//!   a TCP read at the urgent mark, a Unix stream read at an out-of-band
-//!   byte, after a message that carried fds, and (with `SO_PASSCRED`) where
-//!   the writer changes, with bytes still queued behind them; no edge will
-//!   come for those bytes.
+//!   a TCP read at the urgent mark (the kernel registers `EPOLLPRI` and keeps
+//!   it, so `ReadDrained` is resumed at once from then on), and a Unix stream
+//!   read at an out-of-band byte, after a message that carried fds, and
+//!   (with `SO_PASSCRED`) where the writer changes, with bytes still queued
+//!   behind them (Unix stream reads always try first).
 //! - The read edge that came after the short read can be spent on a
 //!   *different* read leaf of the same stream, one that sat in the reader
 //!   seat (a second read future, a poll-style read left pending) and is not
-//!   polled again: the kernel forgets the edge, and the read holding the
-//!   hint waits for good. While such a poll-style park sits in the seat, the
-//!   hinted read also meets `ResourceBusy` in the very task that left it,
-//!   which poll-style reads promise not to do.
+//!   polled again. A short read made while another read leaf of the stream
+//!   waits sets no hint, so the next read tries; and it does not meet
+//!   `ResourceBusy` beside its own task's abandoned poll-style read.
 //!
-//! The cases that hold (a first registration after the short read, a
-//! hint carried into a later run of a kernel) are kept too, as guards.
+//! The cases that held from the start (a first registration after the short
+//! read, a hint carried into a later run of a kernel) are kept as guards.
 //!
 //! A lost wake-up is bounded by [`within_limit`], so it fails the test
 //! instead of hanging it.
@@ -77,7 +75,7 @@ async fn tcp_with_std_peer() -> io::Result<(std::net::TcpStream, TcpStream)> {
 async fn unix_with_std_peer(
     name: &str,
 ) -> io::Result<(std::os::unix::net::UnixStream, UnixStream)> {
-    let name = format!("trapline-drained-review-{name}-{}", std::process::id());
+    let name = format!("trapline-drained-edges-{name}-{}", std::process::id());
     let listener = UnixListener::bind_abstract(name.as_bytes())?;
     let addr = std::os::unix::net::SocketAddr::from_abstract_name(name.as_bytes())?;
     let peer = std::os::unix::net::UnixStream::connect_addr(&addr)?;
