@@ -278,7 +278,7 @@ impl Kernel {
         if hooks {
             self.shared.hook_running(id);
         }
-        let (mut future, inbox, cancel_before) = {
+        let (mut future, inbox, cancel_before, unparked) = {
             let mut st = self.shared.state.borrow_mut();
             let Some(task) = st.task(id) else { return };
             task.state = crate::task::RunState::Running { woken: false };
@@ -288,12 +288,19 @@ impl Kernel {
                 task.future.take(),
                 std::mem::take(&mut task.inbox),
                 cancel_before,
+                task.parks.is_empty(),
             );
             st.counters.polls += 1;
             taken
         };
         trace!(target: "trapline::kernel", "run {id}");
-        trapline_traps::enter(id, inbox);
+        // A task without parks (the common case: its leaf was resumed) lets
+        // its leaves complete without calling back into the kernel.
+        if unparked {
+            trapline_traps::enter_unparked(id, inbox);
+        } else {
+            trapline_traps::enter(id, inbox);
+        }
         let waker = waker::task_waker(WakeRef::new(self.id, id));
         let mut cx = Context::from_waker(&waker);
         let polled = if Some(id) == main_id {

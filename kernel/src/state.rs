@@ -223,18 +223,19 @@ impl State {
         let Some(task) = self.task(id) else {
             return self.bury(waker);
         };
-        if let Some(at) = task.parks.iter().position(|p| p.seq == seq) {
-            if task.parks[at].on == on {
+        if let Some(park) = task.parks.find_mut(seq) {
+            if park.on == on {
                 // The same leaf trapped again on the same condition (a spurious
                 // poll): the park stands; only its waker, and the timeout scope
                 // it is polled in, may have changed.
-                task.parks[at].scope = scope;
-                let old = std::mem::replace(&mut task.parks[at].waker, waker);
+                park.scope = scope;
+                let old = std::mem::replace(&mut park.waker, waker);
                 return self.bury(old);
             }
-            let old = task.parks.swap_remove(at);
-            self.undo(id, &old);
-            self.bury(old.waker);
+            if let Some(old) = task.parks.take(seq) {
+                self.undo(id, &old);
+                self.bury(old.waker);
+            }
         }
         trace!(target: "trapline::trap", "task {} trap {on} at {location}", id.serial());
         let waiter = Waiter { task: id, seq };
@@ -280,15 +281,7 @@ impl State {
                     scope,
                 };
                 match self.task(id) {
-                    Some(task) => {
-                        // Most tasks hold one park at a time: a first park
-                        // gets room for itself alone, not the four a `Vec`
-                        // would make (a sleeping task is 264 bytes lighter).
-                        if task.parks.capacity() == 0 {
-                            task.parks.reserve_exact(1);
-                        }
-                        task.parks.push(park)
-                    }
+                    Some(task) => task.parks.push(park),
                     None => self.bury(park.waker),
                 }
             }

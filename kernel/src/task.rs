@@ -122,6 +122,83 @@ pub(crate) struct Park {
     pub scope: Option<TimeoutId>,
 }
 
+/// A task's parks.
+///
+/// Discussion: a task almost always holds one park or none (a leaf waits,
+/// is resumed, completes), and a million sleeping tasks each hold one. So
+/// the first park lives in the task record itself; only a task waiting under
+/// several conditions at once (a `join!` of two reads) spills the others
+/// into a `Vec`. Taking a park behaves as `Vec::swap_remove` on the whole
+/// list (the last park takes the place of the one taken), so the order in
+/// which parks are listed (trace lines, probes) is what a plain `Vec` gave.
+#[derive(Debug, Default)]
+pub(crate) struct Parks {
+    first: Option<Park>,
+    /// The parks after the first one.
+    ///
+    /// # Invariant
+    ///
+    /// Empty whenever `first` is `None`.
+    rest: Vec<Park>,
+}
+
+impl Parks {
+    pub(crate) fn is_empty(&self) -> bool {
+        self.first.is_none()
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        usize::from(self.first.is_some()) + self.rest.len()
+    }
+
+    pub(crate) fn iter(&self) -> impl Iterator<Item = &Park> {
+        self.into_iter()
+    }
+
+    /// The park of leaf `seq`, if the task holds one.
+    pub(crate) fn find_mut(&mut self, seq: u64) -> Option<&mut Park> {
+        self.first
+            .iter_mut()
+            .chain(&mut self.rest)
+            .find(|p| p.seq == seq)
+    }
+
+    pub(crate) fn push(&mut self, park: Park) {
+        match self.first {
+            None => self.first = Some(park),
+            Some(_) => self.rest.push(park),
+        }
+    }
+
+    /// Removes and returns the park of leaf `seq`, if the task holds one.
+    pub(crate) fn take(&mut self, seq: u64) -> Option<Park> {
+        if self.first.as_ref()?.seq == seq {
+            let last = self.rest.pop();
+            return std::mem::replace(&mut self.first, last);
+        }
+        let at = self.rest.iter().position(|p| p.seq == seq)?;
+        Some(self.rest.swap_remove(at))
+    }
+}
+
+impl IntoIterator for Parks {
+    type Item = Park;
+    type IntoIter = std::iter::Chain<std::option::IntoIter<Park>, std::vec::IntoIter<Park>>;
+
+    fn into_iter(self) -> Self::IntoIter {
+        self.first.into_iter().chain(self.rest)
+    }
+}
+
+impl<'a> IntoIterator for &'a Parks {
+    type Item = &'a Park;
+    type IntoIter = std::iter::Chain<std::option::Iter<'a, Park>, std::slice::Iter<'a, Park>>;
+
+    fn into_iter(self) -> Self::IntoIter {
+        self.first.iter().chain(&self.rest)
+    }
+}
+
 /// A task.
 pub(crate) struct Task {
     pub id: TaskId,
@@ -129,7 +206,7 @@ pub(crate) struct Task {
     pub future: Option<TaskFuture>,
     pub state: RunState,
     pub inbox: Inbox,
-    pub parks: Vec<Park>,
+    pub parks: Parks,
     pub joiners: Vec<Waiter>,
     pub polls: u64,
 }
@@ -141,7 +218,7 @@ impl Task {
             future,
             state: RunState::Ready,
             inbox: Inbox::new(),
-            parks: Vec::new(),
+            parks: Parks::default(),
             joiners: Vec::new(),
             polls: 0,
         }
@@ -149,8 +226,7 @@ impl Task {
 
     /// Removes and returns the park of leaf `seq`, if the task holds one.
     pub(crate) fn take_park(&mut self, seq: u64) -> Option<Park> {
-        let at = self.parks.iter().position(|p| p.seq == seq)?;
-        Some(self.parks.swap_remove(at))
+        self.parks.take(seq)
     }
 }
 
@@ -162,5 +238,53 @@ impl fmt::Debug for Task {
             .field("parks", &self.parks)
             .field("polls", &self.polls)
             .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn park(seq: u64) -> Park {
+        Park {
+            seq,
+            on: On::FutureWait,
+            waker: None,
+            location: Location::caller(),
+            timer: 0,
+            scope: None,
+        }
+    }
+
+    fn seqs(parks: &Parks) -> Vec<u64> {
+        parks.iter().map(|p| p.seq).collect()
+    }
+
+    /// The first park lives inline; taking parks keeps the order a `Vec`
+    /// with `swap_remove` would, so trace lines list parks as before.
+    #[test]
+    fn parks_take_like_swap_remove() {
+        let mut parks = Parks::default();
+        assert!(parks.is_empty());
+        for seq in 1..=4 {
+            parks.push(park(seq));
+        }
+        assert_eq!((parks.len(), seqs(&parks)), (4, vec![1, 2, 3, 4]));
+        let mut model: Vec<u64> = vec![1, 2, 3, 4];
+        for seq in [1, 3, 9, 2, 4] {
+            let expected = model
+                .iter()
+                .position(|s| *s == seq)
+                .map(|at| model.swap_remove(at));
+            assert_eq!(parks.take(seq).map(|p| p.seq), expected);
+            assert_eq!(seqs(&parks), model, "after taking {seq}");
+        }
+        assert!(parks.is_empty());
+        assert!(parks.rest.capacity() > 0, "kept for the next spill");
+        parks.push(park(5));
+        assert!(parks.rest.is_empty(), "a lone park is inline");
+        assert_eq!(parks.find_mut(5).map(|p| p.seq), Some(5));
+        assert!(parks.find_mut(6).is_none());
+        assert_eq!(parks.into_iter().map(|p| p.seq).collect::<Vec<_>>(), [5]);
     }
 }
