@@ -202,6 +202,7 @@ impl Kernel {
                 (Some(Some(Duration::ZERO)), None, false)
             }
         };
+        let polled = wait.is_some();
         match wait {
             Some(timeout) => self.poll_events(timeout)?,
             None => self.events.clear(),
@@ -229,11 +230,14 @@ impl Kernel {
                 let write = event.is_writable() || event.is_write_closed() || event.is_error();
                 st.io_event(event.token(), read, write);
             }
-            let now = st.now();
-            st.expire(now);
+            st.expire_due();
         }
-        self.shared.wake_foreign();
-        self.gather_wakes();
+        // New wakes since the pass began come with events (a wake from
+        // another thread rings the bell) or from the foreign wakers woken
+        // here; with neither, gathering again would find nothing.
+        if self.shared.wake_foreign() || polled {
+            self.gather_wakes();
+        }
 
         let runnable = self.shared.state.borrow().ready.len();
         for _ in 0..runnable {

@@ -110,6 +110,13 @@ pub(crate) struct State {
     pub timers: Timers,
     pub timeouts: Slab<Timeout>,
     pub queues: HashMap<QueueId, VecDeque<Waiter>, BuildHasherDefault<QueueHasher>>,
+    /// Emptied wait queues, kept for the next queue that gets a waiter.
+    ///
+    /// Discussion: a queue is removed as soon as nobody waits in it (a
+    /// dropped primitive's id must not stay in the map), so a ping-pong
+    /// through a lock or a channel empties its queue on every wake. Without
+    /// these spares each wait would allocate a buffer and each wake free it.
+    spare_queues: Vec<VecDeque<Waiter>>,
     /// Foreign wakers to wake once the borrow of the state ends.
     pub foreign_wakes: Vec<Waker>,
     /// Foreign wakers to drop once the borrow ends: a waker's `Drop` is user
@@ -133,6 +140,7 @@ impl State {
             timers: Timers::default(),
             timeouts: Slab::new(),
             queues: HashMap::default(),
+            spare_queues: Vec::new(),
             foreign_wakes: Vec::new(),
             graveyard: Vec::new(),
             counters: Counters::default(),
@@ -255,7 +263,11 @@ impl State {
                 .wait(&self.registry, fd, Dir::Write, waiter)
                 .map_err(Some),
             On::Sched(queue) => {
-                self.queues.entry(queue).or_default().push_back(waiter);
+                let spares = &mut self.spare_queues;
+                self.queues
+                    .entry(queue)
+                    .or_insert_with(|| spares.pop().unwrap_or_default())
+                    .push_back(waiter);
                 Ok(())
             }
             On::Join(target) if target == id => {
@@ -294,6 +306,18 @@ impl State {
                     task.inbox.answer(seq, err);
                 }
                 self.resume(id, waker);
+            }
+        }
+    }
+
+    /// Removes wait queue `queue`, now empty, keeping its buffer as a spare.
+    fn remove_queue(&mut self, queue: QueueId) {
+        /// Enough for every queue a busy program empties and fills again
+        /// within one pass; more would only hold memory.
+        const SPARES: usize = 64;
+        if let Some(q) = self.queues.remove(&queue) {
+            if self.spare_queues.len() < SPARES {
+                self.spare_queues.push(q);
             }
         }
     }
@@ -342,7 +366,7 @@ impl State {
                 if let Some(q) = self.queues.get_mut(&queue) {
                     q.retain(|w| *w != waiter);
                     if q.is_empty() {
-                        self.queues.remove(&queue);
+                        self.remove_queue(queue);
                     }
                 }
             }
@@ -404,7 +428,7 @@ impl State {
             };
             let Some(waiter) = q.pop_front() else { break };
             if q.is_empty() {
-                self.queues.remove(&queue);
+                self.remove_queue(queue);
             }
             self.fire(waiter);
             woken += 1;
