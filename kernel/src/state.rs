@@ -231,7 +231,7 @@ impl State {
         let Some(task) = self.task(id) else {
             return self.bury(waker);
         };
-        if let Some(park) = task.parks.find_mut(seq) {
+        if let Some(park) = task.parks.find_mut(|p| p.seq == seq) {
             if park.on == on {
                 // The same leaf trapped again on the same condition (a spurious
                 // poll): the park stands; only its waker, and the timeout scope
@@ -240,7 +240,7 @@ impl State {
                 let old = std::mem::replace(&mut park.waker, waker);
                 return self.bury(old);
             }
-            if let Some(old) = task.parks.take(seq) {
+            if let Some(old) = task.take_park(seq) {
                 self.undo(id, &old);
                 self.bury(old.waker);
             }

@@ -487,34 +487,38 @@ pub(crate) fn post(
     waker: Waker,
     location: &'static Location<'static>,
 ) -> Result<Ticket, TrapError> {
-    // A leaf that moved to another task keeps a park in its old one: undo it
-    // first. (A ticket from another thread matches no park here: harmless.)
-    let moved = SLOT.with(|s| {
-        let s = s.borrow();
-        ticket.filter(|t| s.current.is_some() && !s.issued_here(*t))
-    });
-    if let Some(old) = moved {
-        unpost(old);
+    /// How a post went, decided under one borrow of the slot.
+    enum Posted {
+        Done(Result<Ticket, TrapError>),
+        /// The leaf moved to another task and keeps a park in its old one:
+        /// undo that first, outside the borrow, then post afresh. (A ticket
+        /// from another thread matches no park here: harmless.)
+        Moved(Ticket, Trap, Waker),
     }
     let mut replaced = None;
-    let result = SLOT.with(|s| {
+    let posted = SLOT.with(|s| {
         let s = &mut *s.borrow_mut();
         let task = match (s.current, &s.handler) {
             (Some(task), _) => task,
             (None, Some(_)) => {
-                return Err(TrapError::Unsupported("a leaf was polled outside a task"))
+                return Posted::Done(Err(TrapError::Unsupported(
+                    "a leaf was polled outside a task",
+                )))
             }
-            (None, None) => return Err(TrapError::NoKernel),
+            (None, None) => return Posted::Done(Err(TrapError::NoKernel)),
         };
-        let mine = ticket.filter(|t| s.issued_here(*t));
+        let mine = match ticket {
+            Some(t) if !s.issued_here(t) => return Posted::Moved(t, trap, waker),
+            mine => mine,
+        };
         if let Some(t) = mine {
             if let Some(err) = s.inbox.take_answer(t.seq) {
-                return Err(err);
+                return Posted::Done(Err(err));
             }
         }
         if let Some(err) = s.take_interrupt() {
             s.note_taken(&err);
-            return Err(err);
+            return Posted::Done(Err(err));
         }
         let seq = match mine {
             Some(t) => t.seq,
@@ -534,10 +538,16 @@ pub(crate) fn post(
             Some(old) => replaced = Some(std::mem::replace(old, new)),
             None => s.posts.push(new),
         }
-        Ok(Ticket { task, seq })
+        Posted::Done(Ok(Ticket { task, seq }))
     });
     drop(replaced); // outside the borrow: it holds a waker
-    result
+    match posted {
+        Posted::Done(result) => result,
+        Posted::Moved(old, trap, waker) => {
+            unpost(old);
+            post(None, trap, waker, location)
+        }
+    }
 }
 
 /// A leaf's unpost: scrub the slot, then let the kernel undo its park (if
