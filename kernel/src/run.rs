@@ -286,7 +286,6 @@ impl Kernel {
             let mut st = self.shared.state.borrow_mut();
             let Some(task) = st.task(id) else { return };
             task.state = crate::task::RunState::Running { woken: false };
-            task.polls += 1;
             let cancel_before = task.inbox.cancel_state();
             let taken = (
                 task.future.take(),

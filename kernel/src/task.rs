@@ -238,7 +238,6 @@ pub(crate) struct Task {
     pub inbox: Inbox,
     pub parks: Few<Park>,
     pub joiners: Few<Waiter>,
-    pub polls: u64,
 }
 
 impl Task {
@@ -250,7 +249,6 @@ impl Task {
             inbox: Inbox::new(),
             parks: Few::default(),
             joiners: Few::default(),
-            polls: 0,
         }
     }
 
@@ -266,7 +264,6 @@ impl fmt::Debug for Task {
             .field("id", &self.id)
             .field("state", &self.state)
             .field("parks", &self.parks)
-            .field("polls", &self.polls)
             .finish_non_exhaustive()
     }
 }
