@@ -177,6 +177,7 @@ impl Kernel {
             let mut st = self.shared.state.borrow_mut();
             st.counters.passes += 1;
             st.compact_timers();
+            st.tidy_ready();
             if st.ready.is_empty() {
                 let next = match (st.next_deadline(), limit) {
                     (Some(a), Some(b)) => Some(a.min(b)),

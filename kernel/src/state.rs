@@ -7,6 +7,7 @@
 //! borrow ends; a finished task's future is handed back to be dropped outside.
 //! User code can therefore always re-enter the kernel through a trap.
 
+use std::collections::hash_map::Entry;
 use std::collections::{HashMap, VecDeque};
 use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -186,6 +187,18 @@ impl State {
         id
     }
 
+    /// Gives back the memory of a ready queue that a burst grew (a million
+    /// tasks spawned at once leave a 16 MB queue behind), once it has
+    /// drained. Called at the start of every pass.
+    pub(crate) fn tidy_ready(&mut self) {
+        /// What an empty ready queue keeps: room for a busy kernel's usual
+        /// bursts, so that it does not shrink and grow again every pass.
+        const KEPT: usize = 4096;
+        if self.ready.capacity() > KEPT && self.ready.len() <= KEPT / 2 {
+            self.ready.shrink_to(KEPT);
+        }
+    }
+
     /// Makes task `id` runnable (a wake, a fired park).
     pub(crate) fn schedule(&mut self, id: TaskId) {
         let Some(task) = self.task(id) else { return };
@@ -312,13 +325,18 @@ impl State {
 
     /// Removes wait queue `queue`, now empty, keeping its buffer as a spare.
     fn remove_queue(&mut self, queue: QueueId) {
+        if let Some(emptied) = self.queues.remove(&queue) {
+            self.keep_spare(emptied);
+        }
+    }
+
+    /// Keeps the buffer of an emptied wait queue for the next queue made.
+    fn keep_spare(&mut self, emptied: VecDeque<Waiter>) {
         /// Enough for every queue a busy program empties and fills again
         /// within one pass; more would only hold memory.
         const SPARES: usize = 64;
-        if let Some(q) = self.queues.remove(&queue) {
-            if self.spare_queues.len() < SPARES {
-                self.spare_queues.push(q);
-            }
+        if self.spare_queues.len() < SPARES {
+            self.spare_queues.push(emptied);
         }
     }
 
@@ -423,16 +441,48 @@ impl State {
     pub(crate) fn sched_wake(&mut self, queue: QueueId, n: usize) -> usize {
         let mut woken = 0;
         while woken < n {
-            let Some(q) = self.queues.get_mut(&queue) else {
+            // One lookup finds the queue, takes its oldest waiter and, if it
+            // was the last, removes the queue.
+            let Entry::Occupied(mut q) = self.queues.entry(queue) else {
                 break;
             };
-            let Some(waiter) = q.pop_front() else { break };
-            if q.is_empty() {
-                self.remove_queue(queue);
+            let Some(waiter) = q.get_mut().pop_front() else {
+                break;
+            };
+            if q.get().is_empty() {
+                let emptied = q.remove();
+                self.keep_spare(emptied);
             }
             self.fire(waiter);
             woken += 1;
         }
         woken
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A burst of spawns grows the ready queue; once drained, it shrinks
+    /// back to what a busy kernel keeps, and not before.
+    #[test]
+    fn a_drained_ready_queue_gives_its_memory_back() {
+        let poll = mio::Poll::new().unwrap();
+        let registry = poll.registry().try_clone().unwrap();
+        let mut st = State::new(0, registry, Clock::Real);
+        for _ in 0..10_000 {
+            st.spawn(None);
+        }
+        st.tidy_ready();
+        assert_eq!(st.ready.len(), 10_000);
+        assert!(st.ready.capacity() >= 10_000, "not while it holds them");
+        st.ready.drain(..7_000);
+        st.tidy_ready();
+        assert!(st.ready.capacity() >= 10_000, "3,000 left is still a burst");
+        st.ready.drain(..);
+        st.tidy_ready();
+        assert!(st.ready.capacity() < 10_000);
+        assert!(st.ready.capacity() >= 2_048, "room kept for the next burst");
     }
 }
