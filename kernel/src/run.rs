@@ -332,6 +332,16 @@ impl Kernel {
             let mut st = self.shared.state.borrow_mut();
             match polled {
                 Ok(Poll::Pending) => {
+                    let mut inbox = inbox;
+                    // A task that cancelled itself during this poll, then
+                    // parked: deliver at those parks now, as for any cancel.
+                    // (Without parks it waits on a foreign waker, and the
+                    // cancel waits for its next trap.)
+                    let cancelled_now =
+                        cancel_before == Delivery::None && inbox.cancel_state() != Delivery::None;
+                    // A poll that hit the delivery limit (a loop catching
+                    // interrupts): resume it, delivery goes on next poll.
+                    let held_back = inbox.take_throttled();
                     if let Some(task) = st.task(id) {
                         task.inbox = inbox;
                         task.future = future.take();
@@ -344,21 +354,10 @@ impl Kernel {
                     for post in self.posts.drain(..) {
                         st.park(id, post);
                     }
-                    // A task that cancelled itself during this poll, then
-                    // parked: deliver at those parks now, as for any cancel.
-                    // (Without parks it waits on a foreign waker, and the
-                    // cancel waits for its next trap.)
-                    if let Some(task) = st.task(id) {
-                        let cancelled_now = cancel_before == Delivery::None
-                            && task.inbox.cancel_state() != Delivery::None;
-                        // A poll that hit the delivery limit (a loop catching
-                        // interrupts): resume it, delivery goes on next poll.
-                        let held_back = task.inbox.take_throttled();
-                        if cancelled_now && !task.parks.is_empty() {
-                            st.interrupt(id, TrapError::Cancelled);
-                        } else if let Some(err) = held_back {
-                            st.interrupt(id, err);
-                        }
+                    if cancelled_now && st.task(id).is_some_and(|t| !t.parks.is_empty()) {
+                        st.interrupt(id, TrapError::Cancelled);
+                    } else if let Some(err) = held_back {
+                        st.interrupt(id, err);
                     }
                     None
                 }
