@@ -178,6 +178,7 @@ impl Kernel {
             st.counters.passes += 1;
             st.compact_timers();
             st.tidy_ready();
+            st.queues.sweep();
             if st.ready.is_empty() {
                 let next = match (st.next_deadline(), limit) {
                     (Some(a), Some(b)) => Some(a.min(b)),

@@ -7,9 +7,7 @@
 //! borrow ends; a finished task's future is handed back to be dropped outside.
 //! User code can therefore always re-enter the kernel through a trap.
 
-use std::collections::hash_map::Entry;
-use std::collections::{HashMap, VecDeque};
-use std::hash::{BuildHasherDefault, Hasher};
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::Waker;
 use std::time::Instant;
@@ -21,6 +19,7 @@ use trapline_traps::{Post, QueueId, TaskFuture, TaskId, TimeoutId, Trap, TrapErr
 
 use crate::clock::Clock;
 use crate::io::{Dir, IoTable, Ready};
+use crate::queues::WaitQueues;
 use crate::task::{On, Park, RunState, Task, Waiter};
 use crate::timers::{Alarm, Timers};
 use crate::waker::{self, WakeRef, MAX_TASKS};
@@ -64,33 +63,6 @@ impl Serials {
     }
 }
 
-/// The hash of a wait queue's id: one multiplication.
-///
-/// Discussion: queue ids come from one process-wide counter
-/// (`QueueId::new`) and cannot be chosen by input, so nothing can pick them
-/// to collide; SipHash's
-/// defence against such inputs would cost a sync primitive's every wait and
-/// wake (a quarter of a two-task ping-pong) for nothing.
-#[derive(Debug, Default, Clone, Copy)]
-pub(crate) struct QueueHasher(u64);
-
-impl Hasher for QueueHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-
-    fn write(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.write_u64(u64::from(b));
-        }
-    }
-
-    fn write_u64(&mut self, n: u64) {
-        // Fibonacci hashing: spreads consecutive ids over the table.
-        self.0 = (self.0 ^ n).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-    }
-}
-
 /// Counters since the kernel was made.
 #[derive(Debug, Default, Clone, Copy)]
 pub(crate) struct Counters {
@@ -110,14 +82,7 @@ pub(crate) struct State {
     pub io: IoTable,
     pub timers: Timers,
     pub timeouts: Slab<Timeout>,
-    pub queues: HashMap<QueueId, VecDeque<Waiter>, BuildHasherDefault<QueueHasher>>,
-    /// Emptied wait queues, kept for the next queue that gets a waiter.
-    ///
-    /// Discussion: a queue is removed as soon as nobody waits in it (a
-    /// dropped primitive's id must not stay in the map), so a ping-pong
-    /// through a lock or a channel empties its queue on every wake. Without
-    /// these spares each wait would allocate a buffer and each wake free it.
-    spare_queues: Vec<VecDeque<Waiter>>,
+    pub queues: WaitQueues,
     /// Foreign wakers to wake once the borrow of the state ends.
     pub foreign_wakes: Vec<Waker>,
     /// Foreign wakers to drop once the borrow ends: a waker's `Drop` is user
@@ -140,8 +105,7 @@ impl State {
             io: IoTable::default(),
             timers: Timers::default(),
             timeouts: Slab::new(),
-            queues: HashMap::default(),
-            spare_queues: Vec::new(),
+            queues: WaitQueues::default(),
             foreign_wakes: Vec::new(),
             graveyard: Vec::new(),
             counters: Counters::default(),
@@ -285,11 +249,7 @@ impl State {
                 .wait(&self.registry, fd, Dir::Write, waiter)
                 .map_err(Some),
             On::Sched(queue) => {
-                let spares = &mut self.spare_queues;
-                self.queues
-                    .entry(queue)
-                    .or_insert_with(|| spares.pop().unwrap_or_default())
-                    .push_back(waiter);
+                self.queues.push(queue, waiter);
                 Ok(())
             }
             On::Join(target) if target == id => {
@@ -329,23 +289,6 @@ impl State {
                 }
                 self.resume(id, waker);
             }
-        }
-    }
-
-    /// Removes wait queue `queue`, now empty, keeping its buffer as a spare.
-    fn remove_queue(&mut self, queue: QueueId) {
-        if let Some(emptied) = self.queues.remove(&queue) {
-            self.keep_spare(emptied);
-        }
-    }
-
-    /// Keeps the buffer of an emptied wait queue for the next queue made.
-    fn keep_spare(&mut self, emptied: VecDeque<Waiter>) {
-        /// Enough for every queue a busy program empties and fills again
-        /// within one pass; more would only hold memory.
-        const SPARES: usize = 64;
-        if self.spare_queues.len() < SPARES {
-            self.spare_queues.push(emptied);
         }
     }
 
@@ -389,14 +332,7 @@ impl State {
             On::Sleep(_) => self.timers.went_stale(),
             On::Read(fd) => self.io.leave(fd, Dir::Read, waiter),
             On::Write(fd) => self.io.leave(fd, Dir::Write, waiter),
-            On::Sched(queue) => {
-                if let Some(q) = self.queues.get_mut(&queue) {
-                    q.retain(|w| *w != waiter);
-                    if q.is_empty() {
-                        self.remove_queue(queue);
-                    }
-                }
-            }
+            On::Sched(queue) => self.queues.remove(queue, waiter),
             On::Join(target) => {
                 if let Some(t) = self.task(target) {
                     t.joiners.retain(|w| *w != waiter);
@@ -450,18 +386,9 @@ impl State {
     pub(crate) fn sched_wake(&mut self, queue: QueueId, n: usize) -> usize {
         let mut woken = 0;
         while woken < n {
-            // One lookup finds the queue, takes its oldest waiter and, if it
-            // was the last, removes the queue.
-            let Entry::Occupied(mut q) = self.queues.entry(queue) else {
+            let Some(waiter) = self.queues.pop(queue) else {
                 break;
             };
-            let Some(waiter) = q.get_mut().pop_front() else {
-                break;
-            };
-            if q.get().is_empty() {
-                let emptied = q.remove();
-                self.keep_spare(emptied);
-            }
             self.fire(waiter);
             woken += 1;
         }
