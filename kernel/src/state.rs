@@ -20,7 +20,7 @@ use trapline_traps::{Post, QueueId, TaskFuture, TaskId, TimeoutId, Trap, TrapErr
 use crate::clock::Clock;
 use crate::io::{Dir, IoTable, Ready};
 use crate::queues::WaitQueues;
-use crate::task::{On, Park, RunState, Task, Waiter};
+use crate::task::{On, Park, Task, Waiter};
 use crate::timers::{Alarm, Timers};
 use crate::waker::{self, WakeRef, MAX_TASKS};
 
@@ -165,14 +165,8 @@ impl State {
 
     /// Makes task `id` runnable (a wake, a fired park).
     pub(crate) fn schedule(&mut self, id: TaskId) {
-        let Some(task) = self.task(id) else { return };
-        match task.state {
-            RunState::Waiting => {
-                task.state = RunState::Ready;
-                self.ready.push_back(id);
-            }
-            RunState::Running { .. } => task.state = RunState::Running { woken: true },
-            RunState::Ready => {}
+        if self.task(id).is_some_and(|t| t.make_runnable()) {
+            self.ready.push_back(id);
         }
     }
 
@@ -318,8 +312,15 @@ impl State {
         trace!(target: "trapline::trap", "task {} resume {}: {} (trapped at {})", waiter.task.serial(), park.on.resumed(), park.on.fired(), park.location);
         // The fired condition's own record is already gone (the seat, queue
         // slot or joiner entry was taken to find this waiter); a sleep's entry
-        // was popped by the caller.
-        self.resume(waiter.task, park.waker);
+        // was popped by the caller. As `resume`, with the task at hand.
+        match park.waker {
+            None => {
+                if task.make_runnable() {
+                    self.ready.push_back(waiter.task);
+                }
+            }
+            Some(w) => self.foreign_wakes.push(w),
+        }
     }
 
     /// Takes back what a park holds in the wait structures.

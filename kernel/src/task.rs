@@ -255,6 +255,23 @@ impl Task {
         }
     }
 
+    /// Makes the task runnable (a wake, a fired park). Returns whether it
+    /// must join the ready queue: a task already there, or being polled
+    /// (it is then polled again after this poll), must not.
+    pub(crate) fn make_runnable(&mut self) -> bool {
+        match self.state {
+            RunState::Waiting => {
+                self.state = RunState::Ready;
+                true
+            }
+            RunState::Running { .. } => {
+                self.state = RunState::Running { woken: true };
+                false
+            }
+            RunState::Ready => false,
+        }
+    }
+
     /// Removes and returns the park of leaf `seq`, if the task holds one.
     pub(crate) fn take_park(&mut self, seq: u64) -> Option<Park> {
         self.parks.take(|p| p.seq == seq)
