@@ -534,7 +534,13 @@ pub(crate) fn post(
             location,
             scope: s.scopes.last().copied(),
         };
-        match s.posts.iter_mut().find(|p| p.seq == seq) {
+        // Only a leaf that posted before can have a post here to replace
+        // (it posted twice in one poll); a new sequence number has none.
+        let earlier = match mine {
+            Some(_) => s.posts.iter_mut().find(|p| p.seq == seq),
+            None => None,
+        };
+        match earlier {
             Some(old) => replaced = Some(std::mem::replace(old, new)),
             None => s.posts.push(new),
         }
