@@ -36,6 +36,7 @@
 //! - `hooks`: [`Hooks`], callbacks on a task's life (created, running,
 //!   suspended, terminated).
 //! - `probe`: [`Probe`], a read-only window onto a running kernel.
+//! - `queues`: the wait queues sync primitives park in (`SchedWait`).
 //! - `remote`: [`Handle`], starting tasks on a kernel from other threads.
 //!
 //! # Examples
@@ -60,6 +61,7 @@ mod hooks;
 mod interrupts;
 mod io;
 mod probe;
+mod queues;
 mod remote;
 mod run;
 mod state;
