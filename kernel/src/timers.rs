@@ -2,10 +2,17 @@
 //!
 //! Discussion: cancelling a sleep or a timeout does not search the heap. The
 //! entry stays and goes *stale*: when it reaches the top, the kernel checks it
-//! against the park or timeout it names (same task serial, same leaf, same
-//! deadline) and drops it if they no longer match. A `timeout_after` in a loop
-//! leaves one stale entry per iteration, so the queue counts its live entries
-//! and is rebuilt when stale ones dominate.
+//! against the park or timeout it names and drops it if that no longer holds
+//! its tie. A `timeout_after` in a loop leaves one stale entry per iteration,
+//! so the queue counts its live entries and is rebuilt when stale ones
+//! dominate.
+//!
+//! Discussion: an entry is 32 bytes, one per sleeping task. It names what it
+//! wakes by a slab slot and its *tie* alone, not by the task's id and the
+//! leaf's sequence number: ties come from one counter that never repeats, so
+//! the park (or timeout) that holds this tie is the one the entry was made
+//! for, whoever lives in the slot now. Who that is, is read off the slab when
+//! the entry fires.
 
 use std::cmp::{Ordering, Reverse};
 use std::collections::BinaryHeap;
@@ -15,11 +22,20 @@ use trapline_traps::TimeoutId;
 
 use crate::task::Waiter;
 
-/// What an entry wakes.
+/// What an entry is pushed for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Alarm {
     Sleep(Waiter),
     Timeout(TimeoutId),
+}
+
+/// Which slab an entry's slot is in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Kind {
+    /// A task's slot: one of its parks holds the tie.
+    Sleep,
+    /// A timeout's slot: the timeout holds the tie.
+    Timeout,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -27,7 +43,9 @@ pub(crate) struct Entry {
     pub at: Instant,
     /// Unique per entry: the park or timeout it serves keeps the same number.
     pub tie: u64,
-    pub alarm: Alarm,
+    /// The slot of the task or timeout it was pushed for.
+    pub slot: u32,
+    pub kind: Kind,
 }
 
 impl PartialEq for Entry {
@@ -64,10 +82,15 @@ impl Timers {
     /// Adds an entry; returns its tie, which the owner keeps to recognise it.
     pub(crate) fn push(&mut self, at: Instant, alarm: Alarm) -> u64 {
         self.next_tie += 1;
+        let (slot, kind) = match alarm {
+            Alarm::Sleep(waiter) => (waiter.task.index(), Kind::Sleep),
+            Alarm::Timeout(id) => (id.index(), Kind::Timeout),
+        };
         self.heap.push(Reverse(Entry {
             at,
             tie: self.next_tie,
-            alarm,
+            slot,
+            kind,
         }));
         self.live += 1;
         self.next_tie
@@ -117,6 +140,28 @@ mod tests {
             task: TaskId::new(0, 1),
             seq,
         })
+    }
+
+    /// An entry stays four words: there is one per sleeping task.
+    #[test]
+    fn an_entry_is_32_bytes() {
+        assert_eq!(std::mem::size_of::<Entry>(), 32);
+    }
+
+    /// An entry keeps the slot of what it was pushed for, and its kind.
+    #[test]
+    fn an_entry_names_its_slot_and_kind() {
+        let t0 = Instant::now();
+        let mut timers = Timers::default();
+        let sleep = Alarm::Sleep(Waiter {
+            task: TaskId::new(7, 1),
+            seq: 3,
+        });
+        let a = timers.push(t0, sleep);
+        let b = timers.push(t0, Alarm::Timeout(TimeoutId::new(9, 2)));
+        let popped: Vec<(u64, u32, Kind)> =
+            std::iter::from_fn(|| timers.pop(true).map(|e| (e.tie, e.slot, e.kind))).collect();
+        assert_eq!(popped, [(a, 7, Kind::Sleep), (b, 9, Kind::Timeout)]);
     }
 
     /// Entries come out earliest first, and equal deadlines in the order set.
