@@ -8,12 +8,19 @@
 //! ```
 //!
 //! - **Memory per sleeping task**: spawn 1,000,000 tasks that each sleep an
-//!   hour, let every one of them reach its sleep, and divide the growth of the
-//!   process's resident memory (`/proc/self/statm`) by the count.
+//!   hour, wait until every one of them has been polled (and so reached its
+//!   sleep), and divide the growth of the process's resident memory
+//!   (`/proc/self/statm`) by the count.
 //! - **Memory per idle TCP connection**: accept 10,000 connections, each
 //!   served by a task waiting in `read` with a 64-byte buffer, and divide the
 //!   growth the same way. The client ends live in the parent process, so
-//!   only the server side is counted.
+//!   only the server side is counted. Resident memory is the process's own
+//!   pages: a socket's buffers and its epoll entry are the Linux kernel's
+//!   memory, the same for both runtimes, and not in it.
+//!
+//! Both runtimes get the same futures (a bare sleep; an `async` block with a
+//! 64-byte buffer around one read), each wrapped in [`Counted`], which adds
+//! no bytes.
 //! - **Timer lateness**: how long after its deadline `sleep(100 µs)` and
 //!   `sleep(1 ms)` return, p50 and p99 over many sleeps in a row.
 //!
@@ -25,7 +32,11 @@
 
 use std::io::{self, BufRead, BufReader};
 use std::net::{SocketAddr, TcpStream};
+use std::future::Future;
+use std::pin::Pin;
 use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
@@ -44,8 +55,79 @@ fn rss() -> u64 {
 }
 
 const HOUR: Duration = Duration::from_secs(3600);
-/// How long the children wait for every task to reach its first trap.
-const SETTLE: Duration = Duration::from_millis(50);
+/// How often the children look whether every task has been polled.
+const SETTLE: Duration = Duration::from_millis(10);
+/// How long they look before giving up.
+const SETTLE_LIMIT: Duration = Duration::from_secs(120);
+
+/// Polls of [`Counted`] futures so far, in this process.
+static POLLED: AtomicUsize = AtomicUsize::new(0);
+
+pin_project_lite::pin_project! {
+    /// A future that counts its polls: a child measures once every task has
+    /// been polled, so each one holds what its first trap (or registration)
+    /// made. Same size as the future it wraps.
+    struct Counted<F> {
+        #[pin]
+        inner: F,
+    }
+}
+
+impl<F: Future> Future for Counted<F> {
+    type Output = F::Output;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        POLLED.fetch_add(1, Ordering::Relaxed);
+        self.project().inner.poll(cx)
+    }
+}
+
+fn counted<F: Future>(inner: F) -> Counted<F> {
+    Counted { inner }
+}
+
+/// Whether the children should stop waiting: every task has been polled,
+/// or the limit passed (an error then).
+fn settled(n: usize, started: Instant) -> io::Result<bool> {
+    let polled = POLLED.load(Ordering::Relaxed);
+    if polled >= n {
+        return Ok(true);
+    }
+    if started.elapsed() > SETTLE_LIMIT {
+        return Err(io::Error::other(format!(
+            "only {polled} of {n} tasks polled after {SETTLE_LIMIT:?}"
+        )));
+    }
+    Ok(false)
+}
+
+/// Raises the soft limit on open fds to `want` (up to the hard limit): 10,000
+/// connections need more than the usual 1,024.
+fn raise_fd_limit(want: u64) -> io::Result<()> {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes into the struct it is given.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    if limit.rlim_cur >= want {
+        return Ok(());
+    }
+    if limit.rlim_max < want {
+        return Err(io::Error::other(format!(
+            "{want} open fds needed, the hard limit is {} (raise `ulimit -Hn`)",
+            limit.rlim_max
+        )));
+    }
+    limit.rlim_cur = want;
+    // SAFETY: setrlimit reads the struct it is given.
+    if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &limit) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
 
 /// Child: `n` sleeping tasks; prints bytes per task.
 fn tasks_child(runtime: &str, n: usize) -> io::Result<()> {
@@ -53,18 +135,24 @@ fn tasks_child(runtime: &str, n: usize) -> io::Result<()> {
         "trapline" => trapline::run(async move {
             let before = rss();
             for _ in 0..n {
-                drop(trapline::spawn(trapline::sleep(HOUR))?);
+                drop(trapline::spawn(counted(trapline::sleep(HOUR)))?);
             }
-            trapline::sleep(SETTLE).await?;
+            let started = Instant::now();
+            while !settled(n, started)? {
+                trapline::sleep(SETTLE).await?;
+            }
             println!("{}", rss().saturating_sub(before) as f64 / n as f64);
             std::process::exit(0)
         })?,
         "tokio" => tokio_runtime()?.block_on(async move {
             let before = rss();
             for _ in 0..n {
-                drop(tokio::spawn(tokio::time::sleep(HOUR)));
+                drop(tokio::spawn(counted(tokio::time::sleep(HOUR))));
             }
-            tokio::time::sleep(SETTLE).await;
+            let started = Instant::now();
+            while !settled(n, started)? {
+                tokio::time::sleep(SETTLE).await;
+            }
             println!("{}", rss().saturating_sub(before) as f64 / n as f64);
             std::process::exit(0)
         }),
@@ -75,6 +163,7 @@ fn tasks_child(runtime: &str, n: usize) -> io::Result<()> {
 /// Child: accepts `n` connections, each held by a task waiting in `read`;
 /// prints its port first, then bytes per connection.
 fn tcp_child(runtime: &str, n: usize) -> io::Result<()> {
+    raise_fd_limit(n as u64 + 64)?;
     let any = SocketAddr::from(([127, 0, 0, 1], 0));
     match runtime {
         "trapline" => trapline::run(async move {
@@ -83,12 +172,15 @@ fn tcp_child(runtime: &str, n: usize) -> io::Result<()> {
             let before = rss();
             for _ in 0..n {
                 let (stream, _) = listener.accept().await?;
-                drop(trapline::spawn(async move {
+                drop(trapline::spawn(counted(async move {
                     let mut buf = [0u8; 64];
                     stream.read(&mut buf).await
-                })?);
+                }))?);
             }
-            trapline::sleep(SETTLE).await?;
+            let started = Instant::now();
+            while !settled(n, started)? {
+                trapline::sleep(SETTLE).await?;
+            }
             println!("{}", rss().saturating_sub(before) as f64 / n as f64);
             std::process::exit(0)
         })?,
@@ -101,12 +193,15 @@ fn tcp_child(runtime: &str, n: usize) -> io::Result<()> {
             let before = rss();
             for _ in 0..n {
                 let (mut stream, _) = listener.accept().await?;
-                drop(tokio::spawn(async move {
+                drop(tokio::spawn(counted(async move {
                     let mut buf = [0u8; 64];
                     stream.read(&mut buf).await
-                }));
+                })));
             }
-            tokio::time::sleep(SETTLE).await;
+            let started = Instant::now();
+            while !settled(n, started)? {
+                tokio::time::sleep(SETTLE).await;
+            }
             println!("{}", rss().saturating_sub(before) as f64 / n as f64);
             std::process::exit(0)
         }),
@@ -122,6 +217,9 @@ fn tokio_runtime() -> io::Result<tokio::runtime::Runtime> {
 
 /// Runs this binary as a child measuring `what`; returns bytes per item.
 fn measure_in_child(what: &str, runtime: &str, n: usize) -> io::Result<f64> {
+    if what == "tcp" {
+        raise_fd_limit(n as u64 + 64)?; // the client ends
+    }
     let mut child = Command::new(std::env::current_exe()?)
         .args(["--child", what, runtime, &n.to_string()])
         .stdout(Stdio::piped())
