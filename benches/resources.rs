@@ -30,9 +30,9 @@
 //! `cargo bench` (as `cargo test` does) it uses small counts and writes under
 //! `target/`.
 
+use std::future::Future;
 use std::io::{self, BufRead, BufReader};
 use std::net::{SocketAddr, TcpStream};
-use std::future::Future;
 use std::pin::Pin;
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
