@@ -1,9 +1,9 @@
-//! Reads around a short read miss nothing: bytes that arrive before the
-//! next read waits, after it waits, or the end of the stream in the same edge
-//! as the last bytes all reach it; a read that filled its buffer reads again;
-//! one reader per stream still holds. These were written for skipping the
-//! `EAGAIN` read after a short read (withdrawn, see the README) and stay as
-//! regressions for the reads themselves.
+//! Skipping the `EAGAIN` read after a short read loses nothing: bytes that
+//! arrive before the next read waits, after it waits, or the end of the
+//! stream in the same edge as the last bytes all reach it; a read that filled
+//! its buffer reads again; a read abandoned after its edge woke it leaves the
+//! next read to try; one reader per stream still holds; and the skip happens
+//! (the trace shows `ReadDrained` where `ReadWait` was).
 
 mod util;
 
@@ -13,9 +13,13 @@ use std::pin::pin;
 use std::rc::Rc;
 use std::time::Duration;
 
+use std::os::fd::AsRawFd;
+use std::task::Poll;
+
 use futures::future::Either;
+use trapline::sync::Event;
 use trapline::{spawn, timeout_after, yield_now, TrapError};
-use util::{run_clean, tcp_pair};
+use util::{run_clean, tcp_pair, trace};
 
 const LIMIT: Duration = Duration::from_secs(5);
 
@@ -194,4 +198,106 @@ fn end_of_stream_in_the_same_edge_as_the_last_bytes() {
     })
     .unwrap();
     assert_eq!(got, (b"abc".to_vec(), 0));
+}
+
+/// A read that waits without trying is woken by the edge, but its task
+/// drops it unread (another branch of a `select` won in the same poll): the
+/// edge is spent and the bytes are still there, so the next read must try
+/// before it waits, or it would wait forever.
+#[test]
+fn a_read_abandoned_after_its_edge_leaves_the_next_read_to_try() {
+    let got = run_clean(async {
+        let (client, server) = tcp_pair().await?;
+        client.write_all(b"a").await?;
+        let mut buf = [0u8; 16];
+        let n = timeout_after(LIMIT, server.read(&mut buf)).await??;
+        assert_eq!(&buf[..n], b"a", "a short read: the next read waits untried");
+        let bell = Rc::new(Event::new());
+        let ringer = {
+            let bell = bell.clone();
+            spawn(async move {
+                yield_now().await?;
+                // In one pass: bytes for the parked read, and the bell.
+                client.write_all(b"b").await?;
+                bell.set();
+                Ok::<_, io::Error>(client)
+            })?
+        };
+        let (mut read, mut rung) = (pin!(server.read(&mut buf)), pin!(bell.wait()));
+        // Biased: the bell is looked at first, so the read that its edge
+        // woke is dropped without being polled again.
+        std::future::poll_fn(|cx| {
+            if let Poll::Ready(done) = rung.as_mut().poll(cx) {
+                return Poll::Ready(done.map_err(io::Error::from));
+            }
+            match read.as_mut().poll(cx) {
+                Poll::Ready(Ok(_)) => Poll::Ready(Err(io::Error::other("the read won"))),
+                Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
+                Poll::Pending => Poll::Pending,
+            }
+        })
+        .await?;
+        let _client = ringer.join().await??;
+        let mut buf = [0u8; 16];
+        let n = within_limit(server.read(&mut buf)).await?;
+        Ok::<_, io::Error>(buf[..n].to_vec())
+    })
+    .unwrap();
+    assert_eq!(got, b"b");
+}
+
+/// The skip itself: after a short read, the next read traps `ReadDrained`
+/// without its `EAGAIN` syscall; after a read that filled its buffer, it
+/// tries, meets `EAGAIN` and traps `ReadWait`.
+#[test]
+fn a_short_read_skips_the_eagain_read() {
+    let (lines, fd) = run_clean(async {
+        let (client, server) = tcp_pair().await?;
+        let fd = server.as_raw_fd();
+        let server = Rc::new(server);
+        let reader = {
+            let server = server.clone();
+            spawn(async move {
+                let mut got = Vec::new();
+                for size in [16, 1, 16] {
+                    let mut buf = vec![0u8; size];
+                    let n = server.read(&mut buf).await?;
+                    got.extend_from_slice(&buf[..n]);
+                }
+                Ok::<_, io::Error>(got)
+            })?
+        };
+        trace::start();
+        yield_now().await?; // read 1 tries, and waits
+        client.write_all(b"x").await?; // read 1: short, so read 2 waits untried
+        yield_now().await?;
+        yield_now().await?;
+        client.write_all(b"y").await?; // read 2 fills its byte: read 3 tries, and waits
+        yield_now().await?;
+        yield_now().await?;
+        client.write_all(b"z").await?;
+        let got = timeout_after(LIMIT, reader.join()).await???;
+        assert_eq!(got, b"xyz");
+        Ok::<_, io::Error>((trace::stop(), fd))
+    })
+    .unwrap();
+    let waits: Vec<String> = lines
+        .iter()
+        .filter(|l| l.contains(&format!("(fd {fd})")) && l.contains(" trap "))
+        .map(|l| {
+            l.split(" at ")
+                .next()
+                .unwrap()
+                .split_once(" trap ")
+                .unwrap()
+                .1
+                .to_string()
+        })
+        .collect();
+    let expected = [
+        format!("ReadWait(fd {fd})"),
+        format!("ReadDrained(fd {fd})"),
+        format!("ReadWait(fd {fd})"),
+    ];
+    assert_eq!(waits, expected);
 }

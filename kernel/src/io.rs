@@ -6,6 +6,21 @@
 //! before it traps: a leaf that saw `WouldBlock` is guaranteed a new edge when
 //! the fd becomes ready again.
 //!
+//! Discussion: one kind of read may trap *without* trying, `ReadDrained`:
+//! a stream read whose previous read came back short (fewer bytes than
+//! asked) knows the receive queue was empty then, so the `EAGAIN` read in
+//! between would be a wasted syscall (tokio skips it the same way). Bytes
+//! arriving after that short read make a new edge, but the edge may reach the
+//! kernel before the leaf's trap does, while nobody sits in the seat. So the
+//! table remembers, per fd, that a read edge found the seat empty
+//! (`read_edge`), and that the fd reported its end or an error (`ended`, kept
+//! for good: a short read can return the last bytes with the peer's FIN
+//! already queued behind them, announced by an edge that woke the reader
+//! before that read). A `ReadDrained` that finds either bit is resumed at
+//! once, to try. Only `ReadDrained` looks at the bits, and it follows a read
+//! that made progress, so they can cost a spurious resume but never a spin;
+//! a `ReadWait` (the leaf saw `EAGAIN` itself) spends a stale edge bit.
+//!
 //! Tokens carry the fd and a registration serial, so an event that was in
 //! flight when an fd was released and its number reused is recognised as stale.
 
@@ -27,6 +42,27 @@ struct Entry {
     serial: u32,
     reader: Option<Waiter>,
     writer: Option<Waiter>,
+    /// A read edge came while nobody sat in the reader seat.
+    read_edge: bool,
+    /// The fd reported its end (read-closed) or an error. Sticky.
+    ended: bool,
+}
+
+impl Entry {
+    /// Takes the seat in direction `dir`, unless another waiter holds it.
+    fn sit(&mut self, dir: Dir, waiter: Waiter) -> Result<(), TrapError> {
+        let seat = match dir {
+            Dir::Read => &mut self.reader,
+            Dir::Write => &mut self.writer,
+        };
+        match seat {
+            Some(other) if *other != waiter => Err(TrapError::ResourceBusy),
+            _ => {
+                *seat = Some(waiter);
+                Ok(())
+            }
+        }
+    }
 }
 
 /// The direction of a wait.
@@ -34,6 +70,30 @@ struct Entry {
 pub(crate) enum Dir {
     Read,
     Write,
+}
+
+/// What an event says about an fd.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) struct Ready {
+    /// Readable, read-closed or failed: wakes the reader.
+    pub read: bool,
+    /// Writable, write-closed or failed: wakes the writer.
+    pub write: bool,
+    /// Read-closed or failed: no read will block again, and no edge may
+    /// come to say so.
+    pub ended: bool,
+}
+
+impl Ready {
+    /// What a mio event says.
+    pub(crate) fn of(event: &mio::event::Event) -> Ready {
+        let failed = event.is_error();
+        Ready {
+            read: event.is_readable() || event.is_read_closed() || failed,
+            write: event.is_writable() || event.is_write_closed() || failed,
+            ended: event.is_read_closed() || failed,
+        }
+    }
 }
 
 #[derive(Debug, Default)]
@@ -67,6 +127,36 @@ impl IoTable {
         dir: Dir,
         waiter: Waiter,
     ) -> Result<(), TrapError> {
+        let entry = self.entry(registry, fd)?;
+        if dir == Dir::Read {
+            // The leaf saw `EAGAIN` after every edge heard so far.
+            entry.read_edge = false;
+        }
+        entry.sit(dir, waiter)
+    }
+
+    /// Seats `waiter` as `fd`'s reader for a `ReadDrained` (a read that did
+    /// not try). `Ok(false)`: the fd became readable, ended or failed since
+    /// the kernel last woke a reader there; the waiter is not seated but is
+    /// to be resumed at once, to try.
+    pub(crate) fn wait_untried(
+        &mut self,
+        registry: &Registry,
+        fd: RawFd,
+        waiter: Waiter,
+    ) -> Result<bool, TrapError> {
+        let entry = self.entry(registry, fd)?;
+        if matches!(entry.reader, Some(other) if other != waiter) {
+            return Err(TrapError::ResourceBusy);
+        }
+        if entry.ended || std::mem::take(&mut entry.read_edge) {
+            return Ok(false);
+        }
+        entry.sit(Dir::Read, waiter).map(|()| true)
+    }
+
+    /// `fd`'s entry, registering the fd with the poller if it is not yet.
+    fn entry(&mut self, registry: &Registry, fd: RawFd) -> Result<&mut Entry, TrapError> {
         let at = usize::try_from(fd).map_err(|_| TrapError::Os(EBADF))?;
         let registered = self.fds.get(at).is_some_and(|e| e.serial != 0);
         if !registered {
@@ -85,18 +175,7 @@ impl IoTable {
             self.fds[at].serial = serial;
             self.registered += 1;
         }
-        let entry = &mut self.fds[at];
-        let seat = match dir {
-            Dir::Read => &mut entry.reader,
-            Dir::Write => &mut entry.writer,
-        };
-        match seat {
-            Some(other) if *other != waiter => Err(TrapError::ResourceBusy),
-            _ => {
-                *seat = Some(waiter);
-                Ok(())
-            }
-        }
+        Ok(&mut self.fds[at])
     }
 
     /// Empties `fd`'s seat in direction `dir` if `waiter` holds it.
@@ -125,7 +204,7 @@ impl IoTable {
             self.registered -= 1;
         }
         let seated = [entry.reader.take(), entry.writer.take()];
-        entry.serial = 0;
+        *entry = Entry::default();
         seated
     }
 
@@ -149,14 +228,31 @@ impl IoTable {
         released
     }
 
-    /// The waiters an event for `token` fires: `[reader, writer]`.
-    pub(crate) fn event(&mut self, token: Token, read: bool, write: bool) -> [Option<Waiter>; 2] {
+    /// The waiters an event for `token` fires: `[reader, writer]`. A read
+    /// edge that finds nobody seated is remembered (`read_edge`), and an end
+    /// or an error for good (`ended`), for a `ReadDrained` to come.
+    pub(crate) fn event(&mut self, token: Token, ready: Ready) -> [Option<Waiter>; 2] {
         let (at, serial) = (token.0 & 0xFFFF_FFFF, (token.0 >> 32) as u32);
         match self.fds.get_mut(at) {
-            Some(entry) if entry.serial == serial => [
-                if read { entry.reader.take() } else { None },
-                if write { entry.writer.take() } else { None },
-            ],
+            Some(entry) if entry.serial == serial => {
+                entry.ended |= ready.ended;
+                let reader = if ready.read {
+                    entry.reader.take()
+                } else {
+                    None
+                };
+                if ready.read {
+                    entry.read_edge = reader.is_none();
+                }
+                [
+                    reader,
+                    if ready.write {
+                        entry.writer.take()
+                    } else {
+                        None
+                    },
+                ]
+            }
             _ => [None, None],
         }
     }
@@ -222,9 +318,97 @@ mod tests {
         table
             .wait(poll.registry(), fd, Dir::Read, waiter(2))
             .unwrap();
-        assert_eq!(table.event(old, true, true), [None, None]);
+        assert_eq!(table.event(old, BOTH), [None, None]);
         let new = Token(fd as usize | (table.next_serial as usize) << 32);
-        assert_eq!(table.event(new, true, true), [Some(waiter(2)), None]);
+        assert_eq!(table.event(new, BOTH), [Some(waiter(2)), None]);
+    }
+
+    const BOTH: Ready = Ready {
+        read: true,
+        write: true,
+        ended: false,
+    };
+    const READ: Ready = Ready {
+        read: true,
+        write: false,
+        ended: false,
+    };
+
+    /// A read edge that finds the reader seat empty is kept for the next
+    /// `ReadDrained`, which is resumed at once instead of seated, once; a
+    /// `ReadWait` (which saw `EAGAIN`) spends it; an edge that wakes a
+    /// seated reader leaves nothing behind.
+    #[test]
+    fn a_read_edge_with_an_empty_seat_is_kept_for_read_drained() {
+        let poll = mio::Poll::new().unwrap();
+        let (a, _b) = std::os::unix::net::UnixStream::pair().unwrap();
+        let fd = a.as_raw_fd();
+        let mut table = IoTable::default();
+        let reg = poll.registry();
+        assert_eq!(
+            table.wait_untried(reg, fd, waiter(1)),
+            Ok(true),
+            "nothing heard: seated"
+        );
+        let token = Token(fd as usize | (table.next_serial as usize) << 32);
+        assert_eq!(table.event(token, BOTH), [Some(waiter(1)), None]);
+        assert_eq!(
+            table.wait_untried(reg, fd, waiter(2)),
+            Ok(true),
+            "the edge woke a reader"
+        );
+        table.leave(fd, Dir::Read, waiter(2));
+        assert_eq!(table.event(token, READ), [None, None]);
+        assert_eq!(
+            table.wait_untried(reg, fd, waiter(3)),
+            Ok(false),
+            "heard while nobody sat"
+        );
+        assert_eq!(
+            table.wait_untried(reg, fd, waiter(3)),
+            Ok(true),
+            "spent once"
+        );
+        table.leave(fd, Dir::Read, waiter(3));
+        assert_eq!(table.event(token, READ), [None, None]);
+        assert_eq!(table.wait(reg, fd, Dir::Read, waiter(4)), Ok(()));
+        table.leave(fd, Dir::Read, waiter(4));
+        assert_eq!(
+            table.wait_untried(reg, fd, waiter(5)),
+            Ok(true),
+            "a ReadWait spent it"
+        );
+        assert_eq!(
+            table.wait_untried(reg, fd, waiter(6)),
+            Err(TrapError::ResourceBusy),
+            "one reader per fd, tried or not"
+        );
+    }
+
+    /// An end or an error is kept for good: every `ReadDrained` after it is
+    /// resumed at once; `ReadWait` and writes park as before; releasing the
+    /// fd forgets it.
+    #[test]
+    fn an_end_resumes_every_read_drained() {
+        let poll = mio::Poll::new().unwrap();
+        let (a, _b) = std::os::unix::net::UnixStream::pair().unwrap();
+        let fd = a.as_raw_fd();
+        let mut table = IoTable::default();
+        let reg = poll.registry();
+        assert_eq!(table.wait_untried(reg, fd, waiter(1)), Ok(true));
+        let token = Token(fd as usize | (table.next_serial as usize) << 32);
+        let ended = Ready {
+            ended: true,
+            ..READ
+        };
+        assert_eq!(table.event(token, ended), [Some(waiter(1)), None]);
+        for _ in 0..3 {
+            assert_eq!(table.wait_untried(reg, fd, waiter(2)), Ok(false));
+        }
+        assert_eq!(table.wait(reg, fd, Dir::Read, waiter(2)), Ok(()));
+        assert_eq!(table.wait(reg, fd, Dir::Write, waiter(3)), Ok(()));
+        assert_eq!(table.release(reg, fd), [Some(waiter(2)), Some(waiter(3))]);
+        assert_eq!(table.wait_untried(reg, fd, waiter(4)), Ok(true));
     }
 
     /// A number that is no open fd is refused by the poller, and the table

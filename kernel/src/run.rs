@@ -26,7 +26,7 @@ use log::{debug, error, trace};
 use trapline_traps::{Delivery, Handler, TaskId, TrapError};
 
 use crate::hooks::Ended;
-use crate::io::BELL;
+use crate::io::{Ready, BELL};
 use crate::timerfd::TIMER;
 use crate::waker::{self, WakeRef};
 use crate::Kernel;
@@ -225,9 +225,7 @@ impl Kernel {
                     }
                     continue; // the expiry below looks at the clock
                 }
-                let read = event.is_readable() || event.is_read_closed() || event.is_error();
-                let write = event.is_writable() || event.is_write_closed() || event.is_error();
-                st.io_event(event.token(), read, write);
+                st.io_event(event.token(), Ready::of(event));
             }
             let now = st.now();
             st.expire(now);

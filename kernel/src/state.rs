@@ -19,7 +19,7 @@ use slab::Slab;
 use trapline_traps::{Post, QueueId, TaskFuture, TaskId, TimeoutId, Trap, TrapError};
 
 use crate::clock::Clock;
-use crate::io::{Dir, IoTable};
+use crate::io::{Dir, IoTable, Ready};
 use crate::task::{On, Park, RunState, Task, Waiter};
 use crate::timers::{Alarm, Timers};
 use crate::waker::{self, WakeRef, MAX_TASKS};
@@ -212,6 +212,7 @@ impl State {
             scope,
         } = post;
         let own = waker.will_wake(&waker::task_waker(WakeRef::new(self.kernel_id, id)));
+        let untried = matches!(trap, Trap::ReadDrained { .. });
         let waker = (!own).then_some(waker);
         let Some(on) = On::of(&trap) else {
             if matches!(trap, Trap::Yield) {
@@ -236,7 +237,7 @@ impl State {
             self.undo(id, &old);
             self.bury(old.waker);
         }
-        trace!(target: "trapline::trap", "task {} trap {on} at {location}", id.serial());
+        trace!(target: "trapline::trap", "task {} trap {trap} at {location}", id.serial());
         let waiter = Waiter { task: id, seq };
         let mut timer = 0;
         let parked = match on {
@@ -245,6 +246,14 @@ impl State {
                 timer = self.timers.push(at, Alarm::Sleep(waiter));
                 Ok(())
             }
+            On::Read(fd) if untried => match self.io.wait_untried(&self.registry, fd, waiter) {
+                Ok(true) => Ok(()),
+                Ok(false) => {
+                    trace!(target: "trapline::trap", "task {} resume {trap}: readable since the last read (trapped at {location})", id.serial());
+                    Err(None)
+                }
+                Err(err) => Err(Some(err)),
+            },
             On::Read(fd) => self
                 .io
                 .wait(&self.registry, fd, Dir::Read, waiter)
@@ -388,9 +397,9 @@ impl State {
     }
 
     /// An fd event from mio.
-    pub(crate) fn io_event(&mut self, token: Token, read: bool, write: bool) {
+    pub(crate) fn io_event(&mut self, token: Token, ready: Ready) {
         self.counters.events += 1;
-        for waiter in self.io.event(token, read, write).into_iter().flatten() {
+        for waiter in self.io.event(token, ready).into_iter().flatten() {
             self.fire(waiter);
         }
     }

@@ -40,7 +40,7 @@ impl On {
     pub(crate) fn of(trap: &Trap) -> Option<On> {
         Some(match *trap {
             Trap::Sleep { deadline } => On::Sleep(deadline),
-            Trap::ReadWait { fd } => On::Read(fd),
+            Trap::ReadWait { fd } | Trap::ReadDrained { fd } => On::Read(fd),
             Trap::WriteWait { fd } => On::Write(fd),
             Trap::SchedWait { queue } => On::Sched(queue),
             Trap::Join { task } => On::Join(task),

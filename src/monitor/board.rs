@@ -65,6 +65,7 @@ fn copy(trap: &Trap) -> Trap {
     match *trap {
         Trap::Sleep { deadline } => Trap::Sleep { deadline },
         Trap::ReadWait { fd } => Trap::ReadWait { fd },
+        Trap::ReadDrained { fd } => Trap::ReadDrained { fd },
         Trap::WriteWait { fd } => Trap::WriteWait { fd },
         Trap::SchedWait { queue } => Trap::SchedWait { queue },
         Trap::Join { task } => Trap::Join { task },

@@ -1,5 +1,6 @@
 //! The one I/O leaf: try the syscall, trap on `WouldBlock`.
 
+use std::cell::Cell;
 use std::future::Future;
 use std::io;
 use std::os::fd::RawFd;
@@ -66,62 +67,144 @@ pub(crate) enum Wait {
     Write,
 }
 
+/// What a stream remembers of its last read: whether it came back short.
+///
+/// A short read (some bytes, fewer than asked) of a TCP or Unix stream
+/// socket emptied its receive queue, so the next read may trap
+/// `ReadDrained` without trying (see [`Io`]). Every other way of reading the
+/// stream (peek, vectored, poll-style) forgets it.
+#[derive(Debug, Default)]
+pub(crate) struct Drained(Cell<bool>);
+
+impl Drained {
+    /// Notes how a read of `asked` bytes went.
+    pub(crate) fn note(&self, read: &io::Result<usize>, asked: usize) {
+        self.0.set(matches!(*read, Ok(n) if n > 0 && n < asked));
+    }
+
+    /// The next read must try first.
+    pub(crate) fn forget(&self) {
+        self.0.set(false);
+    }
+}
+
+/// Whether an [`Io`] leaf may wait without trying first.
+pub(crate) trait Hint {
+    /// Asked once, at the leaf's first poll: may it trap `ReadDrained`
+    /// without calling `op`? The answer is spent.
+    fn take_untried(&self) -> bool;
+}
+
+/// Always try first: every write, every read but a stream's plain `read`.
+pub(crate) struct TryFirst;
+
+impl Hint for TryFirst {
+    fn take_untried(&self) -> bool {
+        false
+    }
+}
+
+impl Hint for &Drained {
+    fn take_untried(&self) -> bool {
+        self.0.replace(false)
+    }
+}
+
 /// A leaf that runs `op` until it does not block.
 ///
 /// Discussion: the kernel's registration is edge-triggered, so a leaf may
-/// trap only after it has seen `WouldBlock` with its own eyes: that syscall is
-/// what guarantees a fresh edge when the fd becomes ready. `Io` therefore
-/// always calls `op` before it traps, on the first poll and on every poll
-/// after, spurious or not. (Skipping the `EAGAIN` read after a short read was
-/// tried and withdrawn: see the README's performance section.)
-pub(crate) struct Io<F> {
+/// wait only once it knows the fd is drained: that is what guarantees a
+/// fresh edge when the fd becomes ready. Usually it knows because it has
+/// seen `WouldBlock` with its own eyes, so `Io` calls `op` before it traps
+/// `ReadWait`/`WriteWait`, on the first poll and on every poll after,
+/// spurious or not. The one exception is a stream's read whose previous read
+/// came back short (its [`Drained`] hint): its first poll traps
+/// `ReadDrained` without trying, which saves the `EAGAIN` syscall of every
+/// echoed message; the kernel keeps an edge that arrives before that trap
+/// (see the kernel's fd table). The hint is spent by that first poll, so
+/// every later poll tries, and so does the next read if this one is dropped
+/// after an edge woke it (the edge is spent, the bytes are still there).
+pub(crate) struct Io<F, H: Hint = TryFirst> {
     fd: RawFd,
     wait: Wait,
     op: F,
     leaf: Leaf,
+    hint: H,
+    /// Polled at least once.
+    polled: bool,
 }
 
 impl<F> Io<F> {
     pub(crate) fn new(fd: RawFd, wait: Wait, location: &'static Location<'static>, op: F) -> Io<F> {
+        Io::hinted(fd, wait, location, op, TryFirst)
+    }
+}
+
+impl<'a, F> Io<F, &'a Drained> {
+    /// A stream's read: its first poll skips the syscall if `drained` says
+    /// the last read came back short; `op` must [`Drained::note`] what it
+    /// read.
+    pub(crate) fn stream_read(
+        fd: RawFd,
+        location: &'static Location<'static>,
+        drained: &'a Drained,
+        op: F,
+    ) -> Io<F, &'a Drained> {
+        Io::hinted(fd, Wait::Read, location, op, drained)
+    }
+}
+
+impl<F, H: Hint> Io<F, H> {
+    fn hinted(
+        fd: RawFd,
+        wait: Wait,
+        location: &'static Location<'static>,
+        op: F,
+        hint: H,
+    ) -> Io<F, H> {
         Io {
             fd,
             wait,
             op,
             leaf: Leaf::at(location),
+            hint,
+            polled: false,
         }
     }
 
-    fn trap(&mut self, cx: &Context<'_>) -> Result<(), trapline_traps::TrapError> {
-        let trap = match self.wait {
-            Wait::Read => Trap::ReadWait { fd: self.fd },
-            Wait::Write => Trap::WriteWait { fd: self.fd },
-        };
-        self.leaf.trap(cx, trap)
+    /// Posts `trap`: `Pending` if the leaf now waits, the kernel's refusal
+    /// (an interrupt, `ResourceBusy`, …) otherwise.
+    fn wait_on<T>(&mut self, cx: &Context<'_>, trap: Trap) -> Poll<io::Result<T>> {
+        match self.leaf.trap(cx, trap) {
+            Ok(()) => Poll::Pending,
+            Err(e) => Poll::Ready(Err(e.into())),
+        }
     }
 }
 
-impl<T, F: FnMut() -> io::Result<T> + Unpin> Future for Io<F> {
+impl<T, F: FnMut() -> io::Result<T> + Unpin, H: Hint + Unpin> Future for Io<F, H> {
     type Output = io::Result<T>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<T>> {
         let this = self.get_mut();
+        let first = !std::mem::replace(&mut this.polled, true);
+        if first && this.hint.take_untried() {
+            return this.wait_on(cx, Trap::ReadDrained { fd: this.fd });
+        }
         loop {
             match (this.op)() {
-                Ok(v) => {
-                    this.leaf.done();
-                    return Poll::Ready(Ok(v));
-                }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    return match this.trap(cx) {
-                        Ok(()) => Poll::Pending,
-                        Err(e) => Poll::Ready(Err(e.into())),
+                    let trap = match this.wait {
+                        Wait::Read => Trap::ReadWait { fd: this.fd },
+                        Wait::Write => Trap::WriteWait { fd: this.fd },
                     };
+                    return this.wait_on(cx, trap);
                 }
                 // A signal interrupted the syscall: nothing happened, try again.
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => {
+                done => {
                     this.leaf.done();
-                    return Poll::Ready(Err(e));
+                    return Poll::Ready(done);
                 }
             }
         }

@@ -166,6 +166,8 @@ impl TcpStream {
     /// ```
     #[track_caller]
     pub fn poll_read(&self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
+        // Poll-style reads always try first; the stream's next `read` too.
+        self.drained.forget();
         self.seats
             .read
             .poll_op(self.as_raw_fd(), Wait::Read, cx, Location::caller(), || {
@@ -258,6 +260,8 @@ impl UnixStream {
     /// ```
     #[track_caller]
     pub fn poll_read(&self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
+        // Poll-style reads always try first; the stream's next `read` too.
+        self.drained.forget();
         self.seats
             .read
             .poll_op(self.as_raw_fd(), Wait::Read, cx, Location::caller(), || {

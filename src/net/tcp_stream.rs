@@ -9,7 +9,7 @@ use std::panic::Location;
 
 use socket2::{SockRef, Socket};
 
-use super::io::{read_exact, write_all, Io, LeafIo, Wait};
+use super::io::{read_exact, write_all, Drained, Io, LeafIo, Wait};
 use super::poll_io::PollSeats;
 
 /// `send(2)` flag: a write to a closed peer fails with `EPIPE` instead of
@@ -45,6 +45,8 @@ pub struct TcpStream {
     pub(super) socket: std::net::TcpStream,
     /// The leaves of poll-style I/O (`poll_read`, `poll_write`).
     pub(super) seats: PollSeats,
+    /// Whether the last read came back short (see `Io`).
+    pub(super) drained: Drained,
     /// Not `Send`: the fd is registered with the kernel of this thread.
     _kernel: PhantomData<*const ()>,
 }
@@ -54,6 +56,7 @@ impl TcpStream {
         TcpStream {
             socket: socket.into(),
             seats: PollSeats::new(),
+            drained: Drained::default(),
             _kernel: PhantomData,
         }
     }
@@ -310,8 +313,10 @@ impl LeafIo for TcpStream {
         buf: &'a mut [u8],
         location: &'static Location<'static>,
     ) -> impl Future<Output = io::Result<usize>> + 'a {
-        Io::new(self.as_raw_fd(), Wait::Read, location, move || {
-            self.seats.read.before_wait((&self.socket).read(buf))
+        Io::stream_read(self.as_raw_fd(), location, &self.drained, move || {
+            let read = self.seats.read.before_wait((&self.socket).read(buf));
+            self.drained.note(&read, buf.len());
+            read
         })
     }
 

@@ -50,7 +50,11 @@ impl TcpStream {
             self.as_raw_fd(),
             Wait::Read,
             Location::caller(),
-            move || self.seats.read.before_wait(self.socket.peek(buf)),
+            move || {
+                // A peek leaves the bytes there: the next read must try.
+                self.drained.forget();
+                self.seats.read.before_wait(self.socket.peek(buf))
+            },
         )
     }
 
@@ -94,6 +98,7 @@ impl TcpStream {
             Wait::Read,
             Location::caller(),
             move || {
+                self.drained.forget();
                 self.seats
                     .read
                     .before_wait((&self.socket).read_vectored(bufs))

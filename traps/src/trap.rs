@@ -47,7 +47,7 @@ pub type TaskFuture = Pin<Box<dyn Future<Output = ()>>>;
 
 /// One request a leaf future makes of its kernel.
 ///
-/// The first seven variants block: they are posted with [`crate::Leaf::trap`].
+/// The first eight variants block: they are posted with [`crate::Leaf::trap`].
 /// The rest are immediate: they are answered synchronously through
 /// [`crate::call`] and the typed helpers beside it.
 ///
@@ -92,6 +92,22 @@ pub enum Trap {
     /// A leaf must have seen `WouldBlock` before it traps: registration is
     /// edge-triggered, and only that syscall guarantees a fresh edge.
     ReadWait {
+        /// The file descriptor.
+        fd: RawFd,
+    },
+    /// Wait until `fd` can be read, *without having tried*: the leaf's
+    /// previous read of this stream came back short, so the receive queue was
+    /// empty then and the `EAGAIN` read in between would be a wasted syscall.
+    ///
+    /// Parks like `ReadWait`, in the same reader seat, unless the kernel has
+    /// heard the fd become readable (or end, or fail) since it last woke a
+    /// reader there: then the task is resumed at once, to try. The leaf
+    /// resumes by trying its syscall, and traps `ReadWait` if it blocks.
+    ///
+    /// Only a stream whose short read means "drained" may post it (TCP and
+    /// Unix stream sockets); a leaf abandoned while it waits must try first
+    /// next time, because the edge its park took may not have been read.
+    ReadDrained {
         /// The file descriptor.
         fd: RawFd,
     },
@@ -201,6 +217,7 @@ impl Trap {
             self,
             Trap::Sleep { .. }
                 | Trap::ReadWait { .. }
+                | Trap::ReadDrained { .. }
                 | Trap::WriteWait { .. }
                 | Trap::SchedWait { .. }
                 | Trap::Join { .. }
@@ -224,6 +241,7 @@ impl Trap {
         match self {
             Trap::Sleep { .. } => "Sleep",
             Trap::ReadWait { .. } => "ReadWait",
+            Trap::ReadDrained { .. } => "ReadDrained",
             Trap::WriteWait { .. } => "WriteWait",
             Trap::SchedWait { .. } => "SchedWait",
             Trap::Join { .. } => "Join",
@@ -246,6 +264,7 @@ impl fmt::Display for Trap {
         match self {
             Trap::Sleep { deadline } => write!(f, "Sleep(in {})", Left(*deadline)),
             Trap::ReadWait { fd } => write!(f, "ReadWait(fd {fd})"),
+            Trap::ReadDrained { fd } => write!(f, "ReadDrained(fd {fd})"),
             Trap::WriteWait { fd } => write!(f, "WriteWait(fd {fd})"),
             Trap::SchedWait { queue } => write!(f, "SchedWait({queue})"),
             Trap::Join { task } => write!(f, "Join({task})"),
