@@ -13,10 +13,12 @@
 //! arriving after that short read make a new edge, but the edge may reach the
 //! kernel before the leaf's trap does, while nobody sits in the seat. So the
 //! table remembers, per fd, that a read edge found the seat empty
-//! (`read_edge`), and that the fd reported its end or an error (`ended`, kept
-//! for good: a short read can return the last bytes with the peer's FIN
-//! already queued behind them, announced by an edge that woke the reader
-//! before that read). A `ReadDrained` that finds either bit is resumed at
+//! (`read_edge`), and that the fd reported something a short read can leave
+//! behind (`sticky`, kept for good): its end or an error (a short read can
+//! return the last bytes with the peer's FIN already queued behind them,
+//! announced by an edge that woke the reader before that read), or urgent
+//! data (`EPOLLPRI`: a TCP read stops short at the urgent mark with bytes
+//! queued after it). A `ReadDrained` that finds either bit is resumed at
 //! once, to try. Only `ReadDrained` looks at the bits, and it follows a read
 //! that made progress, so they can cost a spurious resume but never a spin;
 //! a `ReadWait` (the leaf saw `EAGAIN` itself) spends a stale edge bit.
@@ -44,8 +46,9 @@ struct Entry {
     writer: Option<Waiter>,
     /// A read edge came while nobody sat in the reader seat.
     read_edge: bool,
-    /// The fd reported its end (read-closed) or an error. Sticky.
-    ended: bool,
+    /// The fd reported its end, an error or urgent data: from now on a
+    /// `ReadDrained` is resumed at once.
+    sticky: bool,
 }
 
 impl Entry {
@@ -79,19 +82,20 @@ pub(crate) struct Ready {
     pub read: bool,
     /// Writable, write-closed or failed: wakes the writer.
     pub write: bool,
-    /// Read-closed or failed: no read will block again, and no edge may
-    /// come to say so.
-    pub ended: bool,
+    /// Read-closed, failed, or urgent data: a short read may leave bytes
+    /// (or the end) behind with no edge to come for them.
+    pub sticky: bool,
 }
 
 impl Ready {
     /// What a mio event says.
     pub(crate) fn of(event: &mio::event::Event) -> Ready {
         let failed = event.is_error();
+        let urgent = event.is_priority();
         Ready {
-            read: event.is_readable() || event.is_read_closed() || failed,
+            read: event.is_readable() || event.is_read_closed() || failed || urgent,
             write: event.is_writable() || event.is_write_closed() || failed,
-            ended: event.is_read_closed() || failed,
+            sticky: event.is_read_closed() || failed || urgent,
         }
     }
 }
@@ -136,9 +140,9 @@ impl IoTable {
     }
 
     /// Seats `waiter` as `fd`'s reader for a `ReadDrained` (a read that did
-    /// not try). `Ok(false)`: the fd became readable, ended or failed since
-    /// the kernel last woke a reader there; the waiter is not seated but is
-    /// to be resumed at once, to try.
+    /// not try). `Ok(false)`: the fd became readable since the kernel last
+    /// woke a reader there, or once ended, failed or got urgent data; the
+    /// waiter is not seated but is to be resumed at once, to try.
     pub(crate) fn wait_untried(
         &mut self,
         registry: &Registry,
@@ -149,7 +153,7 @@ impl IoTable {
         if matches!(entry.reader, Some(other) if other != waiter) {
             return Err(TrapError::ResourceBusy);
         }
-        if entry.ended || std::mem::take(&mut entry.read_edge) {
+        if entry.sticky || std::mem::take(&mut entry.read_edge) {
             return Ok(false);
         }
         entry.sit(Dir::Read, waiter).map(|()| true)
@@ -164,7 +168,8 @@ impl IoTable {
             // here (EBADF) instead of sizing the table after it.
             let serial = self.next_serial.wrapping_add(1).max(1);
             let token = Token(at | (serial as usize) << 32);
-            let both = Interest::READABLE | Interest::WRITABLE;
+            // `PRIORITY` for urgent data: it ends a read short (see `sticky`).
+            let both = Interest::READABLE | Interest::WRITABLE | Interest::PRIORITY;
             registry
                 .register(&mut SourceFd(&fd), token, both)
                 .map_err(os_error)?;
@@ -230,12 +235,13 @@ impl IoTable {
 
     /// The waiters an event for `token` fires: `[reader, writer]`. A read
     /// edge that finds nobody seated is remembered (`read_edge`), and an end
-    /// or an error for good (`ended`), for a `ReadDrained` to come.
+    /// or an error or urgent data for good (`sticky`), for a `ReadDrained`
+    /// to come.
     pub(crate) fn event(&mut self, token: Token, ready: Ready) -> [Option<Waiter>; 2] {
         let (at, serial) = (token.0 & 0xFFFF_FFFF, (token.0 >> 32) as u32);
         match self.fds.get_mut(at) {
             Some(entry) if entry.serial == serial => {
-                entry.ended |= ready.ended;
+                entry.sticky |= ready.sticky;
                 let reader = if ready.read {
                     entry.reader.take()
                 } else {
@@ -326,12 +332,12 @@ mod tests {
     const BOTH: Ready = Ready {
         read: true,
         write: true,
-        ended: false,
+        sticky: false,
     };
     const READ: Ready = Ready {
         read: true,
         write: false,
-        ended: false,
+        sticky: false,
     };
 
     /// A read edge that finds the reader seat empty is kept for the next
@@ -398,7 +404,7 @@ mod tests {
         assert_eq!(table.wait_untried(reg, fd, waiter(1)), Ok(true));
         let token = Token(fd as usize | (table.next_serial as usize) << 32);
         let ended = Ready {
-            ended: true,
+            sticky: true,
             ..READ
         };
         assert_eq!(table.event(token, ended), [Some(waiter(1)), None]);

@@ -67,46 +67,71 @@ pub(crate) enum Wait {
     Write,
 }
 
-/// What a stream remembers of its last read: whether it came back short.
+/// What a TCP stream remembers of its reads: whether the last one came back
+/// short while no other read of the stream was waiting, and how many of its
+/// read leaves wait now.
 ///
-/// A short read (some bytes, fewer than asked) of a TCP or Unix stream
-/// socket emptied its receive queue, so the next read may trap
-/// `ReadDrained` without trying (see [`Io`]). Every other way of reading the
-/// stream (peek, vectored, poll-style) forgets it.
+/// A short read (some bytes, fewer than asked) of a TCP socket emptied its
+/// receive queue, so the next read may trap `ReadDrained` without trying
+/// (see [`Io`]) — unless another read leaf of the stream was waiting then:
+/// an edge that wakes *that* leaf is spent on it, and if it is dropped
+/// unread, nothing is left to wake the next one. Every read that takes
+/// bytes notes how it went; a peek forgets it (the bytes stay).
+///
+/// Not for Unix streams: their reads also stop short at passed fds or at
+/// another writer's credentials, with bytes still queued.
 #[derive(Debug, Default)]
-pub(crate) struct Drained(Cell<bool>);
+pub(crate) struct Drained {
+    short: Cell<bool>,
+    /// Read leaves of the stream parked now (they trapped and have not been
+    /// polled again or dropped since).
+    parked: Cell<u32>,
+}
 
 impl Drained {
-    /// Notes how a read of `asked` bytes went.
-    pub(crate) fn note(&self, read: &io::Result<usize>, asked: usize) {
-        self.0.set(matches!(*read, Ok(n) if n > 0 && n < asked));
+    /// Notes how a read of `asked` bytes went. `alone`: no poll-style read
+    /// of the stream is parked either.
+    pub(crate) fn note(&self, read: &io::Result<usize>, asked: usize, alone: bool) {
+        let short = matches!(*read, Ok(n) if n > 0 && n < asked);
+        self.short.set(short && alone && self.parked.get() == 0);
     }
 
     /// The next read must try first.
     pub(crate) fn forget(&self) {
-        self.0.set(false);
+        self.short.set(false);
     }
 }
 
-/// Whether an [`Io`] leaf may wait without trying first.
+/// What an [`Io`] leaf tells its stream, and asks it.
 pub(crate) trait Hint {
     /// Asked once, at the leaf's first poll: may it trap `ReadDrained`
     /// without calling `op`? The answer is spent.
     fn take_untried(&self) -> bool;
+    /// The leaf parked (`true`), or is no longer parked (`false`): polled
+    /// again, or dropped.
+    fn parked(&self, parked: bool);
 }
 
-/// Always try first: every write, every read but a stream's plain `read`.
+/// Always try first: every write, every read of a socket that is not a
+/// TCP stream.
 pub(crate) struct TryFirst;
 
 impl Hint for TryFirst {
     fn take_untried(&self) -> bool {
         false
     }
+
+    fn parked(&self, _: bool) {}
 }
 
 impl Hint for &Drained {
     fn take_untried(&self) -> bool {
-        self.0.replace(false)
+        self.short.replace(false)
+    }
+
+    fn parked(&self, parked: bool) {
+        let n = self.parked.get();
+        self.parked.set(if parked { n + 1 } else { n - 1 });
     }
 }
 
@@ -123,7 +148,9 @@ impl Hint for &Drained {
 /// echoed message; the kernel keeps an edge that arrives before that trap
 /// (see the kernel's fd table). The hint is spent by that first poll, so
 /// every later poll tries, and so does the next read if this one is dropped
-/// after an edge woke it (the edge is spent, the bytes are still there).
+/// after an edge woke it (the edge is spent, the bytes are still there); a
+/// short read made while another read leaf waits sets no hint, for the same
+/// reason.
 pub(crate) struct Io<F, H: Hint = TryFirst> {
     fd: RawFd,
     wait: Wait,
@@ -132,6 +159,8 @@ pub(crate) struct Io<F, H: Hint = TryFirst> {
     hint: H,
     /// Polled at least once.
     polled: bool,
+    /// Parked, as the hint was told.
+    parked: bool,
 }
 
 impl<F> Io<F> {
@@ -141,9 +170,9 @@ impl<F> Io<F> {
 }
 
 impl<'a, F> Io<F, &'a Drained> {
-    /// A stream's read: its first poll skips the syscall if `drained` says
-    /// the last read came back short; `op` must [`Drained::note`] what it
-    /// read.
+    /// A TCP stream's read (or peek): its first poll skips the syscall if
+    /// `drained` says the last read came back short; `op` must
+    /// [`Drained::note`] what it read.
     pub(crate) fn stream_read(
         fd: RawFd,
         location: &'static Location<'static>,
@@ -169,6 +198,7 @@ impl<F, H: Hint> Io<F, H> {
             leaf: Leaf::at(location),
             hint,
             polled: false,
+            parked: false,
         }
     }
 
@@ -176,7 +206,11 @@ impl<F, H: Hint> Io<F, H> {
     /// (an interrupt, `ResourceBusy`, …) otherwise.
     fn wait_on<T>(&mut self, cx: &Context<'_>, trap: Trap) -> Poll<io::Result<T>> {
         match self.leaf.trap(cx, trap) {
-            Ok(()) => Poll::Pending,
+            Ok(()) => {
+                self.hint.parked(true);
+                self.parked = true;
+                Poll::Pending
+            }
             Err(e) => Poll::Ready(Err(e.into())),
         }
     }
@@ -187,6 +221,9 @@ impl<T, F: FnMut() -> io::Result<T> + Unpin, H: Hint + Unpin> Future for Io<F, H
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<T>> {
         let this = self.get_mut();
+        if std::mem::take(&mut this.parked) {
+            this.hint.parked(false);
+        }
         let first = !std::mem::replace(&mut this.polled, true);
         if first && this.hint.take_untried() {
             return this.wait_on(cx, Trap::ReadDrained { fd: this.fd });
@@ -207,6 +244,14 @@ impl<T, F: FnMut() -> io::Result<T> + Unpin, H: Hint + Unpin> Future for Io<F, H
                     return Poll::Ready(done);
                 }
             }
+        }
+    }
+}
+
+impl<F, H: Hint> Drop for Io<F, H> {
+    fn drop(&mut self) {
+        if self.parked {
+            self.hint.parked(false);
         }
     }
 }

@@ -70,6 +70,11 @@ pub(crate) struct Seat {
 }
 
 impl Seat {
+    /// Whether no task has a poll-style leaf parked here.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.leaves.borrow().is_empty()
+    }
+
     /// Takes the running task's leaf out of the seat, if it has one.
     fn take(&self, task: TaskId) -> Option<Leaf> {
         let mut leaves = self.leaves.borrow_mut();
@@ -260,8 +265,6 @@ impl UnixStream {
     /// ```
     #[track_caller]
     pub fn poll_read(&self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
-        // Poll-style reads always try first; the stream's next `read` too.
-        self.drained.forget();
         self.seats
             .read
             .poll_op(self.as_raw_fd(), Wait::Read, cx, Location::caller(), || {

@@ -45,7 +45,7 @@ pub struct TcpStream {
     pub(super) socket: std::net::TcpStream,
     /// The leaves of poll-style I/O (`poll_read`, `poll_write`).
     pub(super) seats: PollSeats,
-    /// Whether the last read came back short (see `Io`).
+    /// Whether the last read came back short (see `Drained`).
     pub(super) drained: Drained,
     /// Not `Send`: the fd is registered with the kernel of this thread.
     _kernel: PhantomData<*const ()>,
@@ -315,7 +315,8 @@ impl LeafIo for TcpStream {
     ) -> impl Future<Output = io::Result<usize>> + 'a {
         Io::stream_read(self.as_raw_fd(), location, &self.drained, move || {
             let read = self.seats.read.before_wait((&self.socket).read(buf));
-            self.drained.note(&read, buf.len());
+            self.drained
+                .note(&read, buf.len(), self.seats.read.is_empty());
             read
         })
     }

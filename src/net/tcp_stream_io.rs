@@ -46,14 +46,15 @@ impl TcpStream {
     /// ```
     #[track_caller]
     pub fn peek<'a>(&'a self, buf: &'a mut [u8]) -> impl Future<Output = io::Result<usize>> + 'a {
-        Io::new(
+        Io::stream_read(
             self.as_raw_fd(),
-            Wait::Read,
             Location::caller(),
+            &self.drained,
             move || {
-                // A peek leaves the bytes there: the next read must try.
+                let peeked = self.seats.read.before_wait(self.socket.peek(buf));
+                // The bytes stay: the next read must try.
                 self.drained.forget();
-                self.seats.read.before_wait(self.socket.peek(buf))
+                peeked
             },
         )
     }
@@ -93,15 +94,18 @@ impl TcpStream {
         &'a self,
         bufs: &'a mut [IoSliceMut<'a>],
     ) -> impl Future<Output = io::Result<usize>> + 'a {
-        Io::new(
+        Io::stream_read(
             self.as_raw_fd(),
-            Wait::Read,
             Location::caller(),
+            &self.drained,
             move || {
-                self.drained.forget();
-                self.seats
+                let asked = bufs.iter().map(|b| b.len()).sum();
+                let read = self
+                    .seats
                     .read
-                    .before_wait((&self.socket).read_vectored(bufs))
+                    .before_wait((&self.socket).read_vectored(bufs));
+                self.drained.note(&read, asked, self.seats.read.is_empty());
+                read
             },
         )
     }

@@ -20,7 +20,7 @@ use std::path::Path;
 
 use socket2::{SockAddr, SockRef, Type};
 
-use super::io::{read_exact, write_all, Drained, Io, LeafIo, Wait};
+use super::io::{read_exact, write_all, Io, LeafIo, Wait};
 use super::poll_io::PollSeats;
 use super::require_kernel;
 use super::tcp_stream::MSG_NOSIGNAL;
@@ -48,8 +48,6 @@ pub struct UnixStream {
     pub(super) stream: std::os::unix::net::UnixStream,
     /// The leaves of poll-style I/O (`poll_read`, `poll_write`).
     pub(super) seats: PollSeats,
-    /// Whether the last read came back short (see `Io`).
-    pub(super) drained: Drained,
     /// Not `Send`: the fd is registered with the kernel of this thread.
     _kernel: PhantomData<*const ()>,
 }
@@ -60,7 +58,6 @@ impl UnixStream {
         UnixStream {
             stream,
             seats: PollSeats::new(),
-            drained: Drained::default(),
             _kernel: PhantomData,
         }
     }
@@ -313,10 +310,11 @@ impl LeafIo for UnixStream {
         buf: &'a mut [u8],
         location: &'static Location<'static>,
     ) -> impl Future<Output = io::Result<usize>> + 'a {
-        Io::stream_read(self.as_raw_fd(), location, &self.drained, move || {
-            let read = self.seats.read.before_wait((&self.stream).read(buf));
-            self.drained.note(&read, buf.len());
-            read
+        // Always tries first: a Unix stream's read also stops short at
+        // passed fds or another writer's credentials with bytes still queued,
+        // so a short read does not say the queue is empty (see `Drained`).
+        Io::new(self.as_raw_fd(), Wait::Read, location, move || {
+            self.seats.read.before_wait((&self.stream).read(buf))
         })
     }
 
