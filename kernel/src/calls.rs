@@ -21,15 +21,18 @@ pub(crate) struct Shared {
 
 impl Shared {
     /// Wakes the foreign wakers that fired parks queued, and drops the ones
-    /// that released parks left behind, outside any borrow.
-    pub(crate) fn wake_foreign(&self) {
+    /// that released parks left behind, outside any borrow. Returns whether
+    /// there were any (a woken waker may have made a task runnable).
+    pub(crate) fn wake_foreign(&self) -> bool {
+        let mut any = false;
         loop {
             let (wake, drop): (Vec<Waker>, Vec<Waker>) = {
                 let mut st = self.state.borrow_mut();
                 // The common case, after every trap and every poll: nothing.
                 if st.foreign_wakes.is_empty() && st.graveyard.is_empty() {
-                    return;
+                    return any;
                 }
+                any = true;
                 (
                     std::mem::take(&mut st.foreign_wakes),
                     std::mem::take(&mut st.graveyard),

@@ -95,8 +95,16 @@ impl State {
         }
     }
 
+    /// Fires every timer due now; reads the clock only if a timer is set.
+    pub(crate) fn expire_due(&mut self) {
+        if self.timers.peek().is_some() {
+            let now = self.now();
+            self.expire(now);
+        }
+    }
+
     /// Fires every timer due at `now`.
-    pub(crate) fn expire(&mut self, now: Instant) {
+    fn expire(&mut self, now: Instant) {
         while let Some(top) = self.timers.peek().filter(|e| e.at <= now) {
             let alarm = self.resolve(&top);
             self.timers.pop(alarm.is_some());

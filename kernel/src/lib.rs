@@ -37,6 +37,7 @@
 //! - `hooks`: [`Hooks`], callbacks on a task's life (created, running,
 //!   suspended, terminated).
 //! - `probe`: [`Probe`], a read-only window onto a running kernel.
+//! - `queues`: the wait queues sync primitives park in (`SchedWait`).
 //! - `remote`: [`Handle`], starting tasks on a kernel from other threads.
 //!
 //! # Examples
@@ -61,6 +62,7 @@ mod hooks;
 mod interrupts;
 mod io;
 mod probe;
+mod queues;
 mod remote;
 mod run;
 mod state;

@@ -177,6 +177,8 @@ impl Kernel {
             let mut st = self.shared.state.borrow_mut();
             st.counters.passes += 1;
             st.compact_timers();
+            st.tidy_ready();
+            st.queues.sweep();
             if st.ready.is_empty() {
                 let next = match (st.next_deadline(), limit) {
                     (Some(a), Some(b)) => Some(a.min(b)),
@@ -202,6 +204,7 @@ impl Kernel {
                 (Some(Some(Duration::ZERO)), None, false)
             }
         };
+        let polled = wait.is_some();
         match wait {
             Some(timeout) => self.poll_events(timeout)?,
             None => self.events.clear(),
@@ -227,11 +230,14 @@ impl Kernel {
                 }
                 st.io_event(event.token(), Ready::of(event));
             }
-            let now = st.now();
-            st.expire(now);
+            st.expire_due();
         }
-        self.shared.wake_foreign();
-        self.gather_wakes();
+        // New wakes since the pass began come with events (a wake from
+        // another thread rings the bell) or from the foreign wakers woken
+        // here; with neither, gathering again would find nothing.
+        if self.shared.wake_foreign() || polled {
+            self.gather_wakes();
+        }
 
         let runnable = self.shared.state.borrow().ready.len();
         for _ in 0..runnable {
@@ -276,22 +282,28 @@ impl Kernel {
         if hooks {
             self.shared.hook_running(id);
         }
-        let (mut future, inbox, cancel_before) = {
+        let (mut future, inbox, cancel_before, unparked) = {
             let mut st = self.shared.state.borrow_mut();
             let Some(task) = st.task(id) else { return };
             task.state = crate::task::RunState::Running { woken: false };
-            task.polls += 1;
             let cancel_before = task.inbox.cancel_state();
             let taken = (
                 task.future.take(),
                 std::mem::take(&mut task.inbox),
                 cancel_before,
+                task.parks.is_empty(),
             );
             st.counters.polls += 1;
             taken
         };
         trace!(target: "trapline::kernel", "run {id}");
-        trapline_traps::enter(id, inbox);
+        // A task without parks (the common case: its leaf was resumed) lets
+        // its leaves complete without calling back into the kernel.
+        if unparked {
+            trapline_traps::enter_unparked(id, inbox);
+        } else {
+            trapline_traps::enter(id, inbox);
+        }
         let waker = waker::task_waker(WakeRef::new(self.id, id));
         let mut cx = Context::from_waker(&waker);
         let polled = if Some(id) == main_id {
@@ -321,6 +333,16 @@ impl Kernel {
             let mut st = self.shared.state.borrow_mut();
             match polled {
                 Ok(Poll::Pending) => {
+                    let mut inbox = inbox;
+                    // A task that cancelled itself during this poll, then
+                    // parked: deliver at those parks now, as for any cancel.
+                    // (Without parks it waits on a foreign waker, and the
+                    // cancel waits for its next trap.)
+                    let cancelled_now =
+                        cancel_before == Delivery::None && inbox.cancel_state() != Delivery::None;
+                    // A poll that hit the delivery limit (a loop catching
+                    // interrupts): resume it, delivery goes on next poll.
+                    let held_back = inbox.take_throttled();
                     if let Some(task) = st.task(id) {
                         task.inbox = inbox;
                         task.future = future.take();
@@ -333,21 +355,10 @@ impl Kernel {
                     for post in self.posts.drain(..) {
                         st.park(id, post);
                     }
-                    // A task that cancelled itself during this poll, then
-                    // parked: deliver at those parks now, as for any cancel.
-                    // (Without parks it waits on a foreign waker, and the
-                    // cancel waits for its next trap.)
-                    if let Some(task) = st.task(id) {
-                        let cancelled_now = cancel_before == Delivery::None
-                            && task.inbox.cancel_state() != Delivery::None;
-                        // A poll that hit the delivery limit (a loop catching
-                        // interrupts): resume it, delivery goes on next poll.
-                        let held_back = task.inbox.take_throttled();
-                        if cancelled_now && !task.parks.is_empty() {
-                            st.interrupt(id, TrapError::Cancelled);
-                        } else if let Some(err) = held_back {
-                            st.interrupt(id, err);
-                        }
+                    if cancelled_now && st.task(id).is_some_and(|t| !t.parks.is_empty()) {
+                        st.interrupt(id, TrapError::Cancelled);
+                    } else if let Some(err) = held_back {
+                        st.interrupt(id, err);
                     }
                     None
                 }

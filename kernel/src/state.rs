@@ -7,8 +7,7 @@
 //! borrow ends; a finished task's future is handed back to be dropped outside.
 //! User code can therefore always re-enter the kernel through a trap.
 
-use std::collections::{HashMap, VecDeque};
-use std::hash::{BuildHasherDefault, Hasher};
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::Waker;
 use std::time::Instant;
@@ -20,7 +19,8 @@ use trapline_traps::{Post, QueueId, TaskFuture, TaskId, TimeoutId, Trap, TrapErr
 
 use crate::clock::Clock;
 use crate::io::{Dir, IoTable, Ready};
-use crate::task::{On, Park, RunState, Task, Waiter};
+use crate::queues::WaitQueues;
+use crate::task::{On, Park, Task, Waiter};
 use crate::timers::{Alarm, Timers};
 use crate::waker::{self, WakeRef, MAX_TASKS};
 
@@ -63,33 +63,6 @@ impl Serials {
     }
 }
 
-/// The hash of a wait queue's id: one multiplication.
-///
-/// Discussion: queue ids come from one process-wide counter
-/// (`QueueId::new`) and cannot be chosen by input, so nothing can pick them
-/// to collide; SipHash's
-/// defence against such inputs would cost a sync primitive's every wait and
-/// wake (a quarter of a two-task ping-pong) for nothing.
-#[derive(Debug, Default, Clone, Copy)]
-pub(crate) struct QueueHasher(u64);
-
-impl Hasher for QueueHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-
-    fn write(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.write_u64(u64::from(b));
-        }
-    }
-
-    fn write_u64(&mut self, n: u64) {
-        // Fibonacci hashing: spreads consecutive ids over the table.
-        self.0 = (self.0 ^ n).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-    }
-}
-
 /// Counters since the kernel was made.
 #[derive(Debug, Default, Clone, Copy)]
 pub(crate) struct Counters {
@@ -109,7 +82,7 @@ pub(crate) struct State {
     pub io: IoTable,
     pub timers: Timers,
     pub timeouts: Slab<Timeout>,
-    pub queues: HashMap<QueueId, VecDeque<Waiter>, BuildHasherDefault<QueueHasher>>,
+    pub queues: WaitQueues,
     /// Foreign wakers to wake once the borrow of the state ends.
     pub foreign_wakes: Vec<Waker>,
     /// Foreign wakers to drop once the borrow ends: a waker's `Drop` is user
@@ -132,7 +105,7 @@ impl State {
             io: IoTable::default(),
             timers: Timers::default(),
             timeouts: Slab::new(),
-            queues: HashMap::default(),
+            queues: WaitQueues::default(),
             foreign_wakes: Vec::new(),
             graveyard: Vec::new(),
             counters: Counters::default(),
@@ -178,16 +151,22 @@ impl State {
         id
     }
 
+    /// Gives back the memory of a ready queue that a burst grew (a million
+    /// tasks spawned at once leave a 16 MB queue behind), once it has
+    /// drained. Called at the start of every pass.
+    pub(crate) fn tidy_ready(&mut self) {
+        /// What an empty ready queue keeps: room for a busy kernel's usual
+        /// bursts, so that it does not shrink and grow again every pass.
+        const KEPT: usize = 4096;
+        if self.ready.capacity() > KEPT && self.ready.len() <= KEPT / 2 {
+            self.ready.shrink_to(KEPT);
+        }
+    }
+
     /// Makes task `id` runnable (a wake, a fired park).
     pub(crate) fn schedule(&mut self, id: TaskId) {
-        let Some(task) = self.task(id) else { return };
-        match task.state {
-            RunState::Waiting => {
-                task.state = RunState::Ready;
-                self.ready.push_back(id);
-            }
-            RunState::Running { .. } => task.state = RunState::Running { woken: true },
-            RunState::Ready => {}
+        if self.task(id).is_some_and(|t| t.make_runnable()) {
+            self.ready.push_back(id);
         }
     }
 
@@ -224,18 +203,19 @@ impl State {
         let Some(task) = self.task(id) else {
             return self.bury(waker);
         };
-        if let Some(at) = task.parks.iter().position(|p| p.seq == seq) {
-            if task.parks[at].on == on {
+        if let Some(park) = task.parks.find_mut(|p| p.seq == seq) {
+            if park.on == on {
                 // The same leaf trapped again on the same condition (a spurious
                 // poll): the park stands; only its waker, and the timeout scope
                 // it is polled in, may have changed.
-                task.parks[at].scope = scope;
-                let old = std::mem::replace(&mut task.parks[at].waker, waker);
+                park.scope = scope;
+                let old = std::mem::replace(&mut park.waker, waker);
                 return self.bury(old);
             }
-            let old = task.parks.swap_remove(at);
-            self.undo(id, &old);
-            self.bury(old.waker);
+            if let Some(old) = task.take_park(seq) {
+                self.undo(id, &old);
+                self.bury(old.waker);
+            }
         }
         trace!(target: "trapline::trap", "task {} trap {trap} at {location}", id.serial());
         let waiter = Waiter { task: id, seq };
@@ -263,7 +243,7 @@ impl State {
                 .wait(&self.registry, fd, Dir::Write, waiter)
                 .map_err(Some),
             On::Sched(queue) => {
-                self.queues.entry(queue).or_default().push_back(waiter);
+                self.queues.push(queue, waiter);
                 Ok(())
             }
             On::Join(target) if target == id => {
@@ -289,15 +269,7 @@ impl State {
                     scope,
                 };
                 match self.task(id) {
-                    Some(task) => {
-                        // Most tasks hold one park at a time: a first park
-                        // gets room for itself alone, not the four a `Vec`
-                        // would make (a sleeping task is 264 bytes lighter).
-                        if task.parks.capacity() == 0 {
-                            task.parks.reserve_exact(1);
-                        }
-                        task.parks.push(park)
-                    }
+                    Some(task) => task.parks.push(park),
                     None => self.bury(park.waker),
                 }
             }
@@ -340,8 +312,15 @@ impl State {
         trace!(target: "trapline::trap", "task {} resume {}: {} (trapped at {})", waiter.task.serial(), park.on.resumed(), park.on.fired(), park.location);
         // The fired condition's own record is already gone (the seat, queue
         // slot or joiner entry was taken to find this waiter); a sleep's entry
-        // was popped by the caller.
-        self.resume(waiter.task, park.waker);
+        // was popped by the caller. As `resume`, with the task at hand.
+        match park.waker {
+            None => {
+                if task.make_runnable() {
+                    self.ready.push_back(waiter.task);
+                }
+            }
+            Some(w) => self.foreign_wakes.push(w),
+        }
     }
 
     /// Takes back what a park holds in the wait structures.
@@ -354,14 +333,7 @@ impl State {
             On::Sleep(_) => self.timers.went_stale(),
             On::Read(fd) => self.io.leave(fd, Dir::Read, waiter),
             On::Write(fd) => self.io.leave(fd, Dir::Write, waiter),
-            On::Sched(queue) => {
-                if let Some(q) = self.queues.get_mut(&queue) {
-                    q.retain(|w| *w != waiter);
-                    if q.is_empty() {
-                        self.queues.remove(&queue);
-                    }
-                }
-            }
+            On::Sched(queue) => self.queues.remove(queue, waiter),
             On::Join(target) => {
                 if let Some(t) = self.task(target) {
                     t.joiners.retain(|w| *w != waiter);
@@ -415,16 +387,39 @@ impl State {
     pub(crate) fn sched_wake(&mut self, queue: QueueId, n: usize) -> usize {
         let mut woken = 0;
         while woken < n {
-            let Some(q) = self.queues.get_mut(&queue) else {
+            let Some(waiter) = self.queues.pop(queue) else {
                 break;
             };
-            let Some(waiter) = q.pop_front() else { break };
-            if q.is_empty() {
-                self.queues.remove(&queue);
-            }
             self.fire(waiter);
             woken += 1;
         }
         woken
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A burst of spawns grows the ready queue; once drained, it shrinks
+    /// back to what a busy kernel keeps, and not before.
+    #[test]
+    fn a_drained_ready_queue_gives_its_memory_back() {
+        let poll = mio::Poll::new().unwrap();
+        let registry = poll.registry().try_clone().unwrap();
+        let mut st = State::new(0, registry, Clock::Real);
+        for _ in 0..10_000 {
+            st.spawn(None);
+        }
+        st.tidy_ready();
+        assert_eq!(st.ready.len(), 10_000);
+        assert!(st.ready.capacity() >= 10_000, "not while it holds them");
+        st.ready.drain(..7_000);
+        st.tidy_ready();
+        assert!(st.ready.capacity() >= 10_000, "3,000 left is still a burst");
+        st.ready.drain(..);
+        st.tidy_ready();
+        assert!(st.ready.capacity() < 10_000);
+        assert!(st.ready.capacity() >= 2_048, "room kept for the next burst");
     }
 }

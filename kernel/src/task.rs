@@ -122,6 +122,116 @@ pub(crate) struct Park {
     pub scope: Option<TimeoutId>,
 }
 
+/// A short list: a task's parks, or its joiners.
+///
+/// Discussion: a task almost always holds one park or none (a leaf waits,
+/// is resumed, completes), a million sleeping tasks each hold one, and a
+/// task is joined by one task or none. So the first item lives in the task
+/// record itself, and only a second one (a `join!` of two reads, two tasks
+/// joining the same one) spills into a boxed `Vec`, kept once made. Taking
+/// an item behaves as `Vec::swap_remove` on the whole list (the last item
+/// takes the place of the one taken) and `retain` as `Vec::retain`, so the
+/// order in which parks and joiners are listed and fired (trace lines,
+/// probes, the order of resumes) is what a plain `Vec` gave.
+#[derive(Debug)]
+pub(crate) struct Few<T> {
+    first: Option<T>,
+    /// The items after the first one.
+    ///
+    /// # Invariant
+    ///
+    /// Empty (or `None`) whenever `first` is `None`.
+    // Boxed on purpose: one word in every task record instead of a `Vec`'s
+    // three, for a spill that almost never happens.
+    #[allow(clippy::box_collection)]
+    rest: Option<Box<Vec<T>>>,
+}
+
+impl<T> Default for Few<T> {
+    fn default() -> Few<T> {
+        Few {
+            first: None,
+            rest: None,
+        }
+    }
+}
+
+impl<T> Few<T> {
+    pub(crate) fn is_empty(&self) -> bool {
+        self.first.is_none()
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        usize::from(self.first.is_some()) + self.rest.as_ref().map_or(0, |r| r.len())
+    }
+
+    pub(crate) fn iter(&self) -> impl Iterator<Item = &T> {
+        self.into_iter()
+    }
+
+    /// The first item that matches.
+    pub(crate) fn find_mut(&mut self, mut matches: impl FnMut(&T) -> bool) -> Option<&mut T> {
+        let rest = self.rest.as_deref_mut().into_iter().flatten();
+        self.first.iter_mut().chain(rest).find(|t| matches(t))
+    }
+
+    pub(crate) fn push(&mut self, item: T) {
+        match self.first {
+            None => self.first = Some(item),
+            Some(_) => self.rest.get_or_insert_with(Box::default).push(item),
+        }
+    }
+
+    /// Removes and returns the first item that matches, as
+    /// `Vec::swap_remove` would.
+    pub(crate) fn take(&mut self, mut matches: impl FnMut(&T) -> bool) -> Option<T> {
+        if matches(self.first.as_ref()?) {
+            let last = self.rest.as_mut().and_then(|r| r.pop());
+            return std::mem::replace(&mut self.first, last);
+        }
+        let rest = self.rest.as_mut()?;
+        let at = rest.iter().position(matches)?;
+        Some(rest.swap_remove(at))
+    }
+
+    /// Keeps only the items that `keep` says to, in order.
+    pub(crate) fn retain(&mut self, mut keep: impl FnMut(&T) -> bool) {
+        if let Some(rest) = &mut self.rest {
+            rest.retain(&mut keep);
+        }
+        if self.first.as_ref().is_some_and(|first| !keep(first)) {
+            self.first = match &mut self.rest {
+                Some(rest) if !rest.is_empty() => Some(rest.remove(0)),
+                _ => None,
+            };
+        }
+    }
+}
+
+impl<'a, T> IntoIterator for &'a Few<T> {
+    type Item = &'a T;
+    type IntoIter = std::iter::Chain<
+        std::option::Iter<'a, T>,
+        std::iter::Flatten<std::option::IntoIter<&'a Vec<T>>>,
+    >;
+
+    fn into_iter(self) -> Self::IntoIter {
+        self.first
+            .iter()
+            .chain(self.rest.as_deref().into_iter().flatten())
+    }
+}
+
+impl<T> IntoIterator for Few<T> {
+    type Item = T;
+    type IntoIter = std::iter::Chain<std::option::IntoIter<T>, std::vec::IntoIter<T>>;
+
+    fn into_iter(self) -> Self::IntoIter {
+        let rest = self.rest.map_or_else(Vec::new, |r| *r);
+        self.first.into_iter().chain(rest)
+    }
+}
+
 /// A task.
 pub(crate) struct Task {
     pub id: TaskId,
@@ -129,9 +239,8 @@ pub(crate) struct Task {
     pub future: Option<TaskFuture>,
     pub state: RunState,
     pub inbox: Inbox,
-    pub parks: Vec<Park>,
-    pub joiners: Vec<Waiter>,
-    pub polls: u64,
+    pub parks: Few<Park>,
+    pub joiners: Few<Waiter>,
 }
 
 impl Task {
@@ -141,16 +250,31 @@ impl Task {
             future,
             state: RunState::Ready,
             inbox: Inbox::new(),
-            parks: Vec::new(),
-            joiners: Vec::new(),
-            polls: 0,
+            parks: Few::default(),
+            joiners: Few::default(),
+        }
+    }
+
+    /// Makes the task runnable (a wake, a fired park). Returns whether it
+    /// must join the ready queue: a task already there, or being polled
+    /// (it is then polled again after this poll), must not.
+    pub(crate) fn make_runnable(&mut self) -> bool {
+        match self.state {
+            RunState::Waiting => {
+                self.state = RunState::Ready;
+                true
+            }
+            RunState::Running { .. } => {
+                self.state = RunState::Running { woken: true };
+                false
+            }
+            RunState::Ready => false,
         }
     }
 
     /// Removes and returns the park of leaf `seq`, if the task holds one.
     pub(crate) fn take_park(&mut self, seq: u64) -> Option<Park> {
-        let at = self.parks.iter().position(|p| p.seq == seq)?;
-        Some(self.parks.swap_remove(at))
+        self.parks.take(|p| p.seq == seq)
     }
 }
 
@@ -160,7 +284,60 @@ impl fmt::Debug for Task {
             .field("id", &self.id)
             .field("state", &self.state)
             .field("parks", &self.parks)
-            .field("polls", &self.polls)
             .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn seqs<'a>(few: impl IntoIterator<Item = &'a u64>) -> Vec<u64> {
+        few.into_iter().copied().collect()
+    }
+
+    /// The first item lives inline; taking items keeps the order a `Vec`
+    /// with `swap_remove` would, so trace lines list parks as before.
+    #[test]
+    fn few_takes_like_swap_remove() {
+        let mut few = Few::default();
+        assert!(few.is_empty());
+        few.push(1);
+        assert!(few.rest.is_none(), "a lone item is inline");
+        for seq in 2..=4 {
+            few.push(seq);
+        }
+        assert_eq!((few.len(), seqs(&few)), (4, vec![1, 2, 3, 4]));
+        let mut model: Vec<u64> = vec![1, 2, 3, 4];
+        for seq in [1, 3, 9, 2, 4] {
+            let expected = model
+                .iter()
+                .position(|s| *s == seq)
+                .map(|at| model.swap_remove(at));
+            assert_eq!(few.take(|s| *s == seq), expected);
+            assert_eq!(seqs(&few), model, "after taking {seq}");
+        }
+        assert!(few.is_empty());
+        few.push(5);
+        assert_eq!(few.find_mut(|s| *s == 5).copied(), Some(5));
+        assert!(few.find_mut(|s| *s == 6).is_none());
+        assert_eq!(few.into_iter().collect::<Vec<_>>(), [5]);
+    }
+
+    /// `retain` keeps order, as joiners are fired in the order they joined.
+    #[test]
+    fn few_retains_in_order() {
+        for drop in 0..=4u64 {
+            let mut few = Few::default();
+            for seq in 1..=4u64 {
+                few.push(seq);
+            }
+            few.retain(|s| *s != drop && *s != drop + 1);
+            let model: Vec<u64> = (1..=4).filter(|s| *s != drop && *s != drop + 1).collect();
+            assert_eq!(seqs(&few), model, "without {drop} and {}", drop + 1);
+            assert_eq!(few.len(), model.len());
+            assert_eq!(few.is_empty(), model.is_empty());
+            assert_eq!(few.into_iter().collect::<Vec<_>>(), model);
+        }
     }
 }

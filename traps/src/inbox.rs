@@ -61,6 +61,13 @@ struct Expiry {
 /// The kernel keeps one per task and lends it to the trap slot while the task
 /// is polled.
 ///
+/// Discussion: almost every task, almost always, has nothing in its inbox,
+/// and the inbox crosses the slot twice per poll. So the inbox is one
+/// pointer: empty, it is `None` and costs nothing to lend or to look at; the
+/// first interrupt or answer boxes what it holds, and the box goes again once
+/// it holds nothing. A task that is cancelled keeps its box, since a cancel
+/// stays in force.
+///
 /// # Examples
 ///
 /// ```
@@ -75,10 +82,26 @@ struct Expiry {
 /// ```
 #[derive(Debug, Default)]
 pub struct Inbox {
+    /// `None` while the inbox holds nothing.
+    held: Option<Box<Held>>,
+}
+
+/// What a non-empty inbox holds.
+#[derive(Debug, Default)]
+struct Held {
     cancel: Delivery,
     expired: Vec<Expiry>,
     answers: Vec<(u64, TrapError)>,
     throttled: Option<TrapError>,
+}
+
+impl Held {
+    fn is_empty(&self) -> bool {
+        self.cancel == Delivery::None
+            && self.expired.is_empty()
+            && self.answers.is_empty()
+            && self.throttled.is_none()
+    }
 }
 
 impl Inbox {
@@ -90,11 +113,18 @@ impl Inbox {
     /// assert!(trapline_traps::Inbox::new().is_empty());
     /// ```
     pub const fn new() -> Inbox {
-        Inbox {
-            cancel: Delivery::None,
-            expired: Vec::new(),
-            answers: Vec::new(),
-            throttled: None,
+        Inbox { held: None }
+    }
+
+    /// What the inbox holds, boxed on first use.
+    fn held(&mut self) -> &mut Held {
+        self.held.get_or_insert_with(Box::default)
+    }
+
+    /// Lets the box go once it holds nothing.
+    fn tidy(&mut self) {
+        if self.held.as_ref().is_some_and(|h| h.is_empty()) {
+            self.held = None;
         }
     }
 
@@ -109,10 +139,11 @@ impl Inbox {
     /// assert!(!inbox.cancel());
     /// ```
     pub fn cancel(&mut self) -> bool {
-        if self.cancel != Delivery::None {
+        let held = self.held();
+        if held.cancel != Delivery::None {
             return false;
         }
-        self.cancel = Delivery::Pending;
+        held.cancel = Delivery::Pending;
         true
     }
 
@@ -126,7 +157,7 @@ impl Inbox {
     /// assert_eq!(Inbox::new().cancel_state(), Delivery::None);
     /// ```
     pub fn cancel_state(&self) -> Delivery {
-        self.cancel
+        self.held.as_ref().map_or(Delivery::None, |h| h.cancel)
     }
 
     /// Records that timeout `id` expired. Idempotent.
@@ -143,8 +174,9 @@ impl Inbox {
     /// assert_eq!(inbox.take_interrupt(&[id]), Some(TrapError::TimedOut(id)));
     /// ```
     pub fn expire(&mut self, id: TimeoutId) {
-        if !self.expired.iter().any(|e| e.id == id) {
-            self.expired.push(Expiry { id, taken: false });
+        let held = self.held();
+        if !held.expired.iter().any(|e| e.id == id) {
+            held.expired.push(Expiry { id, taken: false });
         }
     }
 
@@ -163,7 +195,10 @@ impl Inbox {
     /// assert!(inbox.is_empty());
     /// ```
     pub fn forget(&mut self, id: TimeoutId) {
-        self.expired.retain(|e| e.id != id);
+        if let Some(held) = &mut self.held {
+            held.expired.retain(|e| e.id != id);
+            self.tidy();
+        }
     }
 
     /// Whether timeout `id` expired and a leaf inside its scope has seen it.
@@ -181,7 +216,9 @@ impl Inbox {
     /// assert!(inbox.was_delivered(id));
     /// ```
     pub fn was_delivered(&self, id: TimeoutId) -> bool {
-        self.expired.iter().any(|e| e.id == id && e.taken)
+        self.held
+            .as_ref()
+            .is_some_and(|h| h.expired.iter().any(|e| e.id == id && e.taken))
     }
 
     /// Leaves a leaf-specific answer (such as `ResourceBusy`) for leaf `seq`.
@@ -197,7 +234,7 @@ impl Inbox {
     /// assert_eq!(inbox.take_answer(3), Some(TrapError::ResourceBusy));
     /// ```
     pub fn answer(&mut self, seq: u64, err: TrapError) {
-        self.answers.push((seq, err));
+        self.held().answers.push((seq, err));
     }
 
     /// Takes the answer left for leaf `seq`, if any.
@@ -213,8 +250,11 @@ impl Inbox {
     /// assert_eq!(inbox.take_answer(3), None);
     /// ```
     pub fn take_answer(&mut self, seq: u64) -> Option<TrapError> {
-        let at = self.answers.iter().position(|(s, _)| *s == seq)?;
-        Some(self.answers.remove(at).1)
+        let held = self.held.as_mut()?;
+        let at = held.answers.iter().position(|(s, _)| *s == seq)?;
+        let (_, err) = held.answers.remove(at);
+        self.tidy();
+        Some(err)
     }
 
     /// Drops the answers left for leaf `seq` untaken (the leaf completed, or
@@ -231,7 +271,10 @@ impl Inbox {
     /// assert!(inbox.is_empty());
     /// ```
     pub fn scrub(&mut self, seq: u64) {
-        self.answers.retain(|(s, _)| *s != seq);
+        if let Some(held) = &mut self.held {
+            held.answers.retain(|(s, _)| *s != seq);
+            self.tidy();
+        }
     }
 
     /// The interrupt a leaf about to wait must see, given the timeout scopes
@@ -254,8 +297,9 @@ impl Inbox {
     /// assert_eq!(inbox.take_interrupt(&[outer, inner]), Some(TrapError::Cancelled), "cancel first");
     /// ```
     pub fn take_interrupt(&mut self, scopes: &[TimeoutId]) -> Option<TrapError> {
-        if self.cancel != Delivery::None {
-            self.cancel = Delivery::Delivered;
+        let held = self.held.as_mut()?;
+        if held.cancel != Delivery::None {
+            held.cancel = Delivery::Delivered;
             return Some(TrapError::Cancelled);
         }
         self.take_expiry(scopes)
@@ -276,8 +320,9 @@ impl Inbox {
     /// assert_eq!(inbox.take_interrupt(&[]), Some(TrapError::Cancelled), "after the shield");
     /// ```
     pub fn take_expiry(&mut self, scopes: &[TimeoutId]) -> Option<TrapError> {
+        let held = self.held.as_mut()?;
         for id in scopes {
-            if let Some(e) = self.expired.iter_mut().find(|e| e.id == *id) {
+            if let Some(e) = held.expired.iter_mut().find(|e| e.id == *id) {
                 e.taken = true;
                 return Some(TrapError::TimedOut(*id));
             }
@@ -299,7 +344,7 @@ impl Inbox {
     /// assert_eq!(inbox.take_throttled(), None);
     /// ```
     pub fn throttle(&mut self, err: TrapError) {
-        self.throttled = Some(err);
+        self.held().throttled = Some(err);
     }
 
     /// The interrupt the last poll held back, if it was throttled; the
@@ -311,7 +356,9 @@ impl Inbox {
     /// assert_eq!(trapline_traps::Inbox::new().take_throttled(), None);
     /// ```
     pub fn take_throttled(&mut self) -> Option<TrapError> {
-        self.throttled.take()
+        let err = self.held.as_mut()?.throttled.take();
+        self.tidy();
+        err
     }
 
     /// Whether the inbox holds nothing at all.
@@ -325,7 +372,9 @@ impl Inbox {
     /// assert!(!inbox.is_empty());
     /// ```
     pub fn is_empty(&self) -> bool {
-        self.cancel == Delivery::None && self.expired.is_empty() && self.answers.is_empty()
+        self.held.as_ref().is_none_or(|h| {
+            h.cancel == Delivery::None && h.expired.is_empty() && h.answers.is_empty()
+        })
     }
 }
 
@@ -368,5 +417,32 @@ mod tests {
             Some(TrapError::TimedOut(inner))
         );
         assert!(inbox.was_delivered(inner));
+    }
+
+    /// The inbox crosses the trap slot twice per poll: it is one pointer, and
+    /// an inbox that holds nothing again lets its box go.
+    #[test]
+    fn inbox_is_one_pointer_and_boxed_only_while_holding() {
+        assert_eq!(std::mem::size_of::<Inbox>(), std::mem::size_of::<usize>());
+        let id = TimeoutId::new(0, 1);
+        let mut inbox = Inbox::new();
+        assert!(inbox.held.is_none());
+        inbox.expire(id);
+        inbox.answer(3, TrapError::ResourceBusy);
+        inbox.forget(id);
+        assert!(inbox.held.is_some(), "the answer is still owed");
+        assert_eq!(inbox.take_answer(3), Some(TrapError::ResourceBusy));
+        assert!(inbox.held.is_none());
+        inbox.throttle(TrapError::Cancelled);
+        assert!(inbox.is_empty(), "a throttled interrupt is not news");
+        assert_eq!(inbox.take_throttled(), Some(TrapError::Cancelled));
+        assert!(inbox.held.is_none());
+        inbox.answer(4, TrapError::ResourceBusy);
+        inbox.scrub(4);
+        assert!(inbox.held.is_none());
+        inbox.cancel();
+        assert_eq!(inbox.take_interrupt(&[]), Some(TrapError::Cancelled));
+        assert!(inbox.held.is_some(), "a cancel stays in force");
+        assert_eq!(inbox.cancel_state(), Delivery::Delivered);
     }
 }

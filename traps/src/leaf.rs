@@ -246,7 +246,7 @@ mod tests {
 
     /// Every pending leaf future carries a `Leaf`, and a task asleep carries
     /// one for good: a ticket and a source line, with no tag for "not yet
-    /// trapped" (task serials are never 0).
+    /// trapped" (a task id keeps a spare value for `None`).
     #[test]
     fn a_leaf_is_four_words() {
         assert_eq!(std::mem::size_of::<Leaf>(), 32);

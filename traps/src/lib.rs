@@ -63,7 +63,7 @@ pub use scope::{
 };
 pub use shown::{show_times_against, shown_now};
 pub use slot::{
-    call, enter, in_kernel, install, leave, running, with_current_inbox, Handler, Installed,
-    INTERRUPTS_PER_POLL,
+    call, enter, enter_unparked, in_kernel, install, leave, running, with_current_inbox, Handler,
+    Installed, INTERRUPTS_PER_POLL,
 };
 pub use trap::{Post, Reply, SpawnRequest, TaskFuture, Trap};

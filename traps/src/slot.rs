@@ -125,6 +125,9 @@ pub trait Handler {
 pub(crate) struct Slot {
     handler: Option<Rc<dyn Handler>>,
     current: Option<TaskId>,
+    /// The task being polled holds no park in the kernel (see
+    /// [`enter_unparked`]): its leaves' unposts need not reach the kernel.
+    unparked: bool,
     pub(crate) inbox: Inbox,
     posts: Vec<Post>,
     /// Timeout scopes in force, outermost first.
@@ -146,6 +149,7 @@ thread_local! {
         RefCell::new(Slot {
             handler: None,
             current: None,
+            unparked: false,
             inbox: Inbox::new(),
             posts: Vec::new(),
             scopes: Vec::new(),
@@ -281,9 +285,54 @@ pub fn in_kernel() -> bool {
 /// assert_eq!(inbox.cancel_state(), Delivery::Pending, "no leaf trapped to take it");
 /// ```
 pub fn enter(task: TaskId, inbox: Inbox) {
+    lend(task, inbox, false);
+}
+
+/// Like [`enter`], for a task that holds no park in the kernel. A leaf of it
+/// that completes or is dropped during this poll then has nothing for the
+/// kernel to undo, and the slot does not call [`Handler::unpost`] for it:
+/// the common case of a resumed leaf completing costs no call.
+///
+/// Discussion: this is sound because a task's parks are made only after its
+/// poll, from what [`leave`] hands over; during the poll they can only go.
+///
+/// # Examples
+///
+/// ```
+/// use std::cell::Cell;
+/// use std::rc::Rc;
+/// use std::task::{Context, Waker};
+/// use trapline_traps::{enter_unparked, install, leave, Handler, Inbox, Leaf, Reply, TaskId, Ticket, Trap, TrapError};
+///
+/// struct Undo(Cell<u32>); // how many parks it was asked to undo
+/// impl Handler for Undo {
+///     fn call(&self, _: Option<TaskId>, trap: Trap) -> Result<Reply, TrapError> {
+///         Err(TrapError::Unsupported(trap.name()))
+///     }
+///     fn unpost(&self, _: Ticket) {
+///         self.0.set(self.0.get() + 1);
+///     }
+/// }
+///
+/// let kernel = Rc::new(Undo(Cell::new(0)));
+/// let _installed = install(kernel.clone())?;
+/// enter_unparked(TaskId::new(0, 1), Inbox::new());
+/// let mut leaf = Leaf::new();
+/// leaf.trap(&Context::from_waker(Waker::noop()), Trap::Yield)?;
+/// drop(leaf); // its post is scrubbed from the slot; the kernel has no park of it
+/// assert_eq!(kernel.0.get(), 0);
+/// assert!(leave(&mut Vec::new()).is_empty());
+/// # Ok::<(), TrapError>(())
+/// ```
+pub fn enter_unparked(task: TaskId, inbox: Inbox) {
+    lend(task, inbox, true);
+}
+
+fn lend(task: TaskId, inbox: Inbox, unparked: bool) {
     SLOT.with(|s| {
         let mut s = s.borrow_mut();
         s.current = Some(task);
+        s.unparked = unparked;
         s.inbox = inbox;
         s.scopes.clear();
         s.shields.clear();
@@ -319,6 +368,7 @@ pub fn leave(posts: &mut Vec<Post>) -> Inbox {
     SLOT.with(|s| {
         let mut s = s.borrow_mut();
         s.current = None;
+        s.unparked = false;
         s.scopes.clear();
         std::mem::swap(&mut s.posts, posts);
         std::mem::take(&mut s.inbox)
@@ -437,34 +487,38 @@ pub(crate) fn post(
     waker: Waker,
     location: &'static Location<'static>,
 ) -> Result<Ticket, TrapError> {
-    // A leaf that moved to another task keeps a park in its old one: undo it
-    // first. (A ticket from another thread matches no park here: harmless.)
-    let moved = SLOT.with(|s| {
-        let s = s.borrow();
-        ticket.filter(|t| s.current.is_some() && !s.issued_here(*t))
-    });
-    if let Some(old) = moved {
-        unpost(old);
+    /// How a post went, decided under one borrow of the slot.
+    enum Posted {
+        Done(Result<Ticket, TrapError>),
+        /// The leaf moved to another task and keeps a park in its old one:
+        /// undo that first, outside the borrow, then post afresh. (A ticket
+        /// from another thread matches no park here: harmless.)
+        Moved(Ticket, Trap, Waker),
     }
     let mut replaced = None;
-    let result = SLOT.with(|s| {
+    let posted = SLOT.with(|s| {
         let s = &mut *s.borrow_mut();
         let task = match (s.current, &s.handler) {
             (Some(task), _) => task,
             (None, Some(_)) => {
-                return Err(TrapError::Unsupported("a leaf was polled outside a task"))
+                return Posted::Done(Err(TrapError::Unsupported(
+                    "a leaf was polled outside a task",
+                )))
             }
-            (None, None) => return Err(TrapError::NoKernel),
+            (None, None) => return Posted::Done(Err(TrapError::NoKernel)),
         };
-        let mine = ticket.filter(|t| s.issued_here(*t));
+        let mine = match ticket {
+            Some(t) if !s.issued_here(t) => return Posted::Moved(t, trap, waker),
+            mine => mine,
+        };
         if let Some(t) = mine {
             if let Some(err) = s.inbox.take_answer(t.seq) {
-                return Err(err);
+                return Posted::Done(Err(err));
             }
         }
         if let Some(err) = s.take_interrupt() {
             s.note_taken(&err);
-            return Err(err);
+            return Posted::Done(Err(err));
         }
         let seq = match mine {
             Some(t) => t.seq,
@@ -480,17 +534,30 @@ pub(crate) fn post(
             location,
             scope: s.scopes.last().copied(),
         };
-        match s.posts.iter_mut().find(|p| p.seq == seq) {
+        // Only a leaf that posted before can have a post here to replace
+        // (it posted twice in one poll); a new sequence number has none.
+        let earlier = match mine {
+            Some(_) => s.posts.iter_mut().find(|p| p.seq == seq),
+            None => None,
+        };
+        match earlier {
             Some(old) => replaced = Some(std::mem::replace(old, new)),
             None => s.posts.push(new),
         }
-        Ok(Ticket { task, seq })
+        Posted::Done(Ok(Ticket { task, seq }))
     });
     drop(replaced); // outside the borrow: it holds a waker
-    result
+    match posted {
+        Posted::Done(result) => result,
+        Posted::Moved(old, trap, waker) => {
+            unpost(old);
+            post(None, trap, waker, location)
+        }
+    }
 }
 
-/// A leaf's unpost: scrub the slot, then let the kernel undo its park.
+/// A leaf's unpost: scrub the slot, then let the kernel undo its park (if
+/// the task may hold one, see [`enter_unparked`]).
 pub(crate) fn unpost(ticket: Ticket) {
     let (handler, scrubbed) = SLOT.with(|s| {
         let s = &mut *s.borrow_mut();
@@ -500,6 +567,9 @@ pub(crate) fn unpost(ticket: Ticket) {
                 scrubbed = Some(s.posts.swap_remove(at));
             }
             s.inbox.scrub(ticket.seq);
+            if s.unparked {
+                return (None, scrubbed);
+            }
         }
         (s.handler.clone(), scrubbed)
     });
