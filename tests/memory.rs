@@ -3,7 +3,7 @@
 //!
 //! `benches/resources.rs` measures resident memory against tokio; these tests
 //! pin down the blocks behind it, so that a change that makes every task
-//! heavier (a wrapper that stores the future twice, a park that grows past
+//! heavier (a wrapper that stores the future twice, a slot that grows past
 //! its allocator block) fails here instead of showing up later as a worse
 //! ratio. The kernel's tables (task slab, timer heap, ready queue) grow by
 //! doubling and are not counted: only blocks under 1 KiB are.
@@ -81,12 +81,13 @@ fn disarm(since: (isize, isize)) -> (isize, isize) {
 const TASKS: isize = 1000;
 const HOUR: Duration = Duration::from_secs(3600);
 
-/// A detached task asleep holds at most three small blocks, 176 bytes in
-/// all: its join slot (40), its body with the sleep in it (56), its park
-/// (80). The body was once an `async` block that kept the sleep twice
-/// (168 bytes); the slot was a `RefCell` (56). Its end frees them all.
+/// A detached task asleep holds two small blocks, 96 bytes in all: its join
+/// slot (40) and its body with the sleep in it (56); its park lives in its
+/// record. The body was once an `async` block that kept the sleep twice
+/// (168 bytes), the slot a `RefCell` (56), the park a block of its own
+/// (88). Its end frees them all.
 #[test]
-fn a_sleeping_task_holds_three_blocks_of_176_bytes() {
+fn a_sleeping_task_holds_two_blocks_of_96_bytes() {
     let mut asleep = (0, 0);
     let since = trapline::run(async {
         trapline::sleep(Duration::from_millis(1)).await?; // the kernel's own blocks
@@ -102,7 +103,7 @@ fn a_sleeping_task_holds_three_blocks_of_176_bytes() {
     .expect("no trap error");
     let ended = disarm(since);
     assert!(
-        asleep.0 <= 3 * TASKS && asleep.1 <= 176 * TASKS,
+        asleep.0 <= 2 * TASKS && asleep.1 <= 96 * TASKS,
         "{} blocks, {} bytes per task",
         asleep.0 as f64 / TASKS as f64,
         asleep.1 as f64 / TASKS as f64
@@ -144,7 +145,7 @@ fn a_body_holds_its_future_once() {
     .expect("a kernel")
     .expect("no trap error");
     let per_task = waiting.1 / TASKS;
-    let body = per_task - 40 - 80; // its slot and its park
+    let body = per_task - 40; // less its slot
     assert!(
         future_size.get() > 200 && body <= future_size.get() as isize + 16,
         "body {body} bytes for a {}-byte future",
