@@ -8,12 +8,19 @@
 //! ```
 //!
 //! - **Memory per sleeping task**: spawn 1,000,000 tasks that each sleep an
-//!   hour, let every one of them reach its sleep, and divide the growth of the
-//!   process's resident memory (`/proc/self/statm`) by the count.
+//!   hour, wait until every one of them has been polled (and so reached its
+//!   sleep), and divide the growth of the process's resident memory
+//!   (`/proc/self/statm`) by the count.
 //! - **Memory per idle TCP connection**: accept 10,000 connections, each
 //!   served by a task waiting in `read` with a 64-byte buffer, and divide the
 //!   growth the same way. The client ends live in the parent process, so
-//!   only the server side is counted.
+//!   only the server side is counted. Resident memory is the process's own
+//!   pages: a socket's buffers and its epoll entry are the Linux kernel's
+//!   memory, the same for both runtimes, and not in it.
+//!
+//! Both runtimes get the same futures (a bare sleep; an `async` block with a
+//! 64-byte buffer around one read), each wrapped in [`Counted`], which adds
+//! no bytes.
 //! - **Timer lateness**: how long after its deadline `sleep(100 µs)` and
 //!   `sleep(1 ms)` return, p50 to max over many sleeps, beside two bare
 //!   `timerfd` loops that show the machine's own floor, with the CPU each
@@ -31,10 +38,14 @@
 //! `cargo bench` (as `cargo test` does) it uses small counts and writes under
 //! `target/`.
 
+use std::future::Future;
 use std::io::{self, BufRead, BufReader};
 use std::net::{SocketAddr, TcpStream};
+use std::pin::Pin;
 use std::process::{Child, Command, Stdio};
-use std::time::Duration;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
 
 #[path = "resources/lateness.rs"]
 mod lateness;
@@ -55,8 +66,51 @@ fn rss() -> u64 {
 }
 
 const HOUR: Duration = Duration::from_secs(3600);
-/// How long the children wait for every task to reach its first trap.
-const SETTLE: Duration = Duration::from_millis(50);
+/// How often the children look whether every task has been polled.
+const SETTLE: Duration = Duration::from_millis(10);
+/// How long they look before giving up.
+const SETTLE_LIMIT: Duration = Duration::from_secs(120);
+
+/// Polls of [`Counted`] futures so far, in this process.
+static POLLED: AtomicUsize = AtomicUsize::new(0);
+
+pin_project_lite::pin_project! {
+    /// A future that counts its polls: a child measures once every task has
+    /// been polled, so each one holds what its first trap (or registration)
+    /// made. Same size as the future it wraps.
+    struct Counted<F> {
+        #[pin]
+        inner: F,
+    }
+}
+
+impl<F: Future> Future for Counted<F> {
+    type Output = F::Output;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        POLLED.fetch_add(1, Ordering::Relaxed);
+        self.project().inner.poll(cx)
+    }
+}
+
+fn counted<F: Future>(inner: F) -> Counted<F> {
+    Counted { inner }
+}
+
+/// Whether the children should stop waiting: every task has been polled,
+/// or the limit passed (an error then).
+fn settled(n: usize, started: Instant) -> io::Result<bool> {
+    let polled = POLLED.load(Ordering::Relaxed);
+    if polled >= n {
+        return Ok(true);
+    }
+    if started.elapsed() > SETTLE_LIMIT {
+        return Err(io::Error::other(format!(
+            "only {polled} of {n} tasks polled after {SETTLE_LIMIT:?}"
+        )));
+    }
+    Ok(false)
+}
 
 /// Child: `n` sleeping tasks; prints bytes per task.
 fn tasks_child(runtime: &str, n: usize) -> io::Result<()> {
@@ -64,18 +118,24 @@ fn tasks_child(runtime: &str, n: usize) -> io::Result<()> {
         "trapline" => trapline::run(async move {
             let before = rss();
             for _ in 0..n {
-                drop(trapline::spawn(trapline::sleep(HOUR))?);
+                drop(trapline::spawn(counted(trapline::sleep(HOUR)))?);
             }
-            trapline::sleep(SETTLE).await?;
+            let started = Instant::now();
+            while !settled(n, started)? {
+                trapline::sleep(SETTLE).await?;
+            }
             println!("{}", rss().saturating_sub(before) as f64 / n as f64);
             std::process::exit(0)
         })?,
         "tokio" => tokio_runtime()?.block_on(async move {
             let before = rss();
             for _ in 0..n {
-                drop(tokio::spawn(tokio::time::sleep(HOUR)));
+                drop(tokio::spawn(counted(tokio::time::sleep(HOUR))));
             }
-            tokio::time::sleep(SETTLE).await;
+            let started = Instant::now();
+            while !settled(n, started)? {
+                tokio::time::sleep(SETTLE).await;
+            }
             println!("{}", rss().saturating_sub(before) as f64 / n as f64);
             std::process::exit(0)
         }),
@@ -86,6 +146,7 @@ fn tasks_child(runtime: &str, n: usize) -> io::Result<()> {
 /// Child: accepts `n` connections, each held by a task waiting in `read`;
 /// prints its port first, then bytes per connection.
 fn tcp_child(runtime: &str, n: usize) -> io::Result<()> {
+    raise_fd_limit(n as u64 + 64)?;
     let any = SocketAddr::from(([127, 0, 0, 1], 0));
     match runtime {
         "trapline" => trapline::run(async move {
@@ -94,12 +155,15 @@ fn tcp_child(runtime: &str, n: usize) -> io::Result<()> {
             let before = rss();
             for _ in 0..n {
                 let (stream, _) = listener.accept().await?;
-                drop(trapline::spawn(async move {
+                drop(trapline::spawn(counted(async move {
                     let mut buf = [0u8; 64];
                     stream.read(&mut buf).await
-                })?);
+                }))?);
             }
-            trapline::sleep(SETTLE).await?;
+            let started = Instant::now();
+            while !settled(n, started)? {
+                trapline::sleep(SETTLE).await?;
+            }
             println!("{}", rss().saturating_sub(before) as f64 / n as f64);
             std::process::exit(0)
         })?,
@@ -112,12 +176,15 @@ fn tcp_child(runtime: &str, n: usize) -> io::Result<()> {
             let before = rss();
             for _ in 0..n {
                 let (mut stream, _) = listener.accept().await?;
-                drop(tokio::spawn(async move {
+                drop(tokio::spawn(counted(async move {
                     let mut buf = [0u8; 64];
                     stream.read(&mut buf).await
-                }));
+                })));
             }
-            tokio::time::sleep(SETTLE).await;
+            let started = Instant::now();
+            while !settled(n, started)? {
+                tokio::time::sleep(SETTLE).await;
+            }
             println!("{}", rss().saturating_sub(before) as f64 / n as f64);
             std::process::exit(0)
         }),

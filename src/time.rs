@@ -65,8 +65,10 @@ fn after(now: Instant, duration: Duration) -> Instant {
 #[track_caller]
 pub fn sleep(duration: Duration) -> Sleep {
     Sleep {
-        when: When::After(duration),
-        leaf: Leaf::new(),
+        state: SleepState::After {
+            duration,
+            location: Location::caller(),
+        },
     }
 }
 
@@ -88,15 +90,28 @@ pub fn sleep(duration: Duration) -> Sleep {
 #[track_caller]
 pub fn sleep_until(deadline: Instant) -> Sleep {
     Sleep {
-        when: When::At(deadline),
-        leaf: Leaf::new(),
+        state: SleepState::At {
+            deadline,
+            leaf: Leaf::new(),
+        },
     }
 }
 
-#[derive(Debug, Clone, Copy)]
-enum When {
-    After(Duration),
-    At(Instant),
+/// Where a [`Sleep`] is.
+///
+/// Discussion: a sleep needs its duration only until its first poll, and
+/// its leaf only from then on, so the two share their room: 48 bytes, not
+/// the 56 of a duration-or-deadline beside a leaf. A task asleep carries its
+/// `Sleep` for as long as it sleeps, and a server may hold a million of them.
+#[derive(Debug)]
+enum SleepState {
+    /// Made by [`sleep`], not polled yet: the deadline counts from the first poll.
+    After {
+        duration: Duration,
+        location: &'static Location<'static>,
+    },
+    /// The deadline is known; the leaf traps until it passes.
+    At { deadline: Instant, leaf: Leaf },
 }
 
 /// The future of [`sleep`] and [`sleep_until`].
@@ -121,8 +136,7 @@ enum When {
 #[derive(Debug)]
 #[must_use = "futures do nothing unless awaited"]
 pub struct Sleep {
-    when: When,
-    leaf: Leaf,
+    state: SleepState,
 }
 
 impl Future for Sleep {
@@ -134,19 +148,25 @@ impl Future for Sleep {
             Ok(now) => now,
             Err(e) => return Poll::Ready(Err(e)),
         };
-        let deadline = match this.when {
-            When::At(at) => at,
-            When::After(d) => {
-                let at = after(now, d);
-                this.when = When::At(at);
-                at
-            }
+        if let SleepState::After { duration, location } = this.state {
+            this.state = SleepState::At {
+                deadline: after(now, duration),
+                leaf: Leaf::at(location),
+            };
+        }
+        let SleepState::At { deadline, leaf } = &mut this.state else {
+            unreachable!("a sleep has its deadline once polled");
         };
-        if now >= deadline {
-            this.leaf.done();
+        if now >= *deadline {
+            leaf.done();
             return Poll::Ready(Ok(()));
         }
-        match this.leaf.trap(cx, Trap::Sleep { deadline }) {
+        match leaf.trap(
+            cx,
+            Trap::Sleep {
+                deadline: *deadline,
+            },
+        ) {
             Ok(()) => Poll::Pending,
             Err(e) => Poll::Ready(Err(e)),
         }
@@ -340,5 +360,22 @@ pub fn ignore_after<F: Future>(
             Ending::Done(v) => Ok(Some(v)),
             Ending::Expired(_) => Ok(None),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A sleep is its deadline (or duration) and a leaf, sharing their room:
+    /// six words, the same before its first poll and after.
+    #[test]
+    fn a_sleep_is_six_words() {
+        assert_eq!(std::mem::size_of::<Sleep>(), 48);
+        assert_eq!(
+            std::mem::size_of::<Option<Sleep>>(),
+            48,
+            "a task body's niche"
+        );
     }
 }

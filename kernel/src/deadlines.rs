@@ -9,7 +9,8 @@ use std::time::Instant;
 use trapline_traps::{TaskId, TimeoutId, TrapError};
 
 use crate::state::{State, Timeout};
-use crate::timers::{Alarm, Entry};
+use crate::task::Waiter;
+use crate::timers::{Alarm, Entry, Kind};
 
 impl State {
     /// Arms a timeout for task `task`.
@@ -45,20 +46,31 @@ impl State {
         }
     }
 
+    /// What a timer entry wakes, if it still means something: the park or
+    /// the timeout in its slot that holds its tie. (Ties never repeat, so a
+    /// slot reused since the entry was made holds none.)
+    fn resolve(&self, entry: &Entry) -> Option<Alarm> {
+        let slot = entry.slot as usize;
+        match entry.kind {
+            Kind::Sleep => {
+                let task = self.tasks.get(slot)?;
+                let park = task.parks.iter().find(|p| p.timer == entry.tie)?;
+                Some(Alarm::Sleep(Waiter {
+                    task: task.id,
+                    seq: park.seq,
+                }))
+            }
+            Kind::Timeout => self
+                .timeouts
+                .get(slot)
+                .filter(|t| t.timer == entry.tie && !t.expired)
+                .map(|t| Alarm::Timeout(t.id)),
+        }
+    }
+
     /// Whether a timer entry still means something.
     fn is_live(&self, entry: &Entry) -> bool {
-        match entry.alarm {
-            Alarm::Sleep(w) => self
-                .tasks
-                .get(w.task.index() as usize)
-                .filter(|t| t.id == w.task)
-                .and_then(|t| t.parks.iter().find(|p| p.seq == w.seq))
-                .is_some_and(|p| p.timer == entry.tie),
-            Alarm::Timeout(id) => self
-                .timeouts
-                .get(id.index() as usize)
-                .is_some_and(|t| t.id == id && !t.expired && t.timer == entry.tie),
-        }
+        self.resolve(entry).is_some()
     }
 
     /// The next deadline that will fire, dropping stale entries on the way.
@@ -94,12 +106,12 @@ impl State {
     /// Fires every timer due at `now`.
     fn expire(&mut self, now: Instant) {
         while let Some(top) = self.timers.peek().filter(|e| e.at <= now) {
-            let live = self.is_live(&top);
-            self.timers.pop(live);
-            if !live {
+            let alarm = self.resolve(&top);
+            self.timers.pop(alarm.is_some());
+            let Some(alarm) = alarm else {
                 continue;
-            }
-            match top.alarm {
+            };
+            match alarm {
                 Alarm::Sleep(waiter) => self.fire(waiter),
                 Alarm::Timeout(id) => {
                     let timeout = &mut self.timeouts[id.index() as usize];

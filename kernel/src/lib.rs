@@ -12,7 +12,8 @@
 //!   Every park records how to take it back, so a cancellation, a timeout or a
 //!   dropped leaf leaves nothing behind.
 //! - **Keys are never trusted stale.** Every key that leaves the slab (a mio
-//!   token, a timer entry, a waker, a task id) carries a serial.
+//!   token, a waker, a task id) carries a serial; a timer entry carries a tie
+//!   that is never handed out twice.
 //! - **Single-threaded, no locks on the hot path.** Tasks may be `!Send`.
 //!   Only wakes from other threads take a lock.
 //! - **Never borrowed while user code runs.** A task's future is taken out of

@@ -4,9 +4,30 @@
 //! that leaves the kernel therefore carries a *serial* beside its index: a late
 //! event that names index 4, serial 17 never resumes the task that now lives at
 //! index 4 with serial 18.
+//!
+//! Discussion: an id keeps its serial bit-inverted in a `NonZeroU64`, so the
+//! one value it cannot hold is `u64::MAX`, a serial no kernel counts up to.
+//! That spare value is what an `Option<TaskId>` or an `Option<Ticket>` uses
+//! for `None`, with no tag of its own: a leaf and an fd seat are each 8 bytes
+//! lighter, and a million sleeping tasks carry a million leaves.
 
+use std::cmp::Ordering as Order;
 use std::fmt;
+use std::num::NonZeroU64;
 use std::sync::atomic::{AtomicU64, Ordering};
+
+/// A serial as the ids keep it: inverted, so that 0 is a serial like any other.
+///
+/// # Panics
+///
+/// On `u64::MAX`, which no kernel reaches: an id made from it would be a
+/// kernel's bug.
+const fn inverted(serial: u64) -> NonZeroU64 {
+    match NonZeroU64::new(!serial) {
+        Some(kept) => kept,
+        None => panic!("a serial number is below u64::MAX"),
+    }
+}
 
 /// The identity of a task: a slot index in its kernel plus the serial number the
 /// kernel gave it at spawn. The serial alone is what people see (`task 7`).
@@ -20,14 +41,18 @@ use std::sync::atomic::{AtomicU64, Ordering};
 /// assert_eq!((id.index(), id.serial()), (3, 7));
 /// assert_eq!(id.to_string(), "task 7");
 /// ```
-#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
 pub struct TaskId {
     index: u32,
-    serial: u64,
+    serial: NonZeroU64,
 }
 
 impl TaskId {
     /// Makes an id from a slot index and a serial number. Only a kernel does this.
+    ///
+    /// # Panics
+    ///
+    /// If `serial` is `u64::MAX`, which no kernel reaches.
     ///
     /// # Examples
     ///
@@ -38,9 +63,14 @@ impl TaskId {
     /// let (old, new) = (TaskId::new(0, 1), TaskId::new(0, 2));
     /// assert_eq!(old.index(), new.index());
     /// assert_ne!(old, new);
+    /// // No serial is 0, so an absent id costs no extra room.
+    /// assert_eq!(size_of::<Option<TaskId>>(), size_of::<TaskId>());
     /// ```
     pub const fn new(index: u32, serial: u64) -> TaskId {
-        TaskId { index, serial }
+        TaskId {
+            index,
+            serial: inverted(serial),
+        }
     }
 
     /// The slot the task lives in. Reused after the task ends.
@@ -71,19 +101,32 @@ impl TaskId {
     /// assert_eq!(id.to_string(), "task 17", "people see the serial");
     /// ```
     pub const fn serial(self) -> u64 {
-        self.serial
+        !self.serial.get()
     }
 }
 
 impl fmt::Debug for TaskId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "TaskId({}@{})", self.serial, self.index)
+        write!(f, "TaskId({}@{})", self.serial(), self.index)
     }
 }
 
 impl fmt::Display for TaskId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "task {}", self.serial)
+        write!(f, "task {}", self.serial())
+    }
+}
+
+/// By slot, then by serial.
+impl Ord for TaskId {
+    fn cmp(&self, other: &TaskId) -> Order {
+        (self.index, self.serial()).cmp(&(other.index, other.serial()))
+    }
+}
+
+impl PartialOrd for TaskId {
+    fn partial_cmp(&self, other: &TaskId) -> Option<Order> {
+        Some(self.cmp(other))
     }
 }
 
@@ -98,14 +141,18 @@ impl fmt::Display for TaskId {
 /// let id = TimeoutId::new(0, 12);
 /// assert_eq!(id.to_string(), "timeout 12");
 /// ```
-#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
 pub struct TimeoutId {
     index: u32,
-    serial: u64,
+    serial: NonZeroU64,
 }
 
 impl TimeoutId {
     /// Makes an id from a slot index and a serial number. Only a kernel does this.
+    ///
+    /// # Panics
+    ///
+    /// If `serial` is `u64::MAX`, which no kernel reaches.
     ///
     /// # Examples
     ///
@@ -115,9 +162,13 @@ impl TimeoutId {
     /// let (outer, inner) = (TimeoutId::new(0, 1), TimeoutId::new(1, 2));
     /// assert_ne!(outer, inner);
     /// assert_eq!(format!("{inner:?}"), "TimeoutId(2@1)");
+    /// assert_eq!(size_of::<Option<TimeoutId>>(), size_of::<TimeoutId>());
     /// ```
     pub const fn new(index: u32, serial: u64) -> TimeoutId {
-        TimeoutId { index, serial }
+        TimeoutId {
+            index,
+            serial: inverted(serial),
+        }
     }
 
     /// The slot the timeout lives in.
@@ -145,19 +196,32 @@ impl TimeoutId {
     /// assert_eq!(id.to_string(), "timeout 9");
     /// ```
     pub const fn serial(self) -> u64 {
-        self.serial
+        !self.serial.get()
     }
 }
 
 impl fmt::Debug for TimeoutId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "TimeoutId({}@{})", self.serial, self.index)
+        write!(f, "TimeoutId({}@{})", self.serial(), self.index)
     }
 }
 
 impl fmt::Display for TimeoutId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "timeout {}", self.serial)
+        write!(f, "timeout {}", self.serial())
+    }
+}
+
+/// By slot, then by serial.
+impl Ord for TimeoutId {
+    fn cmp(&self, other: &TimeoutId) -> Order {
+        (self.index, self.serial()).cmp(&(other.index, other.serial()))
+    }
+}
+
+impl PartialOrd for TimeoutId {
+    fn partial_cmp(&self, other: &TimeoutId) -> Option<Order> {
+        Some(self.cmp(other))
     }
 }
 
@@ -247,4 +311,27 @@ pub struct Ticket {
     pub task: TaskId,
     /// The leaf's sequence number, unique on this thread.
     pub seq: u64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Serials are kept inverted, yet read back, print and order as given,
+    /// 0 included.
+    #[test]
+    fn serials_read_back_and_order_as_given() {
+        let ids = [TaskId::new(1, 0), TaskId::new(0, 7), TaskId::new(0, 2)];
+        assert_eq!(ids.map(TaskId::serial), [0, 7, 2]);
+        let mut sorted = ids;
+        sorted.sort();
+        assert_eq!(
+            sorted,
+            [TaskId::new(0, 2), TaskId::new(0, 7), TaskId::new(1, 0)]
+        );
+        assert_eq!(format!("{:?}", TaskId::new(3, 0)), "TaskId(0@3)");
+        assert!(TimeoutId::new(0, 9) > TimeoutId::new(0, 8));
+        assert_eq!(TimeoutId::new(2, u64::MAX - 1).serial(), u64::MAX - 1);
+        assert_eq!(size_of::<Option<Ticket>>(), size_of::<Ticket>());
+    }
 }

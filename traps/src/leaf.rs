@@ -239,3 +239,17 @@ impl Drop for Leaf {
         self.done();
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every pending leaf future carries a `Leaf`, and a task asleep carries
+    /// one for good: a ticket and a source line, with no tag for "not yet
+    /// trapped" (a task id keeps a spare value for `None`).
+    #[test]
+    fn a_leaf_is_four_words() {
+        assert_eq!(std::mem::size_of::<Leaf>(), 32);
+        assert_eq!(std::mem::size_of::<Option<Ticket>>(), 24);
+    }
+}
