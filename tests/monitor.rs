@@ -205,6 +205,7 @@ fn stats_help_errors_and_quit() {
                     "timeouts",
                     "wait queues",
                     "passes",
+                    "timer spins",
                     "polls",
                     "events",
                     "wakeups",
@@ -234,6 +235,7 @@ fn stats_help_errors_and_quit() {
             // after the answer.
             for (key, lo, hi) in [
                 ("passes", before.passes, after.passes),
+                ("timer spins", before.timer_spins, after.timer_spins),
                 ("polls", before.polls, after.polls),
                 ("events", before.events, after.events),
                 ("wakeups", before.wakeups, after.wakeups),

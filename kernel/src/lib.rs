@@ -482,6 +482,10 @@ pub struct Stats {
     pub wait_queues: usize,
     /// Passes of the loop so far.
     pub passes: u64,
+    /// Of those passes, the ones that polled without blocking only to wait
+    /// out the last stretch before a deadline (the timer's spin, see
+    /// `timerfd`), not because anything was ready.
+    pub timer_spins: u64,
     /// Task polls so far.
     pub polls: u64,
     /// I/O events handled so far.
@@ -508,6 +512,7 @@ impl Stats {
             timeouts: st.timeouts.len(),
             wait_queues: st.queues.len(),
             passes: st.counters.passes,
+            timer_spins: st.counters.timer_spins,
             polls: st.counters.polls,
             events: st.counters.events,
             wakeups: st.counters.wakeups,

@@ -191,7 +191,13 @@ impl Kernel {
                 let timeout = match self.timer.as_mut() {
                     _ if jumps => Some(Duration::ZERO),
                     // The timerfd runs on the real clock only.
-                    Some(timer) if !st.clock.is_virtual() => timer.poll_timeout(next, now),
+                    Some(timer) if !st.clock.is_virtual() => {
+                        let timeout = timer.poll_timeout(next, now);
+                        if timeout == Some(Duration::ZERO) {
+                            st.counters.timer_spins += 1;
+                        }
+                        timeout
+                    }
                     _ => next.map(|at| at.saturating_duration_since(now)),
                 };
                 (Some(timeout), next, jumps)

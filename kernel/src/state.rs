@@ -67,6 +67,7 @@ impl Serials {
 #[derive(Debug, Default, Clone, Copy)]
 pub(crate) struct Counters {
     pub passes: u64,
+    pub timer_spins: u64,
     pub polls: u64,
     pub events: u64,
     pub wakeups: u64,

@@ -227,7 +227,7 @@ pub(crate) fn stats(probe: &Probe) -> Result<String, String> {
     } else {
         format!("{} ({})", s.parked, by_trap.join(", "))
     };
-    let rows: [(&str, String); 12] = [
+    let rows: [(&str, String); 13] = [
         ("tasks", s.tasks.to_string()),
         ("ready", s.ready.to_string()),
         ("parked", parked),
@@ -236,6 +236,7 @@ pub(crate) fn stats(probe: &Probe) -> Result<String, String> {
         ("timeouts", s.timeouts.to_string()),
         ("wait queues", s.wait_queues.to_string()),
         ("passes", s.passes.to_string()),
+        ("timer spins", s.timer_spins.to_string()),
         ("polls", s.polls.to_string()),
         ("events", s.events.to_string()),
         ("wakeups", s.wakeups.to_string()),
