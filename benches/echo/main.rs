@@ -96,6 +96,10 @@ fn number<T: std::str::FromStr>(args: &[String], name: &str, default: T) -> io::
     }
 }
 
+/// The lowest saturation the open-loop rates are based on, messages per
+/// second (see its use).
+const MIN_RATE: f64 = 10.0;
+
 fn main() -> io::Result<()> {
     let args: Vec<String> = std::env::args().collect();
     if let Some(name) = arg(&args, "--serve") {
@@ -182,7 +186,12 @@ fn main() -> io::Result<()> {
                         outcome,
                     );
                 }
-                let saturation = saturation.expect("tokio current_thread is always measured");
+                // A closed-loop round starved by other load (a quick window
+                // on a busy machine) can echo nothing: the open loop still
+                // needs a rate to send at, and a zero rate has no send times.
+                let saturation = saturation
+                    .expect("tokio current_thread is always measured")
+                    .max(MIN_RATE);
                 for &percent in matrix.loads {
                     let rate = saturation * f64::from(percent) / 100.0;
                     for &(server, addr) in &order {
