@@ -30,10 +30,10 @@
 //! each time the timer ends a blocking wait, the loop sees how long after
 //! the timer's expiry it runs again, and the spin follows the upper edge of
 //! those delays (up at once, down slowly), between [`Spin::MIN`] (20 µs) and
-//! [`Spin::MAX`] (250 µs).
+//! [`Spin::MAX`] (100 µs).
 //!
 //! The spin never takes more than half of the wait left when the timer is
-//! armed. That bounds its CPU: at most 250 µs of polling per timer wake, and
+//! armed. That bounds its CPU: at most 100 µs of polling per timer wake, and
 //! a loop of sleeps keeps its thread on the CPU about half the time at most
 //! (measured: 33-44% for `sleep(100 µs)`, 11-13% for `sleep(1 ms)`). It also
 //! matters for lateness: a thread that polls through whole sleeps looks like
@@ -71,7 +71,7 @@ impl Spin {
     /// The shortest spin, whatever the wakes say.
     pub(crate) const MIN: Duration = Duration::from_micros(20);
     /// The longest spin: the bound on the CPU a timer wake may cost.
-    pub(crate) const MAX: Duration = Duration::from_micros(250);
+    pub(crate) const MAX: Duration = Duration::from_micros(100);
     /// Where the spin starts, before any wake was seen.
     pub(crate) const START: Duration = Duration::from_micros(50);
 
@@ -274,10 +274,10 @@ mod tests {
         let us = Duration::from_micros;
         let mut spin = Spin::new();
         assert_eq!(spin.get(), us(50));
-        spin.learn(us(120));
-        assert_eq!(spin.get(), us(120), "up at once");
-        spin.learn(us(88));
-        assert_eq!(spin.get(), us(119), "down by (120 - 88) / 32");
+        spin.learn(us(90));
+        assert_eq!(spin.get(), us(90), "up at once");
+        spin.learn(us(58));
+        assert_eq!(spin.get(), us(89), "down by (90 - 58) / 32");
         spin.learn(Duration::from_millis(9));
         assert_eq!(
             spin.get(),
@@ -317,11 +317,11 @@ mod tests {
         let mut events = mio::Events::with_capacity(8);
         let mut timer = DeadlineTimer::new(poll.registry()).unwrap();
         timer.spin.learn(us(200));
-        assert_eq!(timer.spin.get(), us(200));
+        assert_eq!(timer.spin.get(), Spin::MAX);
         let now = Instant::now();
-        let at = now + us(100);
+        let at = now + us(80);
         assert_eq!(timer.poll_timeout(Some(at), now), None, "armed, blocks");
-        assert_eq!(timer.armed, Some((at, at - us(50))), "halfway");
+        assert_eq!(timer.armed, Some((at, at - us(40))), "halfway");
         poll.poll(&mut events, None).unwrap();
         timer.fired(false);
         assert_eq!(timer.armed, None);
@@ -334,7 +334,7 @@ mod tests {
         assert_eq!(timer.poll_timeout(Some(later), at), None);
         assert_eq!(
             timer.armed,
-            Some((later, later - us(200))),
+            Some((later, later - Spin::MAX)),
             "the learned spin"
         );
     }
