@@ -32,24 +32,22 @@
 //! table goes under `target/bench-results/`: the figures mean nothing, but
 //! the path from measurement to table runs.
 
-use std::cell::Cell;
 use std::future::Future;
 use std::hint::black_box;
-use std::pin::Pin;
-use std::rc::Rc;
-use std::task::{Context, Poll};
-use std::time::{Duration, Instant};
-
-#[path = "common/machine.rs"]
-mod machine;
-
 use std::path::{Path, PathBuf};
-
+use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
 
 use criterion::measurement::WallTime;
 use criterion::{BenchmarkGroup, Criterion, SamplingMode};
-use trapline::traps::{sched_wake, Leaf, QueueId, Trap, TrapError};
+
+#[path = "common/machine.rs"]
+mod machine;
+#[path = "common/mailbox.rs"]
+mod mailbox;
+
+use mailbox::Mailbox;
 
 /// Runs `body(iters)` on a fresh trapline kernel; it returns the time it took.
 fn on_trapline<F, Fut>(iters: u64, body: F) -> Duration
@@ -71,60 +69,6 @@ where
         .build()
         .expect("a runtime")
         .block_on(body(iters))
-}
-
-/// A one-value mailbox for two tasks on one kernel, written with traps only.
-struct Mailbox {
-    value: Cell<Option<u64>>,
-    queue: QueueId,
-}
-
-impl Mailbox {
-    fn new() -> Mailbox {
-        Mailbox {
-            value: Cell::new(None),
-            queue: QueueId::new(),
-        }
-    }
-
-    fn send(&self, v: u64) {
-        self.value.set(Some(v));
-        sched_wake(self.queue, 1).expect("inside a kernel");
-    }
-
-    fn recv(&self) -> Recv<'_> {
-        Recv {
-            mailbox: self,
-            leaf: Leaf::new(),
-        }
-    }
-}
-
-/// Waits in the mailbox's queue until a value is there.
-struct Recv<'a> {
-    mailbox: &'a Mailbox,
-    leaf: Leaf,
-}
-
-impl Future for Recv<'_> {
-    type Output = Result<u64, TrapError>;
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let this = self.get_mut();
-        if let Some(v) = this.mailbox.value.take() {
-            this.leaf.done();
-            return Poll::Ready(Ok(v));
-        }
-        match this.leaf.trap(
-            cx,
-            Trap::SchedWait {
-                queue: this.mailbox.queue,
-            },
-        ) {
-            Ok(()) => Poll::Pending,
-            Err(e) => Poll::Ready(Err(e)),
-        }
-    }
 }
 
 fn spawn_complete(c: &mut Criterion) {
@@ -210,13 +154,13 @@ fn ping_pong(c: &mut Criterion) {
                     trapline::spawn(async move {
                         for _ in 0..n {
                             let v = ping.recv().await.unwrap();
-                            pong.send(v + 1);
+                            pong.send(v + 1).unwrap();
                         }
                     })
                     .unwrap()
                 };
                 for i in 0..n {
-                    ping.send(i);
+                    ping.send(i).unwrap();
                     assert_eq!(pong.recv().await.unwrap(), i + 1);
                 }
                 echo.join().await.unwrap();

@@ -42,7 +42,7 @@ use std::future::Future;
 use std::io::{self, BufRead, BufReader};
 use std::net::{SocketAddr, TcpStream};
 use std::pin::Pin;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
@@ -51,6 +51,10 @@ use std::time::{Duration, Instant};
 mod lateness;
 #[path = "common/machine.rs"]
 mod machine;
+#[path = "common/reaped.rs"]
+mod reaped;
+
+use reaped::Reaped;
 
 /// Resident memory of this process, in bytes.
 fn rss() -> u64 {
@@ -196,20 +200,6 @@ fn tokio_runtime() -> io::Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
-}
-
-/// A child process that is killed and reaped when dropped: whatever error
-/// ends the parent's side early, no child is left running.
-struct Reaped(Child);
-
-impl Drop for Reaped {
-    fn drop(&mut self) {
-        // Already waited for: `try_wait` gives the saved status, nothing to do.
-        if let Ok(None) = self.0.try_wait() {
-            let _ = self.0.kill();
-        }
-        let _ = self.0.wait();
-    }
 }
 
 /// Runs this binary as a child measuring `what`; returns bytes per item.

@@ -15,66 +15,15 @@
 //! not. Subtract a run with a count of 1 (start-up and shutdown) and divide
 //! by the count to get instructions per operation.
 
-use std::cell::Cell;
-use std::future::Future;
 use std::hint::black_box;
-use std::pin::Pin;
 use std::process::ExitCode;
 use std::rc::Rc;
-use std::task::{Context, Poll};
 
-use trapline::traps::{sched_wake, Leaf, QueueId, Trap, TrapError};
+use trapline::traps::TrapError;
 
-/// A one-value mailbox for two tasks on one kernel, written with traps only
-/// (as in `benches/kernel.rs`).
-struct Mailbox {
-    value: Cell<Option<u64>>,
-    queue: QueueId,
-}
-
-impl Mailbox {
-    fn new() -> Mailbox {
-        Mailbox {
-            value: Cell::new(None),
-            queue: QueueId::new(),
-        }
-    }
-
-    fn send(&self, v: u64) -> Result<(), TrapError> {
-        self.value.set(Some(v));
-        sched_wake(self.queue, 1).map(drop)
-    }
-
-    fn recv(&self) -> Recv<'_> {
-        Recv {
-            mailbox: self,
-            leaf: Leaf::new(),
-        }
-    }
-}
-
-/// Waits in the mailbox's queue until a value is there.
-struct Recv<'a> {
-    mailbox: &'a Mailbox,
-    leaf: Leaf,
-}
-
-impl Future for Recv<'_> {
-    type Output = Result<u64, TrapError>;
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let this = self.get_mut();
-        if let Some(v) = this.mailbox.value.take() {
-            this.leaf.done();
-            return Poll::Ready(Ok(v));
-        }
-        let queue = this.mailbox.queue;
-        match this.leaf.trap(cx, Trap::SchedWait { queue }) {
-            Ok(()) => Poll::Pending,
-            Err(e) => Poll::Ready(Err(e)),
-        }
-    }
-}
+#[path = "../benches/common/mailbox.rs"]
+mod mailbox;
+use mailbox::Mailbox;
 
 /// `n` tasks spawned and joined one after the other.
 async fn spawn_trapline(n: u64) -> Result<(), Box<dyn std::error::Error>> {

@@ -11,32 +11,13 @@ use std::future::Future;
 use std::io;
 use std::pin::pin;
 use std::rc::Rc;
-use std::time::Duration;
 
 use std::os::fd::AsRawFd;
 use std::task::Poll;
 
-use futures::future::Either;
 use trapline::sync::Event;
 use trapline::{spawn, timeout_after, yield_now, TrapError};
-use util::{run_clean, tcp_pair, trace};
-
-const LIMIT: Duration = Duration::from_secs(5);
-
-/// `read`'s output, or `TimedOut` if it is still waiting after [`LIMIT`]:
-/// a lost wake-up fails the test instead of hanging it. (A `timeout_after`
-/// would not do: a read it interrupts that finds bytes completes normally,
-/// which would hide the lost wake-up.)
-async fn within_limit<T>(read: impl Future<Output = io::Result<T>>) -> io::Result<T> {
-    let read = pin!(read);
-    let limit = pin!(trapline::sleep(LIMIT));
-    // The limit is polled first: when it fires, the read (which a wake of
-    // the task would poll too, and which would then find its bytes) loses.
-    match futures::future::select(limit, read).await {
-        Either::Left(_) => Err(io::ErrorKind::TimedOut.into()),
-        Either::Right((done, _)) => done,
-    }
-}
+use util::{run_clean, tcp_pair, trace, within_limit, WAKE_LIMIT as LIMIT};
 
 /// The kernel sees the edge for "b" while nobody waits to read (the reader
 /// is between reads): the read that follows the short read of "a" traps at

@@ -29,31 +29,15 @@ use std::future::{poll_fn, Future};
 use std::io::{self, IoSlice, Write};
 use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd};
 use std::os::linux::net::SocketAddrExt;
-use std::pin::{pin, Pin};
+use std::pin::Pin;
 use std::process::{Command, Stdio};
 use std::rc::Rc;
 use std::task::Poll;
-use std::time::Duration;
 
-use futures::future::Either;
 use socket2::{MsgHdr, SockRef};
 use trapline::net::{TcpListener, TcpStream, UnixListener, UnixStream};
 use trapline::{spawn, yield_now, Kernel};
-use util::{run_clean, tcp_pair};
-
-const LIMIT: Duration = Duration::from_secs(5);
-
-/// `read`'s output, or `TimedOut` if it is still waiting after [`LIMIT`]
-/// (the pattern of `tests/drained.rs`: the limit is polled first, so a read
-/// that a late wake would let find its bytes still loses).
-async fn within_limit<T>(read: impl Future<Output = io::Result<T>>) -> io::Result<T> {
-    let read = pin!(read);
-    let limit = pin!(trapline::sleep(LIMIT));
-    match futures::future::select(limit, read).await {
-        Either::Left(_) => Err(io::ErrorKind::TimedOut.into()),
-        Either::Right((done, _)) => done,
-    }
-}
+use util::{run_clean, tcp_pair, within_limit};
 
 /// Polls `future` once, in the running task, and gives back what it said.
 async fn poll_once<F: Future + Unpin>(future: &mut F) -> Poll<F::Output> {

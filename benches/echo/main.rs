@@ -36,6 +36,8 @@ mod load;
 #[path = "../common/machine.rs"]
 mod machine;
 mod pin;
+#[path = "../common/reaped.rs"]
+mod reaped;
 mod report;
 mod servers;
 mod syscalls;

@@ -32,7 +32,9 @@ use std::fmt::Write as _;
 use std::io;
 use std::net::{SocketAddr, TcpStream};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
+
+use crate::reaped::Reaped;
 use std::time::Duration;
 
 use crate::load::{self, Mode, Plan};
@@ -131,18 +133,6 @@ impl Counter {
             Counter::Strace => "strace",
             Counter::Perf => "perf",
         }
-    }
-}
-
-/// A child that is killed and reaped when dropped, on whatever path.
-struct Reaped(Child);
-
-impl Drop for Reaped {
-    fn drop(&mut self) {
-        if let Ok(None) = self.0.try_wait() {
-            let _ = self.0.kill();
-        }
-        let _ = self.0.wait();
     }
 }
 

@@ -182,3 +182,21 @@ pub mod trace;
 
 /// Asking the monitor over TCP.
 pub mod monitor;
+
+/// How long [`within_limit`] lets a read wait before it calls it lost.
+pub const WAKE_LIMIT: Duration = Duration::from_secs(5);
+
+/// `read`'s output, or `TimedOut` if it is still waiting after
+/// [`WAKE_LIMIT`]: a lost wake-up fails the test instead of hanging it. (A
+/// `timeout_after` would not do: a read it interrupts that finds bytes
+/// completes normally, which would hide the lost wake-up.) The limit is
+/// polled first: when it fires, the read (which a wake of the task would
+/// poll too, and which would then find its bytes) loses.
+pub async fn within_limit<T>(read: impl Future<Output = io::Result<T>>) -> io::Result<T> {
+    let read = std::pin::pin!(read);
+    let limit = std::pin::pin!(trapline::sleep(WAKE_LIMIT));
+    match futures::future::select(limit, read).await {
+        futures::future::Either::Left(_) => Err(io::ErrorKind::TimedOut.into()),
+        futures::future::Either::Right((done, _)) => done,
+    }
+}
