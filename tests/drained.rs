@@ -282,3 +282,44 @@ fn a_short_read_skips_the_eagain_read() {
     ];
     assert_eq!(waits, expected);
 }
+
+/// A leaf that can still make progress completes normally, even in a
+/// cancelled task: a read after a short read, refused its untried wait by the
+/// cancellation, still tries and returns the bytes that came meanwhile; the
+/// read after it, with nothing there, fails with `Cancelled`.
+#[test]
+fn a_cancelled_read_after_a_short_read_still_takes_the_bytes_there() {
+    let got = run_clean(async {
+        let (client, server) = tcp_pair().await?;
+        client.write_all(b"a").await?;
+        let reader = spawn(async move {
+            let mut buf = [0u8; 16];
+            let n = server.read(&mut buf).await?;
+            assert_eq!(&buf[..n], b"a", "short: the next read may wait untried");
+            let nap = trapline::sleep(LIMIT).await;
+            let n = server.read(&mut buf).await?;
+            let after = server
+                .read(&mut buf)
+                .await
+                .map_err(|e| TrapError::from_io(&e).cloned());
+            Ok::<_, io::Error>((nap, buf[..n].to_vec(), after))
+        })?;
+        yield_now().await?; // the reader takes "a" and sleeps
+        client.write_all(b"b").await?;
+        yield_now().await?;
+        // Now the kernel has seen "b" arrive. Cancelling waits for the task
+        // to end and says how it ended.
+        yield_now().await?;
+        let (nap, got, after) = timeout_after(LIMIT, reader.cancel()).await???;
+        Ok::<_, io::Error>((nap, got, after))
+    })
+    .unwrap();
+    assert_eq!(
+        got,
+        (
+            Err(TrapError::Cancelled),
+            b"b".to_vec(),
+            Err(Some(TrapError::Cancelled))
+        )
+    );
+}

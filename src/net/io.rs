@@ -225,12 +225,22 @@ impl<T, F: FnMut() -> io::Result<T> + Unpin, H: Hint + Unpin> Future for Io<F, H
             this.hint.parked(false);
         }
         let first = !std::mem::replace(&mut this.polled, true);
+        // A `ReadDrained` the kernel refuses (an interrupt, `ResourceBusy`)
+        // is not the answer yet: a leaf that can still make progress
+        // completes normally, so the syscall is tried before it fails.
+        let mut refused = None;
         if first && this.hint.take_untried() {
-            return this.wait_on(cx, Trap::ReadDrained { fd: this.fd });
+            match this.wait_on(cx, Trap::ReadDrained { fd: this.fd }) {
+                Poll::Ready(Err(e)) => refused = Some(e),
+                waiting => return waiting,
+            }
         }
         loop {
             match (this.op)() {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    if let Some(e) = refused {
+                        return Poll::Ready(Err(e));
+                    }
                     let trap = match this.wait {
                         Wait::Read => Trap::ReadWait { fd: this.fd },
                         Wait::Write => Trap::WriteWait { fd: this.fd },
