@@ -104,9 +104,12 @@ pub enum Trap {
     /// reader there: then the task is resumed at once, to try. The leaf
     /// resumes by trying its syscall, and traps `ReadWait` if it blocks.
     ///
-    /// Only a stream whose short read means "drained" may post it (TCP and
-    /// Unix stream sockets); a leaf abandoned while it waits must try first
-    /// next time, because the edge its park took may not have been read.
+    /// Only a socket whose short read means "drained" may post it (trapline's
+    /// TCP streams; a Unix stream's read also stops short at passed fds), and
+    /// only when no other read of it waits; a read abandoned after its park
+    /// fired must try first next time, because the edge it took may not
+    /// have been read. Refused (an interrupt), the leaf still tries its
+    /// syscall before it fails.
     ReadDrained {
         /// The file descriptor.
         fd: RawFd,
