@@ -12,7 +12,7 @@
 //! place is caught. Exits with status 1 on any mismatch or error.
 
 use std::cell::RefCell;
-use std::io;
+use std::io::{self, Write};
 use std::net::SocketAddr;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
@@ -141,26 +141,31 @@ async fn load(args: Args) -> io::Result<()> {
     let elapsed = start.elapsed();
     let mut sorted = rtts.take();
     sorted.sort_unstable();
+    // Written, not printed: a closed stdout (`| head -1`) is an error to
+    // report, not a panic.
+    let mut out = io::stdout().lock();
     if sorted.is_empty() {
-        println!("no messages sent");
+        writeln!(out, "no messages sent")?;
         return Ok(());
     }
     let bytes = sorted.len() * args.size;
-    println!(
+    writeln!(
+        out,
         "{} messages of {} B over {} connection(s): {} bytes echoed and verified",
         sorted.len(),
         args.size,
         args.connections,
         bytes
-    );
-    println!(
+    )?;
+    writeln!(
+        out,
         "throughput {:.0} msg/s; round trip p50 {:?}  p99 {:?}  p99.9 {:?}  max {:?}",
         sorted.len() as f64 / elapsed.as_secs_f64(),
         percentile(&sorted, 50.0),
         percentile(&sorted, 99.0),
         percentile(&sorted, 99.9),
         sorted[sorted.len() - 1],
-    );
+    )?;
     Ok(())
 }
 
