@@ -28,14 +28,7 @@ fn bytes_arriving_before_the_trap_are_not_lost() {
         let (client, server) = tcp_pair().await?;
         let server = Rc::new(server);
         // A first read that waits registers the stream with the kernel.
-        let reader = {
-            let server = server.clone();
-            spawn(async move {
-                let mut buf = [0u8; 16];
-                let n = server.read(&mut buf).await?;
-                Ok::<_, io::Error>(buf[..n].to_vec())
-            })?
-        };
+        let reader = util::read_once(&server)?;
         yield_now().await?;
         client.write_all(b"a").await?;
         let first = reader.join().await??;
@@ -138,14 +131,7 @@ fn a_drained_read_still_holds_the_seat() {
         let mut buf = [0u8; 16];
         let n = timeout_after(LIMIT, server.read(&mut buf)).await??;
         assert_eq!(&buf[..n], b"x");
-        let first = {
-            let server = server.clone();
-            spawn(async move {
-                let mut buf = [0u8; 16];
-                let n = server.read(&mut buf).await?;
-                Ok::<_, io::Error>(buf[..n].to_vec())
-            })?
-        };
+        let first = util::read_once(&server)?;
         yield_now().await?;
         let mut other = [0u8; 16];
         let busy = server.read(&mut other).await.unwrap_err();

@@ -301,14 +301,7 @@ fn a_hint_carried_into_a_later_run_still_hears_queued_bytes() {
         .run(async {
             let (mut peer, server) = tcp_with_std_peer().await?;
             let server = Rc::new(server);
-            let reader = {
-                let server = server.clone();
-                spawn(async move {
-                    let mut buf = [0u8; 16];
-                    let n = server.read(&mut buf).await?;
-                    Ok::<_, io::Error>(buf[..n].to_vec())
-                })?
-            };
+            let reader = util::read_once(&server)?;
             yield_now().await?; // registered, waiting
             peer.write_all(b"a")?;
             assert_eq!(reader.join().await??, b"a", "short: the hint is set");

@@ -200,3 +200,16 @@ pub async fn within_limit<T>(read: impl Future<Output = io::Result<T>>) -> io::R
         futures::future::Either::Right((done, _)) => done,
     }
 }
+
+/// Spawns a task that makes one read of up to 16 bytes from `stream` and
+/// ends with the bytes it got.
+pub fn read_once(
+    stream: &Rc<TcpStream>,
+) -> Result<trapline::JoinHandle<io::Result<Vec<u8>>>, trapline::TrapError> {
+    let stream = stream.clone();
+    trapline::spawn(async move {
+        let mut buf = [0u8; 16];
+        let n = stream.read(&mut buf).await?;
+        Ok(buf[..n].to_vec())
+    })
+}
