@@ -314,9 +314,9 @@ impl LeafIo for TcpStream {
         location: &'static Location<'static>,
     ) -> impl Future<Output = io::Result<usize>> + 'a {
         Io::stream_read(self.as_raw_fd(), location, &self.drained, move || {
-            let read = self.seats.read.before_wait((&self.socket).read(buf));
+            let read = self.seats.before_wait(Wait::Read, (&self.socket).read(buf));
             self.drained
-                .note(&read, buf.len(), self.seats.read.is_empty());
+                .note(&read, buf.len(), self.seats.read_is_empty());
             read
         })
     }
@@ -328,7 +328,7 @@ impl LeafIo for TcpStream {
     ) -> impl Future<Output = io::Result<usize>> + 'a {
         Io::new(self.as_raw_fd(), Wait::Write, location, move || {
             let sent = SockRef::from(&self.socket).send_with_flags(buf, MSG_NOSIGNAL);
-            self.seats.write.before_wait(sent)
+            self.seats.before_wait(Wait::Write, sent)
         })
     }
 }

@@ -51,7 +51,7 @@ impl TcpStream {
             Location::caller(),
             &self.drained,
             move || {
-                let peeked = self.seats.read.before_wait(self.socket.peek(buf));
+                let peeked = self.seats.before_wait(Wait::Read, self.socket.peek(buf));
                 // The bytes stay: the next read must try.
                 self.drained.forget();
                 peeked
@@ -102,9 +102,8 @@ impl TcpStream {
                 let asked = bufs.iter().map(|b| b.len()).sum();
                 let read = self
                     .seats
-                    .read
-                    .before_wait((&self.socket).read_vectored(bufs));
-                self.drained.note(&read, asked, self.seats.read.is_empty());
+                    .before_wait(Wait::Read, (&self.socket).read_vectored(bufs));
+                self.drained.note(&read, asked, self.seats.read_is_empty());
                 read
             },
         )
@@ -146,7 +145,7 @@ impl TcpStream {
             Location::caller(),
             move || {
                 let sent = SockRef::from(&self.socket).send_vectored_with_flags(bufs, MSG_NOSIGNAL);
-                self.seats.write.before_wait(sent)
+                self.seats.before_wait(Wait::Write, sent)
             },
         )
     }
