@@ -73,6 +73,7 @@ impl Injector {
     }
 
     /// Takes every queued recipe; no lock when none is queued.
+    #[inline]
     fn take(&self, into: &mut Vec<Recipe>) {
         if !self.pending.load(Ordering::Acquire) {
             return;

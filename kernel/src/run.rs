@@ -468,6 +468,7 @@ pub(crate) fn contain(what: &str, f: impl FnOnce()) {
 }
 
 /// Drops a task's future; a panicking destructor is logged, not raised.
+#[inline]
 fn drop_quietly<T>(value: Option<T>) {
     if value.is_some() {
         contain("a task's destructor", || drop(value));

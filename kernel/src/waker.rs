@@ -127,6 +127,7 @@ impl Remote {
     }
 
     /// Moves every queued wake into `into`.
+    #[inline]
     pub(crate) fn drain(&self, into: &mut Vec<WakeRef>) {
         if !self.pending.load(Ordering::Acquire) {
             return;

@@ -156,6 +156,7 @@ impl Inbox {
     ///
     /// assert_eq!(Inbox::new().cancel_state(), Delivery::None);
     /// ```
+    #[inline]
     pub fn cancel_state(&self) -> Delivery {
         self.held.as_ref().map_or(Delivery::None, |h| h.cancel)
     }
@@ -355,6 +356,7 @@ impl Inbox {
     /// ```
     /// assert_eq!(trapline_traps::Inbox::new().take_throttled(), None);
     /// ```
+    #[inline]
     pub fn take_throttled(&mut self) -> Option<TrapError> {
         let err = self.held.as_mut()?.throttled.take();
         self.tidy();
