@@ -271,6 +271,7 @@ impl Inbox {
     /// inbox.scrub(3);
     /// assert!(inbox.is_empty());
     /// ```
+    #[inline]
     pub fn scrub(&mut self, seq: u64) {
         if let Some(held) = &mut self.held {
             held.answers.retain(|(s, _)| *s != seq);
