@@ -447,6 +447,7 @@ impl Slot {
     /// and the inbox asks the kernel to poll the task again
     /// ([`Inbox::take_throttled`]): the interrupt goes on being delivered,
     /// one poll at a time.
+    #[inline]
     fn take_interrupt(&mut self) -> Option<TrapError> {
         let err = match self.shields.last() {
             None => self.inbox.take_interrupt(&self.scopes),
