@@ -220,6 +220,7 @@ impl Leaf {
     /// assert!(posts.is_empty(), "its post went with it");
     /// # Ok::<(), trapline_traps::TrapError>(())
     /// ```
+    #[inline]
     pub fn done(&mut self) {
         if let Some(ticket) = self.ticket.take() {
             slot::unpost(ticket);
