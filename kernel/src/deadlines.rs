@@ -87,6 +87,7 @@ impl State {
     /// Rebuilds the timer heap when stale entries dominate it. Called every
     /// pass: a busy kernel (never idle) would otherwise keep one stale entry
     /// per `timeout_after` until its deadline came up.
+    #[inline]
     pub(crate) fn compact_timers(&mut self) {
         if self.timers.wants_compaction() {
             let mut timers = std::mem::take(&mut self.timers);
@@ -96,6 +97,7 @@ impl State {
     }
 
     /// Fires every timer due now; reads the clock only if a timer is set.
+    #[inline]
     pub(crate) fn expire_due(&mut self) {
         if self.timers.peek().is_some() {
             let now = self.now();

@@ -74,13 +74,13 @@ impl Injector {
 
     /// Takes every queued recipe; no lock when none is queued.
     #[inline]
-    fn take(&self, into: &mut Vec<Recipe>) {
+    fn take(&self) -> Option<Vec<Recipe>> {
         if !self.pending.load(Ordering::Acquire) {
-            return;
+            return None;
         }
         let mut q = self.queue.lock().unwrap_or_else(PoisonError::into_inner);
-        into.append(&mut q.recipes);
         self.pending.store(false, Ordering::Release);
+        Some(std::mem::take(&mut q.recipes))
     }
 
     /// Refuses recipes from now on, and drops the ones still queued (which
@@ -282,11 +282,9 @@ impl Kernel {
 
     /// Spawns a task for every recipe queued through a handle.
     pub(crate) fn take_injected(&mut self) {
-        let mut recipes = Vec::new();
-        self.injector.take(&mut recipes);
-        if recipes.is_empty() {
+        let Some(recipes) = self.injector.take() else {
             return; // the common case: no other thread spawned here
-        }
+        };
         for recipe in recipes {
             // Only builds the future; user code runs when the task is polled.
             let future = (recipe.make)();

@@ -330,6 +330,7 @@ impl Kernel {
             _ => None,
         };
         let ended = match polled {
+            _ if !hooks => None, // only the hooks ask
             Ok(Poll::Pending) => None,
             Ok(Poll::Ready(())) if Some(id) == main_id && main.panicked() => Some(Ended::Panicked),
             Ok(Poll::Ready(())) => Some(Ended::Completed),
