@@ -56,7 +56,7 @@ impl State {
                 let task = self.tasks.get(slot)?;
                 let park = task.parks.iter().find(|p| p.timer == entry.tie)?;
                 Some(Alarm::Sleep(Waiter {
-                    task: task.id,
+                    task: task.id(slot),
                     seq: park.seq,
                 }))
             }

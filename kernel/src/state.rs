@@ -20,7 +20,7 @@ use trapline_traps::{Post, QueueId, TaskFuture, TaskId, TimeoutId, Trap, TrapErr
 use crate::clock::Clock;
 use crate::io::{Dir, IoTable, Ready};
 use crate::queues::WaitQueues;
-use crate::task::{On, Park, Task, Waiter};
+use crate::task::{Few, JoinersKey, On, Park, Task, Waiter};
 use crate::timers::{Alarm, Timers};
 use crate::waker::{self, WakeRef, MAX_TASKS};
 
@@ -79,6 +79,9 @@ pub(crate) struct State {
     pub kernel_id: u16,
     pub registry: Registry,
     pub tasks: Slab<Task>,
+    /// The joiners of each task someone joins, oldest first; its record
+    /// keeps the key.
+    pub joiners: Slab<Few<Waiter>>,
     pub ready: VecDeque<TaskId>,
     pub io: IoTable,
     pub timers: Timers,
@@ -102,6 +105,7 @@ impl State {
             kernel_id,
             registry,
             tasks: Slab::new(),
+            joiners: Slab::new(),
             ready: VecDeque::new(),
             io: IoTable::default(),
             timers: Timers::default(),
@@ -123,9 +127,7 @@ impl State {
 
     /// The live task `id`, if it is still the occupant of its slot.
     pub(crate) fn task(&mut self, id: TaskId) -> Option<&mut Task> {
-        self.tasks
-            .get_mut(id.index() as usize)
-            .filter(|t| t.id == id)
+        self.tasks.get_mut(id.index() as usize).filter(|t| t.is(id))
     }
 
     /// Whether a task can be added now.
@@ -175,8 +177,8 @@ impl State {
     pub(crate) fn wake(&mut self, wake: WakeRef) {
         self.counters.wakeups += 1;
         if let Some(task) = self.tasks.get(wake.index as usize) {
-            if wake.names(task.id) {
-                let id = task.id;
+            let id = task.id(wake.index as usize);
+            if wake.names(id) {
                 self.schedule(id);
             }
         }
@@ -250,13 +252,7 @@ impl State {
             On::Join(target) if target == id => {
                 Err(Some(TrapError::Unsupported("a task cannot join itself")))
             }
-            On::Join(target) => match self.task(target) {
-                Some(t) => {
-                    t.joiners.push(waiter);
-                    Ok(())
-                }
-                None => Err(None),
-            },
+            On::Join(target) => self.add_joiner(target, waiter),
             On::FutureWait => Ok(()),
         };
         match parked {
@@ -335,11 +331,7 @@ impl State {
             On::Read(fd) => self.io.leave(fd, Dir::Read, waiter),
             On::Write(fd) => self.io.leave(fd, Dir::Write, waiter),
             On::Sched(queue) => self.queues.remove(queue, waiter),
-            On::Join(target) => {
-                if let Some(t) = self.task(target) {
-                    t.joiners.retain(|w| *w != waiter);
-                }
-            }
+            On::Join(target) => self.remove_joiner(target, waiter),
             On::FutureWait => {}
         }
     }
@@ -355,6 +347,53 @@ impl State {
         self.bury(park.waker);
     }
 
+    /// Lists `waiter` among the joiners of task `target`: `Ok` once listed,
+    /// `Err(None)` if `target` has ended (the join holds already).
+    fn add_joiner(&mut self, target: TaskId, waiter: Waiter) -> Result<(), Option<TrapError>> {
+        let Some(t) = self
+            .tasks
+            .get_mut(target.index() as usize)
+            .filter(|t| t.is(target))
+        else {
+            return Err(None);
+        };
+        if let Some(key) = t.joiners {
+            self.joiners[key.get()].push(waiter);
+            return Ok(());
+        }
+        let entry = self.joiners.vacant_entry();
+        // Unreachable: there are fewer lists than tasks, and fewer tasks than 2^24.
+        let Some(key) = JoinersKey::new(entry.key()) else {
+            return Err(Some(TrapError::Unsupported(
+                "too many joined tasks in one kernel",
+            )));
+        };
+        let mut list = Few::default();
+        list.push(waiter);
+        entry.insert(list);
+        t.joiners = Some(key);
+        Ok(())
+    }
+
+    /// Takes `waiter` off the joiners of task `target`; the list goes with
+    /// its last joiner.
+    fn remove_joiner(&mut self, target: TaskId, waiter: Waiter) {
+        let Some(t) = self
+            .tasks
+            .get_mut(target.index() as usize)
+            .filter(|t| t.is(target))
+        else {
+            return;
+        };
+        let Some(key) = t.joiners else { return };
+        let list = &mut self.joiners[key.get()];
+        list.retain(|w| *w != waiter);
+        if list.is_empty() {
+            self.joiners.remove(key.get());
+            t.joiners = None;
+        }
+    }
+
     /// Removes task `id` for good; returns its future to drop outside the borrow.
     pub(crate) fn finish(&mut self, id: TaskId) -> Option<TaskFuture> {
         self.task(id)?;
@@ -363,8 +402,10 @@ impl State {
             self.undo(id, &park);
             self.bury(park.waker);
         }
-        for joiner in task.joiners {
-            self.fire(joiner);
+        if let Some(key) = task.joiners {
+            for joiner in self.joiners.remove(key.get()) {
+                self.fire(joiner);
+            }
         }
         task.future
     }

@@ -6,6 +6,7 @@
 //! `State::undo`), like Curio's `cancel_func`.
 
 use std::fmt;
+use std::num::NonZeroU32;
 use std::os::fd::RawFd;
 use std::panic::Location;
 use std::task::Waker;
@@ -233,26 +234,68 @@ impl<T> IntoIterator for Few<T> {
 }
 
 /// A task.
+///
+/// Discussion: there is one record per task in the kernel's slab, a
+/// million of them for a million sleeping tasks, so it holds only what
+/// most tasks use. Its id is its slot in the slab and its serial, and the
+/// record keeps the serial alone: whoever reaches a record came through
+/// its slot (`State::task` checks the serial). Its joiners, which most
+/// tasks never have, are listed in `State::joiners`; the record keeps
+/// where, in four bytes beside its run state that alignment would leave
+/// empty anyway. A sleeping task's record is 128 bytes, 80 of them its
+/// park.
 pub(crate) struct Task {
-    pub id: TaskId,
+    /// The serial of its id; its slot is the rest.
+    pub serial: u64,
+    pub state: RunState,
+    /// Where its joiners are listed, while anyone joins it.
+    pub joiners: Option<JoinersKey>,
     /// `None` for the main task (its future lives on `run`'s stack) and while polled.
     pub future: Option<TaskFuture>,
-    pub state: RunState,
     pub inbox: Inbox,
     pub parks: Few<Park>,
-    pub joiners: Few<Waiter>,
+}
+
+/// Where a task's joiners are listed in `State::joiners`: the key there,
+/// plus one, so that an absent key takes no room of its own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct JoinersKey(NonZeroU32);
+
+impl JoinersKey {
+    /// The key for slab key `key`; `None` past what four bytes hold (a
+    /// kernel has fewer tasks than that, so fewer joined ones too).
+    pub(crate) fn new(key: usize) -> Option<JoinersKey> {
+        let plus_one = u32::try_from(key).ok()?.checked_add(1)?;
+        NonZeroU32::new(plus_one).map(JoinersKey)
+    }
+
+    /// The slab key.
+    pub(crate) fn get(self) -> usize {
+        self.0.get() as usize - 1
+    }
 }
 
 impl Task {
     pub(crate) fn new(id: TaskId, future: Option<TaskFuture>) -> Task {
         Task {
-            id,
-            future,
+            serial: id.serial(),
             state: RunState::Ready,
+            joiners: None,
+            future,
             inbox: Inbox::new(),
             parks: Few::default(),
-            joiners: Few::default(),
         }
+    }
+
+    /// Its id, given the slot it sits in.
+    pub(crate) fn id(&self, slot: usize) -> TaskId {
+        TaskId::new(slot as u32, self.serial)
+    }
+
+    /// Whether this record is task `id`'s, found in `id`'s slot (and not an
+    /// older or newer occupant of it).
+    pub(crate) fn is(&self, id: TaskId) -> bool {
+        self.serial == id.serial()
     }
 
     /// Makes the task runnable (a wake, a fired park). Returns whether it
@@ -281,7 +324,7 @@ impl Task {
 impl fmt::Debug for Task {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Task")
-            .field("id", &self.id)
+            .field("serial", &self.serial)
             .field("state", &self.state)
             .field("parks", &self.parks)
             .finish_non_exhaustive()
@@ -294,6 +337,14 @@ mod tests {
 
     fn seqs<'a>(few: impl IntoIterator<Item = &'a u64>) -> Vec<u64> {
         few.into_iter().copied().collect()
+    }
+
+    /// There is one record per task (a million for a million sleeping
+    /// tasks): it stays this size, its park inline.
+    #[test]
+    fn a_task_record_is_128_bytes() {
+        assert_eq!(std::mem::size_of::<Park>(), 80);
+        assert_eq!(std::mem::size_of::<Task>(), 128);
     }
 
     /// The first item lives inline; taking items keeps the order a `Vec`
