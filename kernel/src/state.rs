@@ -7,7 +7,7 @@
 //! borrow ends; a finished task's future is handed back to be dropped outside.
 //! User code can therefore always re-enter the kernel through a trap.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::Waker;
 use std::time::Instant;
@@ -19,8 +19,9 @@ use trapline_traps::{Post, QueueId, TaskFuture, TaskId, TimeoutId, Trap, TrapErr
 
 use crate::clock::Clock;
 use crate::io::{Dir, IoTable, Ready};
+use crate::joiners::JoinerSlot;
 use crate::queues::WaitQueues;
-use crate::task::{Few, JoinersKey, On, Park, Task, Waiter};
+use crate::task::{On, Park, Task, Waiter};
 use crate::timers::{Alarm, Timers};
 use crate::waker::{self, WakeRef, MAX_TASKS};
 
@@ -79,9 +80,9 @@ pub(crate) struct State {
     pub kernel_id: u16,
     pub registry: Registry,
     pub tasks: Slab<Task>,
-    /// The joiners of each task someone joins, oldest first; its record
-    /// keeps the key.
-    pub joiners: Slab<Few<Waiter>>,
+    /// The joiners after the first of each task joined by more than one,
+    /// by the joined task's slot, oldest first (see `joiners`).
+    pub more_joiners: HashMap<u32, Vec<JoinerSlot>>,
     pub ready: VecDeque<TaskId>,
     pub io: IoTable,
     pub timers: Timers,
@@ -105,7 +106,7 @@ impl State {
             kernel_id,
             registry,
             tasks: Slab::new(),
-            joiners: Slab::new(),
+            more_joiners: HashMap::new(),
             ready: VecDeque::new(),
             io: IoTable::default(),
             timers: Timers::default(),
@@ -252,7 +253,10 @@ impl State {
             On::Join(target) if target == id => {
                 Err(Some(TrapError::Unsupported("a task cannot join itself")))
             }
-            On::Join(target) => self.add_joiner(target, waiter),
+            On::Join(target) => match self.add_joiner(target, id) {
+                true => Ok(()),
+                false => Err(None),
+            },
             On::FutureWait => Ok(()),
         };
         match parked {
@@ -331,7 +335,7 @@ impl State {
             On::Read(fd) => self.io.leave(fd, Dir::Read, waiter),
             On::Write(fd) => self.io.leave(fd, Dir::Write, waiter),
             On::Sched(queue) => self.queues.remove(queue, waiter),
-            On::Join(target) => self.remove_joiner(target, waiter),
+            On::Join(target) => self.remove_joiner(target, id),
             On::FutureWait => {}
         }
     }
@@ -347,53 +351,6 @@ impl State {
         self.bury(park.waker);
     }
 
-    /// Lists `waiter` among the joiners of task `target`: `Ok` once listed,
-    /// `Err(None)` if `target` has ended (the join holds already).
-    fn add_joiner(&mut self, target: TaskId, waiter: Waiter) -> Result<(), Option<TrapError>> {
-        let Some(t) = self
-            .tasks
-            .get_mut(target.index() as usize)
-            .filter(|t| t.is(target))
-        else {
-            return Err(None);
-        };
-        if let Some(key) = t.joiners {
-            self.joiners[key.get()].push(waiter);
-            return Ok(());
-        }
-        let entry = self.joiners.vacant_entry();
-        // Unreachable: there are fewer lists than tasks, and fewer tasks than 2^24.
-        let Some(key) = JoinersKey::new(entry.key()) else {
-            return Err(Some(TrapError::Unsupported(
-                "too many joined tasks in one kernel",
-            )));
-        };
-        let mut list = Few::default();
-        list.push(waiter);
-        entry.insert(list);
-        t.joiners = Some(key);
-        Ok(())
-    }
-
-    /// Takes `waiter` off the joiners of task `target`; the list goes with
-    /// its last joiner.
-    fn remove_joiner(&mut self, target: TaskId, waiter: Waiter) {
-        let Some(t) = self
-            .tasks
-            .get_mut(target.index() as usize)
-            .filter(|t| t.is(target))
-        else {
-            return;
-        };
-        let Some(key) = t.joiners else { return };
-        let list = &mut self.joiners[key.get()];
-        list.retain(|w| *w != waiter);
-        if list.is_empty() {
-            self.joiners.remove(key.get());
-            t.joiners = None;
-        }
-    }
-
     /// Removes task `id` for good; returns its future to drop outside the borrow.
     pub(crate) fn finish(&mut self, id: TaskId) -> Option<TaskFuture> {
         self.task(id)?;
@@ -402,10 +359,8 @@ impl State {
             self.undo(id, &park);
             self.bury(park.waker);
         }
-        if let Some(key) = task.joiners {
-            for joiner in self.joiners.remove(key.get()) {
-                self.fire(joiner);
-            }
+        if let Some(first) = task.joiner {
+            self.fire_joiners(id, first, task.more_joiners);
         }
         task.future
     }

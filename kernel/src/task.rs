@@ -6,12 +6,12 @@
 //! `State::undo`), like Curio's `cancel_func`.
 
 use std::fmt;
-use std::num::NonZeroU32;
 use std::os::fd::RawFd;
 use std::panic::Location;
 use std::task::Waker;
 use std::time::Instant;
 
+use crate::joiners::JoinerSlot;
 use trapline_traps::{Inbox, QueueId, TaskFuture, TaskId, TimeoutId, Trap};
 
 /// Where a task is in its life.
@@ -123,17 +123,16 @@ pub(crate) struct Park {
     pub scope: Option<TimeoutId>,
 }
 
-/// A short list: a task's parks, or its joiners.
+/// A short list: a task's parks.
 ///
 /// Discussion: a task almost always holds one park or none (a leaf waits,
-/// is resumed, completes), a million sleeping tasks each hold one, and a
-/// task is joined by one task or none. So the first item lives in the task
-/// record itself, and only a second one (a `join!` of two reads, two tasks
-/// joining the same one) spills into a boxed `Vec`, kept once made. Taking
-/// an item behaves as `Vec::swap_remove` on the whole list (the last item
-/// takes the place of the one taken) and `retain` as `Vec::retain`, so the
-/// order in which parks and joiners are listed and fired (trace lines,
-/// probes, the order of resumes) is what a plain `Vec` gave.
+/// is resumed, completes), and a million sleeping tasks each hold one. So
+/// the first item lives in the task record itself, and only a second one
+/// (a `join!` of two reads) spills into a boxed `Vec`, kept once made.
+/// Taking an item behaves as `Vec::swap_remove` on the whole list (the last
+/// item takes the place of the one taken), so the order in which parks are
+/// listed and fired (trace lines, probes, the order of resumes) is what a
+/// plain `Vec` gave.
 #[derive(Debug)]
 pub(crate) struct Few<T> {
     first: Option<T>,
@@ -194,19 +193,6 @@ impl<T> Few<T> {
         let at = rest.iter().position(matches)?;
         Some(rest.swap_remove(at))
     }
-
-    /// Keeps only the items that `keep` says to, in order.
-    pub(crate) fn retain(&mut self, mut keep: impl FnMut(&T) -> bool) {
-        if let Some(rest) = &mut self.rest {
-            rest.retain(&mut keep);
-        }
-        if self.first.as_ref().is_some_and(|first| !keep(first)) {
-            self.first = match &mut self.rest {
-                Some(rest) if !rest.is_empty() => Some(rest.remove(0)),
-                _ => None,
-            };
-        }
-    }
 }
 
 impl<'a, T> IntoIterator for &'a Few<T> {
@@ -239,40 +225,22 @@ impl<T> IntoIterator for Few<T> {
 /// million of them for a million sleeping tasks, so it holds only what
 /// most tasks use. Its id is its slot in the slab and its serial, and the
 /// record keeps the serial alone: whoever reaches a record came through
-/// its slot (`State::task` checks the serial). Its joiners, which most
-/// tasks never have, are listed in `State::joiners`; the record keeps
-/// where, in four bytes beside its run state that alignment would leave
-/// empty anyway. A sleeping task's record is 128 bytes, 80 of them its
+/// its slot (`State::task` checks the serial). Of its joiners, which most
+/// tasks never have, it keeps the first one's slot, beside its run state
+/// (see `joiners`). A sleeping task's record is 128 bytes, 80 of them its
 /// park.
 pub(crate) struct Task {
     /// The serial of its id; its slot is the rest.
     pub serial: u64,
     pub state: RunState,
-    /// Where its joiners are listed, while anyone joins it.
-    pub joiners: Option<JoinersKey>,
+    /// The slot of the first task joining it, if any (see `joiners`).
+    pub joiner: Option<JoinerSlot>,
+    /// Whether `State::more_joiners` lists joiners after the first.
+    pub more_joiners: bool,
     /// `None` for the main task (its future lives on `run`'s stack) and while polled.
     pub future: Option<TaskFuture>,
     pub inbox: Inbox,
     pub parks: Few<Park>,
-}
-
-/// Where a task's joiners are listed in `State::joiners`: the key there,
-/// plus one, so that an absent key takes no room of its own.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct JoinersKey(NonZeroU32);
-
-impl JoinersKey {
-    /// The key for slab key `key`; `None` past what four bytes hold (a
-    /// kernel has fewer tasks than that, so fewer joined ones too).
-    pub(crate) fn new(key: usize) -> Option<JoinersKey> {
-        let plus_one = u32::try_from(key).ok()?.checked_add(1)?;
-        NonZeroU32::new(plus_one).map(JoinersKey)
-    }
-
-    /// The slab key.
-    pub(crate) fn get(self) -> usize {
-        self.0.get() as usize - 1
-    }
 }
 
 impl Task {
@@ -280,7 +248,8 @@ impl Task {
         Task {
             serial: id.serial(),
             state: RunState::Ready,
-            joiners: None,
+            joiner: None,
+            more_joiners: false,
             future,
             inbox: Inbox::new(),
             parks: Few::default(),
@@ -373,22 +342,5 @@ mod tests {
         assert_eq!(few.find_mut(|s| *s == 5).copied(), Some(5));
         assert!(few.find_mut(|s| *s == 6).is_none());
         assert_eq!(few.into_iter().collect::<Vec<_>>(), [5]);
-    }
-
-    /// `retain` keeps order, as joiners are fired in the order they joined.
-    #[test]
-    fn few_retains_in_order() {
-        for drop in 0..=4u64 {
-            let mut few = Few::default();
-            for seq in 1..=4u64 {
-                few.push(seq);
-            }
-            few.retain(|s| *s != drop && *s != drop + 1);
-            let model: Vec<u64> = (1..=4).filter(|s| *s != drop && *s != drop + 1).collect();
-            assert_eq!(seqs(&few), model, "without {drop} and {}", drop + 1);
-            assert_eq!(few.len(), model.len());
-            assert_eq!(few.is_empty(), model.is_empty());
-            assert_eq!(few.into_iter().collect::<Vec<_>>(), model);
-        }
     }
 }
