@@ -89,7 +89,10 @@ impl State {
     pub(crate) fn fire_joiners(&mut self, target: TaskId, first: JoinerSlot, more: bool) {
         self.fire_joiner(target, first);
         if more {
-            let more = self.more_joiners.remove(&target.index()).unwrap_or_default();
+            let more = self
+                .more_joiners
+                .remove(&target.index())
+                .unwrap_or_default();
             for slot in more {
                 self.fire_joiner(target, slot);
             }
@@ -110,5 +113,90 @@ impl State {
             seq: park.seq,
         };
         self.fire(waiter);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::panic::Location;
+
+    use super::*;
+    use crate::clock::Clock;
+    use crate::task::{Park, RunState};
+
+    fn state() -> State {
+        let poll = mio::Poll::new().unwrap();
+        let registry = poll.registry().try_clone().unwrap();
+        State::new(0, registry, Clock::Real)
+    }
+
+    /// Parks task `joiner` under `Join(target)` as leaf `seq`, as `State::park` does.
+    fn join(st: &mut State, joiner: TaskId, target: TaskId, seq: u64) {
+        assert!(st.add_joiner(target, joiner));
+        let task = st.task(joiner).unwrap();
+        task.state = RunState::Waiting;
+        task.parks.push(Park {
+            seq,
+            on: On::Join(target),
+            waker: None,
+            location: Location::caller(),
+            timer: 0,
+            scope: None,
+        });
+    }
+
+    /// Joiners are resumed in the order they joined, whether the first
+    /// one, a middle one or none left before the end; a task joining twice
+    /// is resumed at both parks; nothing stays listed.
+    #[test]
+    fn joiners_resume_in_order_and_leave_nothing_behind() {
+        for leaving in [None, Some(0), Some(2)] {
+            let mut st = state();
+            let target = st.spawn(None);
+            let joiners: Vec<TaskId> = (0..4).map(|_| st.spawn(None)).collect();
+            st.ready.clear();
+            for (seq, &joiner) in joiners.iter().enumerate() {
+                join(&mut st, joiner, target, seq as u64);
+            }
+            // The last one joins a second time, from another leaf.
+            join(&mut st, joiners[3], target, 9);
+            assert_eq!(st.more_joiners[&target.index()].len(), 4);
+            let mut expected = joiners.clone();
+            if let Some(at) = leaving {
+                st.unpost(joiners[at], at as u64);
+                expected.remove(at);
+            }
+            assert!(st.finish(target).is_none(), "no boxed future");
+            assert_eq!(Vec::from(st.ready.clone()), expected, "leaving {leaving:?}");
+            for &joiner in &joiners {
+                assert!(st.task(joiner).unwrap().parks.is_empty());
+            }
+            assert!(st.more_joiners.is_empty());
+        }
+    }
+
+    /// The last joiner to leave takes the side list with it; the next
+    /// joiner is the first again.
+    #[test]
+    fn the_side_list_goes_with_its_last_joiner() {
+        let mut st = state();
+        let target = st.spawn(None);
+        let (a, b) = (st.spawn(None), st.spawn(None));
+        join(&mut st, a, target, 1);
+        join(&mut st, b, target, 2);
+        st.unpost(a, 1);
+        assert_eq!(
+            st.task(target).unwrap().joiner,
+            Some(JoinerSlot::new(b.index()))
+        );
+        assert!(st.more_joiners.is_empty() && !st.task(target).unwrap().more_joiners);
+        st.unpost(b, 2);
+        assert_eq!(st.task(target).unwrap().joiner, None);
+        join(&mut st, a, target, 3);
+        assert_eq!(
+            st.task(target).unwrap().joiner,
+            Some(JoinerSlot::new(a.index()))
+        );
+        assert!(st.more_joiners.is_empty());
     }
 }
