@@ -54,7 +54,7 @@ impl State {
         match entry.kind {
             Kind::Sleep => {
                 let task = self.tasks.get(slot)?;
-                let park = task.parks.iter().find(|p| p.timer == entry.tie)?;
+                let park = task.parks.iter().find(|p| p.on.tie() == Some(entry.tie))?;
                 Some(Alarm::Sleep(Waiter {
                     task: task.id(slot),
                     seq: park.seq,

@@ -140,7 +140,6 @@ mod tests {
             on: On::Join(target),
             waker: None,
             location: Location::caller(),
-            timer: 0,
             scope: None,
         });
     }

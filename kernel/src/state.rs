@@ -197,7 +197,7 @@ impl State {
         let own = waker.will_wake(&waker::task_waker(WakeRef::new(self.kernel_id, id)));
         let untried = matches!(trap, Trap::ReadDrained { .. });
         let waker = (!own).then_some(waker);
-        let Some(on) = On::of(&trap) else {
+        let Some(mut on) = On::of(&trap) else {
             if matches!(trap, Trap::Yield) {
                 trace!(target: "trapline::trap", "task {} trap Yield at {location}", id.serial());
                 self.resume(id, waker);
@@ -208,7 +208,7 @@ impl State {
             return self.bury(waker);
         };
         if let Some(park) = task.parks.find_mut(|p| p.seq == seq) {
-            if park.on == on {
+            if park.on.waits_as(on) {
                 // The same leaf trapped again on the same condition (a spurious
                 // poll): the park stands; only its waker, and the timeout scope
                 // it is polled in, may have changed.
@@ -223,11 +223,11 @@ impl State {
         }
         trace!(target: "trapline::trap", "task {} trap {trap} at {location}", id.serial());
         let waiter = Waiter { task: id, seq };
-        let mut timer = 0;
         let parked = match on {
-            On::Sleep(at) if at <= self.now() => Err(None),
-            On::Sleep(at) => {
-                timer = self.timers.push(at, Alarm::Sleep(waiter));
+            On::Sleep { deadline, .. } if deadline <= self.now() => Err(None),
+            On::Sleep { deadline, .. } => {
+                let tie = self.timers.push(deadline, Alarm::Sleep(waiter));
+                on = On::Sleep { deadline, tie };
                 Ok(())
             }
             On::Read(fd) if untried => match self.io.wait_untried(&self.registry, fd, waiter) {
@@ -266,7 +266,6 @@ impl State {
                     on,
                     waker,
                     location,
-                    timer,
                     scope,
                 };
                 match self.task(id) {
@@ -331,7 +330,7 @@ impl State {
             seq: park.seq,
         };
         match park.on {
-            On::Sleep(_) => self.timers.went_stale(),
+            On::Sleep { .. } => self.timers.went_stale(),
             On::Read(fd) => self.io.leave(fd, Dir::Read, waiter),
             On::Write(fd) => self.io.leave(fd, Dir::Write, waiter),
             On::Sched(queue) => self.queues.remove(queue, waiter),
