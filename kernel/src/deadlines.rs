@@ -55,10 +55,7 @@ impl State {
             Kind::Sleep => {
                 let task = self.tasks.get(slot)?;
                 let park = task.parks.iter().find(|p| p.on.tie() == Some(entry.tie))?;
-                Some(Alarm::Sleep(Waiter {
-                    task: task.id(slot),
-                    seq: park.seq,
-                }))
+                Some(Alarm::Sleep(Waiter::at(entry.slot, park.seq)))
             }
             Kind::Timeout => self
                 .timeouts

@@ -108,11 +108,7 @@ impl State {
         let Some(park) = task.parks.iter().find(|p| p.on == On::Join(target)) else {
             return;
         };
-        let waiter = Waiter {
-            task: task.id(slot),
-            seq: park.seq,
-        };
-        self.fire(waiter);
+        self.fire(Waiter::at(slot as u32, park.seq));
     }
 }
 

@@ -222,7 +222,7 @@ impl State {
             }
         }
         trace!(target: "trapline::trap", "task {} trap {trap} at {location}", id.serial());
-        let waiter = Waiter { task: id, seq };
+        let waiter = Waiter::new(id, seq);
         let parked = match on {
             On::Sleep { deadline, .. } if deadline <= self.now() => Err(None),
             On::Sleep { deadline, .. } => {
@@ -302,21 +302,24 @@ impl State {
     }
 
     /// The condition of `waiter`'s park holds: release the park and resume.
+    /// A waiter whose leaf is gone (the task in its slot holds no park with
+    /// its seq) resumes nothing.
     pub(crate) fn fire(&mut self, waiter: Waiter) {
-        let Some(task) = self.task(waiter.task) else {
+        let slot = waiter.slot() as usize;
+        let Some(task) = self.tasks.get_mut(slot) else {
             return;
         };
-        let Some(park) = task.take_park(waiter.seq) else {
+        let Some(park) = task.take_park(waiter.seq()) else {
             return;
         };
-        trace!(target: "trapline::trap", "task {} resume {}: {} (trapped at {})", waiter.task.serial(), park.on.resumed(), park.on.fired(), park.location);
+        trace!(target: "trapline::trap", "task {} resume {}: {} (trapped at {})", task.serial, park.on.resumed(), park.on.fired(), park.location);
         // The fired condition's own record is already gone (the seat, queue
         // slot or joiner entry was taken to find this waiter); a sleep's entry
         // was popped by the caller. As `resume`, with the task at hand.
         match park.waker {
             None => {
                 if task.make_runnable() {
-                    self.ready.push_back(waiter.task);
+                    self.ready.push_back(task.id(slot));
                 }
             }
             Some(w) => self.foreign_wakes.push(w),
@@ -325,10 +328,7 @@ impl State {
 
     /// Takes back what a park holds in the wait structures.
     pub(crate) fn undo(&mut self, id: TaskId, park: &Park) {
-        let waiter = Waiter {
-            task: id,
-            seq: park.seq,
-        };
+        let waiter = Waiter::new(id, park.seq);
         match park.on {
             On::Sleep { .. } => self.timers.went_stale(),
             On::Read(fd) => self.io.leave(fd, Dir::Read, waiter),

@@ -6,6 +6,7 @@
 //! `State::undo`), like Curio's `cancel_func`.
 
 use std::fmt;
+use std::num::NonZeroU32;
 use std::os::fd::RawFd;
 use std::panic::Location;
 use std::task::Waker;
@@ -127,13 +128,44 @@ impl fmt::Display for On {
     }
 }
 
-/// A leaf waiting somewhere: the key every wait structure (fd seat, timer
-/// entry, wait queue, joiner list) stores. The task's serial makes it safe
-/// against slot reuse; the seq names the leaf.
+/// A leaf waiting somewhere: the key the wait structures (fd seats, wait
+/// queues) store, the slot of its task and its sequence number.
+///
+/// Discussion: the seq names the leaf, and is its generation too: leaves
+/// are numbered per thread with the thread in the high bits, so no two in
+/// the process share a seq, and a waiter that outlived its task matches no
+/// park of a later occupant of the slot (`State::fire` then does nothing).
+/// So a waiter needs no task serial, and with its slot kept plus one (an
+/// empty seat needs no tag) it is 16 bytes: an fd-table entry, with its
+/// two seats, is 40.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Waiter {
-    pub task: TaskId,
-    pub seq: u64,
+    seq: u64,
+    slot: NonZeroU32,
+}
+
+impl Waiter {
+    /// Leaf `seq` of task `task`.
+    pub(crate) fn new(task: TaskId, seq: u64) -> Waiter {
+        Waiter::at(task.index(), seq)
+    }
+
+    /// Leaf `seq` of the task in slot `slot`.
+    pub(crate) fn at(slot: u32, seq: u64) -> Waiter {
+        // Slots stay below 2^24 (`MAX_TASKS`), so one more fits.
+        let slot = NonZeroU32::MIN.saturating_add(slot);
+        Waiter { seq, slot }
+    }
+
+    /// The slot of its task.
+    pub(crate) fn slot(self) -> u32 {
+        self.slot.get() - 1
+    }
+
+    /// The leaf's sequence number.
+    pub(crate) fn seq(self) -> u64 {
+        self.seq
+    }
 }
 
 /// One accepted blocking request.
@@ -340,6 +372,7 @@ mod tests {
         assert_eq!(std::mem::size_of::<On>(), 24);
         assert_eq!(std::mem::size_of::<Park>(), 72);
         assert_eq!(std::mem::size_of::<Task>(), 120);
+        assert_eq!(std::mem::size_of::<Option<Waiter>>(), 16);
     }
 
     /// The first item lives inline; taking items keeps the order a `Vec`
