@@ -70,7 +70,7 @@ impl State {
         };
         if t.joiner == Some(slot) {
             // The next one, if any, becomes the first.
-            t.joiner = more.map(|more| more.remove(0));
+            t.joiner = more.and_then(|more| (!more.is_empty()).then(|| more.remove(0)));
         } else if let Some(more) = more {
             if let Some(at) = more.iter().position(|s| *s == slot) {
                 more.remove(at);
@@ -78,7 +78,11 @@ impl State {
         } else {
             return;
         }
-        if t.more_joiners && self.more_joiners[&target.index()].is_empty() {
+        let emptied = self
+            .more_joiners
+            .get(&target.index())
+            .is_none_or(Vec::is_empty);
+        if t.more_joiners && emptied {
             self.more_joiners.remove(&target.index());
             t.more_joiners = false;
         }
