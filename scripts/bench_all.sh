@@ -9,7 +9,8 @@
 # bench counts syscalls per message (syscalls.md), which needs `strace`, and
 # `perf` for the figures to compare (without it, strace's figures stand
 # alone). Everything lands in benches/results/, each file opening with the
-# machine it ran on. The memory bench needs about 11,000 open files in each
+# machine it ran on; then scripts/readme_results.sh copies the tables into
+# README.md. The memory bench needs about 11,000 open files in each
 # of its processes (it raises its own soft limit, up to the hard one).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -20,4 +21,5 @@ if command -v strace >/dev/null; then
 else
     echo "strace not found: syscalls.md not regenerated" >&2
 fi
+scripts/readme_results.sh
 ls -l benches/results/

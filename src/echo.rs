@@ -39,7 +39,8 @@
 //! the period counted from the last progress (the read or write it
 //! interrupted had done nothing, so nothing is lost); without, the
 //! connection is idle. On a busy connection the limit is armed once per
-//! `idle_timeout`, and the per-message cost is one clock read.
+//! `idle_timeout`, and the per-message cost is one clock read (see
+//! `noting_before_waiting`).
 //!
 //! Written with the facade only (net, time, task), like any user code.
 //! Each connection's task is named `conn PEER` for the monitor.
@@ -50,7 +51,7 @@ use std::io;
 use std::pin::pin;
 use std::rc::Rc;
 use std::task::Poll;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use log::{debug, warn};
 
@@ -406,6 +407,39 @@ enum Ended {
     Failed(io::Error),
 }
 
+/// Runs `step` (a write); if it has to wait or fails, first notes the clock
+/// in `progress`.
+///
+/// Discussion: the clock is read once per echoed message, after its write.
+/// The read before it made progress too, and that progress must be on
+/// record if the write then waits (a slow reader) and the idle limit passes
+/// meanwhile: so a write that parks notes the clock first, in the same poll
+/// as the read that completed just before it; so does a write that fails
+/// (the limit may have passed just as it trapped: the read's progress then
+/// re-arms it). A write that completes at once, the usual case, reads the
+/// clock only after it.
+async fn noting_before_waiting(
+    step: impl Future<Output = io::Result<usize>>,
+    progress: &mut Instant,
+) -> io::Result<usize> {
+    let mut step = pin!(step);
+    let mut noted = false;
+    poll_fn(|cx| {
+        let polled = step.as_mut().poll(cx);
+        // Waiting, or failing (a limit that passed as it trapped): either
+        // way the progress before it must be on record.
+        if !noted && !matches!(polled, Poll::Ready(Ok(_))) {
+            noted = true;
+            match clock() {
+                Ok(now) => *progress = now,
+                Err(e) => return Poll::Ready(Err(e.into())),
+            }
+        }
+        polled
+    })
+    .await
+}
+
 /// Echoes until the peer closes its side; then closes ours.
 async fn echo(stream: &TcpStream, config: &EchoConfig, stats: &EchoStats) -> Result<(), Ended> {
     let fail = |e: TrapError| Ended::Failed(e.into());
@@ -433,11 +467,13 @@ async fn echo(stream: &TcpStream, config: &EchoConfig, stats: &EchoStats) -> Res
                         return Ok(());
                     }
                     (start, end) = (0, n);
-                } else {
-                    start += stream.write(&buf[start..end]).await?;
-                    if start == end {
-                        stats.bytes.set(stats.bytes.get() + end as u64);
-                    }
+                    moved = true;
+                    continue; // the write comes next, and notes the clock
+                }
+                let write = stream.write(&buf[start..end]);
+                start += noting_before_waiting(write, &mut progress).await?;
+                if start == end {
+                    stats.bytes.set(stats.bytes.get() + end as u64);
                 }
                 progress = clock()?;
                 moved = true;
@@ -453,5 +489,65 @@ async fn echo(stream: &TcpStream, config: &EchoConfig, stats: &EchoStats) -> Res
             Err(TrapError::TimedOut(_)) => return Err(Ended::Idle),
             Err(e) => return Err(fail(e)),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Kernel;
+
+    /// Runs `future` on a kernel with a virtual clock: sleeps end exactly.
+    fn run_virtual<F: Future>(future: F) -> F::Output {
+        let mut kernel = Kernel::builder().virtual_clock().build().expect("a kernel");
+        kernel.run(future).expect("the kernel ran")
+    }
+
+    /// A write that waits notes the clock when it parks (the progress of
+    /// the read before it), not when it ends.
+    #[test]
+    fn a_step_that_waits_notes_the_clock_as_it_parks() {
+        let (wrote, noted, parked_at) = run_virtual(async {
+            let t0 = clock().unwrap();
+            sleep(Duration::from_secs(3)).await.unwrap();
+            let parked_at = clock().unwrap() - t0;
+            let mut progress = t0;
+            let step = async {
+                sleep(Duration::from_secs(2)).await?;
+                Ok(7)
+            };
+            let wrote = noting_before_waiting(step, &mut progress).await.unwrap();
+            (wrote, progress - t0, parked_at)
+        });
+        assert_eq!(wrote, 7);
+        assert_eq!(parked_at, Duration::from_secs(3));
+        assert_eq!(
+            noted,
+            Duration::from_secs(3),
+            "noted at the park, not at the end (5 s)"
+        );
+    }
+
+    /// A write that completes at once leaves the clock to its caller; one
+    /// that fails at once notes it.
+    #[test]
+    fn a_step_notes_the_clock_only_if_it_waits_or_fails() {
+        let (at_once, failed) = run_virtual(async {
+            let t0 = clock().unwrap();
+            sleep(Duration::from_secs(1)).await.unwrap();
+            let mut progress = t0;
+            let wrote = noting_before_waiting(async { Ok(4) }, &mut progress).await;
+            let at_once = (wrote.unwrap(), progress - t0);
+            let mut progress = t0;
+            let refused = io::Error::from(io::ErrorKind::ConnectionReset);
+            let wrote = noting_before_waiting(async { Err(refused) }, &mut progress).await;
+            let failed = (wrote.unwrap_err().kind(), progress - t0);
+            (at_once, failed)
+        });
+        assert_eq!(at_once, (4, Duration::ZERO));
+        assert_eq!(
+            failed,
+            (io::ErrorKind::ConnectionReset, Duration::from_secs(1))
+        );
     }
 }

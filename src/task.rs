@@ -473,7 +473,7 @@ impl Future for YieldNow {
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.get_mut();
         if this.yielded {
-            this.leaf.done();
+            this.leaf.done_after_yield();
             return Poll::Ready(Ok(()));
         }
         match this.leaf.trap(cx, Trap::Yield) {

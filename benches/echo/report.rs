@@ -52,6 +52,12 @@ pub struct Results {
 /// Percentiles shown, as quantiles and as labels.
 const PERCENTILES: [(f64, &str); 4] = [(0.5, "p50"), (0.9, "p90"), (0.99, "p99"), (0.999, "p99.9")];
 
+/// The line every echo table opens with: quick or full, and the machine.
+fn heading(machine: &str, full: bool) -> String {
+    let mode = if full { "full" } else { "quick" };
+    format!("Echo bench ({mode}), {machine}.\n\n")
+}
+
 fn us(ns: u64) -> f64 {
     ns as f64 / 1e3
 }
@@ -90,12 +96,7 @@ impl Results {
 
     /// The figures and the trapline/tokio ratios, as markdown.
     pub fn markdown(&self, machine: &str, full: bool) -> String {
-        let mut s = String::new();
-        let _ = writeln!(
-            s,
-            "Echo bench ({}), {machine}.\n",
-            if full { "full" } else { "quick" }
-        );
+        let mut s = heading(machine, full);
         let _ = writeln!(
             s,
             "| size | conns | load | server | msg/s | p50 µs | p90 µs | p99 µs | p99.9 µs | max µs |"
@@ -123,6 +124,24 @@ impl Results {
             }
             let _ = writeln!(s, " {:.1} |", us(cell.latency.max()));
         }
+        s.push_str(&self.ratios());
+        s
+    }
+
+    /// The heading and the ratio tables only: what the README shows.
+    pub fn summary(&self, machine: &str, full: bool) -> String {
+        let mut s = heading(machine, full);
+        let _ = writeln!(
+            s,
+            "Ratios from the same run; every server's own figures are in `echo.md`."
+        );
+        s.push_str(&self.ratios());
+        s
+    }
+
+    /// trapline against each reference, cell by cell.
+    fn ratios(&self) -> String {
+        let mut s = String::new();
         for (ours_is, against, title) in [
             (
                 Server::Trapline,

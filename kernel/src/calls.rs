@@ -23,16 +23,24 @@ impl Shared {
     /// Wakes the foreign wakers that fired parks queued, and drops the ones
     /// that released parks left behind, outside any borrow. Returns whether
     /// there were any (a woken waker may have made a task runnable).
+    #[inline]
     pub(crate) fn wake_foreign(&self) -> bool {
-        let mut any = false;
+        // The common case, after every trap and every poll: nothing.
+        if !self.state.borrow().foreign_work() {
+            return false;
+        }
+        self.wake_foreign_now();
+        true
+    }
+
+    /// [`Shared::wake_foreign`] with work to do.
+    fn wake_foreign_now(&self) {
         loop {
             let (wake, drop): (Vec<Waker>, Vec<Waker>) = {
                 let mut st = self.state.borrow_mut();
-                // The common case, after every trap and every poll: nothing.
-                if st.foreign_wakes.is_empty() && st.graveyard.is_empty() {
-                    return any;
+                if !st.foreign_work() {
+                    return;
                 }
-                any = true;
                 (
                     std::mem::take(&mut st.foreign_wakes),
                     std::mem::take(&mut st.graveyard),
@@ -114,6 +122,15 @@ impl Shared {
                 }))
             }
         })
+    }
+}
+
+impl State {
+    /// Whether foreign wakers wait to be woken or dropped outside the borrow
+    /// (see [`Shared::wake_foreign`]).
+    #[inline]
+    pub(crate) fn foreign_work(&self) -> bool {
+        !self.foreign_wakes.is_empty() || !self.graveyard.is_empty()
     }
 }
 

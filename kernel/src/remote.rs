@@ -73,6 +73,7 @@ impl Injector {
     }
 
     /// Takes every queued recipe; no lock when none is queued.
+    #[inline]
     fn take(&self, into: &mut Vec<Recipe>) {
         if !self.pending.load(Ordering::Acquire) {
             return;
@@ -283,6 +284,9 @@ impl Kernel {
     pub(crate) fn take_injected(&mut self) {
         let mut recipes = Vec::new();
         self.injector.take(&mut recipes);
+        if recipes.is_empty() {
+            return; // the common case: no other thread spawned here
+        }
         for recipe in recipes {
             // Only builds the future; user code runs when the task is polled.
             let future = (recipe.make)();

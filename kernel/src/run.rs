@@ -23,10 +23,11 @@ use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use log::{debug, error, trace};
-use trapline_traps::{Delivery, Handler, TaskId, TrapError};
+use trapline_traps::{Delivery, Handler, TaskId, Trap, TrapError};
 
 use crate::hooks::Ended;
 use crate::io::{Ready, BELL};
+use crate::task::RunState;
 use crate::timerfd::TIMER;
 use crate::waker::{self, WakeRef};
 use crate::Kernel;
@@ -291,7 +292,7 @@ impl Kernel {
         let (mut future, inbox, cancel_before, unparked) = {
             let mut st = self.shared.state.borrow_mut();
             let Some(task) = st.task(id) else { return };
-            task.state = crate::task::RunState::Running { woken: false };
+            task.state = RunState::Running { woken: false };
             let cancel_before = task.inbox.cancel_state();
             let taken = (
                 task.future.take(),
@@ -325,7 +326,7 @@ impl Kernel {
             Ok(Poll::Pending) if hooks => self
                 .posts
                 .iter()
-                .find_map(|p| matches!(p.trap, trapline_traps::Trap::Yield).then_some(p.location)),
+                .find_map(|p| matches!(p.trap, Trap::Yield).then_some(p.location)),
             _ => None,
         };
         let ended = match polled {
@@ -352,14 +353,23 @@ impl Kernel {
                     if let Some(task) = st.task(id) {
                         task.inbox = inbox;
                         task.future = future.take();
-                        let woken = task.state == crate::task::RunState::Running { woken: true };
-                        task.state = crate::task::RunState::Waiting;
+                        let woken = task.state == RunState::Running { woken: true };
                         if woken {
-                            st.schedule(id);
+                            task.state = RunState::Ready;
+                            st.ready.push_back(id);
+                        } else {
+                            task.state = RunState::Waiting;
                         }
                     }
                     for post in self.posts.drain(..) {
-                        st.park(id, post);
+                        if matches!(post.trap, Trap::Yield) && post.waker.will_wake(&waker) {
+                            // A yield under the task's own waker parks nothing:
+                            // the task goes straight back to the ready queue.
+                            trace!(target: "trapline::trap", "task {} trap Yield at {}", id.serial(), post.location);
+                            st.schedule(id);
+                        } else {
+                            st.park(id, post);
+                        }
                     }
                     if cancelled_now && st.task(id).is_some_and(|t| !t.parks.is_empty()) {
                         st.interrupt(id, TrapError::Cancelled);
@@ -468,6 +478,7 @@ pub(crate) fn contain(what: &str, f: impl FnOnce()) {
 }
 
 /// Drops a task's future; a panicking destructor is logged, not raised.
+#[inline]
 fn drop_quietly<T>(value: Option<T>) {
     if value.is_some() {
         contain("a task's destructor", || drop(value));

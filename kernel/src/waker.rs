@@ -127,6 +127,7 @@ impl Remote {
     }
 
     /// Moves every queued wake into `into`.
+    #[inline]
     pub(crate) fn drain(&self, into: &mut Vec<WakeRef>) {
         if !self.pending.load(Ordering::Acquire) {
             return;
@@ -238,5 +239,11 @@ impl Drop for LocalGuard {
 
 /// Moves this thread's local wakes into `into`.
 pub(crate) fn drain_local(into: &mut Vec<WakeRef>) {
-    LOCAL.with(|l| into.append(&mut l.wakes.borrow_mut()));
+    LOCAL.with(|l| {
+        let mut wakes = l.wakes.borrow_mut();
+        // Usually none: a task's leaves resume it without its waker.
+        if !wakes.is_empty() {
+            into.append(&mut wakes);
+        }
+    });
 }

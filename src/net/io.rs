@@ -3,12 +3,14 @@
 use std::cell::Cell;
 use std::future::Future;
 use std::io;
-use std::os::fd::RawFd;
+use std::os::fd::{AsRawFd, RawFd};
 use std::panic::Location;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use trapline_traps::{Leaf, Trap};
+
+use super::TcpStream;
 
 /// A stream whose reads and writes are [`Io`] leaves reporting a given line:
 /// what [`write_all`] and [`read_exact`] loop over, for every stream type.
@@ -124,7 +126,7 @@ impl Hint for TryFirst {
     fn parked(&self, _: bool) {}
 }
 
-impl Hint for &Drained {
+impl Hint for Drained {
     fn take_untried(&self) -> bool {
         self.short.replace(false)
     }
@@ -132,6 +134,16 @@ impl Hint for &Drained {
     fn parked(&self, parked: bool) {
         let n = self.parked.get();
         self.parked.set(if parked { n + 1 } else { n - 1 });
+    }
+}
+
+impl<H: Hint> Hint for &H {
+    fn take_untried(&self) -> bool {
+        (**self).take_untried()
+    }
+
+    fn parked(&self, parked: bool) {
+        (**self).parked(parked)
     }
 }
 
@@ -151,6 +163,11 @@ impl Hint for &Drained {
 /// after an edge woke it (the edge is spent, the bytes are still there); a
 /// short read made while another read leaf waits sets no hint, for the same
 /// reason.
+///
+/// `op` is handed the hint: a stream's read reaches its stream through it
+/// rather than holding a reference of its own, one word less in every
+/// pending read (a connection waiting in `read` holds one for as long as
+/// it is idle).
 pub(crate) struct Io<F, H: Hint = TryFirst> {
     fd: RawFd,
     wait: Wait,
@@ -163,23 +180,31 @@ pub(crate) struct Io<F, H: Hint = TryFirst> {
     parked: bool,
 }
 
-impl<F> Io<F> {
-    pub(crate) fn new(fd: RawFd, wait: Wait, location: &'static Location<'static>, op: F) -> Io<F> {
-        Io::hinted(fd, wait, location, op, TryFirst)
+impl Io<()> {
+    /// A leaf whose `op` always runs first.
+    pub(crate) fn new<T>(
+        fd: RawFd,
+        wait: Wait,
+        location: &'static Location<'static>,
+        mut op: impl FnMut() -> io::Result<T>,
+    ) -> Io<impl FnMut(&TryFirst) -> io::Result<T>> {
+        Io::hinted(fd, wait, location, move |_: &TryFirst| op(), TryFirst)
     }
 }
 
-impl<'a, F> Io<F, &'a Drained> {
+impl<'a, F> Io<F, &'a TcpStream> {
     /// A TCP stream's read (or peek): its first poll skips the syscall if
-    /// `drained` says the last read came back short; `op` must
-    /// [`Drained::note`] what it read.
-    pub(crate) fn stream_read(
-        fd: RawFd,
+    /// the stream's [`Drained`] says the last read came back short; `op` is
+    /// handed `stream` and must [`Drained::note`] what it read.
+    pub(crate) fn stream_read<T>(
         location: &'static Location<'static>,
-        drained: &'a Drained,
+        stream: &'a TcpStream,
         op: F,
-    ) -> Io<F, &'a Drained> {
-        Io::hinted(fd, Wait::Read, location, op, drained)
+    ) -> Io<F, &'a TcpStream>
+    where
+        F: FnMut(&&'a TcpStream) -> io::Result<T>,
+    {
+        Io::hinted(stream.as_raw_fd(), Wait::Read, location, op, stream)
     }
 }
 
@@ -216,7 +241,7 @@ impl<F, H: Hint> Io<F, H> {
     }
 }
 
-impl<T, F: FnMut() -> io::Result<T> + Unpin, H: Hint + Unpin> Future for Io<F, H> {
+impl<T, F: FnMut(&H) -> io::Result<T> + Unpin, H: Hint + Unpin> Future for Io<F, H> {
     type Output = io::Result<T>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<T>> {
@@ -236,7 +261,7 @@ impl<T, F: FnMut() -> io::Result<T> + Unpin, H: Hint + Unpin> Future for Io<F, H
             }
         }
         loop {
-            match (this.op)() {
+            match (this.op)(&this.hint) {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                     if let Some(e) = refused {
                         return Poll::Ready(Err(e));

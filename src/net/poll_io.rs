@@ -30,7 +30,7 @@
 //! `poll_write` (contract 13). Through the `futures-io` traits that is the
 //! line of whatever called the trait method, often a combinator.
 
-use std::cell::RefCell;
+use std::cell::{OnceCell, RefCell};
 use std::fmt;
 use std::io::{self, IoSlice, Read};
 use std::os::fd::{AsRawFd, RawFd};
@@ -44,66 +44,65 @@ use super::io::Wait;
 use super::tcp_stream::MSG_NOSIGNAL;
 use super::{TcpStream, UnixStream};
 
-/// The two seats a stream keeps for poll-style I/O, one per direction.
+/// The seats a stream keeps for poll-style I/O, one per direction, made at
+/// the first poll-style call that has to wait.
+///
+/// Discussion: why boxed, and only then. Two seats are 64 bytes, and a
+/// stream served with `read(..).await` never uses them; an idle connection
+/// carries its stream for as long as it lives, so the stream keeps one
+/// pointer (8 bytes, null until made) and the seats are allocated the first
+/// time a poll-style read or write parks. Once made they stay until the
+/// stream is dropped. A stream without them has no poll-style park to
+/// release or to ask about.
 #[derive(Default)]
 pub(crate) struct PollSeats {
-    pub(crate) read: Seat,
-    pub(crate) write: Seat,
+    made: OnceCell<Box<Seats>>,
+}
+
+/// The two seats, once made.
+#[derive(Default)]
+struct Seats {
+    read: Seat,
+    write: Seat,
+}
+
+impl Seats {
+    fn seat(&self, wait: Wait) -> &Seat {
+        match wait {
+            Wait::Read => &self.read,
+            Wait::Write => &self.write,
+        }
+    }
 }
 
 impl PollSeats {
     pub(crate) fn new() -> PollSeats {
         PollSeats::default()
     }
-}
 
-impl fmt::Debug for PollSeats {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("PollSeats")
-    }
-}
-
-/// One direction's leaves for poll-style I/O, one per waiting task.
-#[derive(Default)]
-pub(crate) struct Seat {
-    leaves: RefCell<Vec<(TaskId, Leaf)>>,
-}
-
-impl Seat {
-    /// Whether no task has a poll-style leaf parked here.
-    pub(crate) fn is_empty(&self) -> bool {
-        self.leaves.borrow().is_empty()
+    /// The seat of `wait`'s direction, if the seats were made.
+    fn seat(&self, wait: Wait) -> Option<&Seat> {
+        self.made.get().map(|seats| seats.seat(wait))
     }
 
-    /// Takes the running task's leaf out of the seat, if it has one.
-    fn take(&self, task: TaskId) -> Option<Leaf> {
-        let mut leaves = self.leaves.borrow_mut();
-        let at = leaves.iter().position(|(t, _)| *t == task)?;
-        Some(leaves.swap_remove(at).1)
+    /// Whether no task has a poll-style read parked on the stream.
+    pub(crate) fn read_is_empty(&self) -> bool {
+        self.seat(Wait::Read).is_none_or(Seat::is_empty)
     }
 
-    /// Releases the running task's park in this seat, if it left one (a
-    /// poll that returned `Pending` and was abandoned). The leaf is dropped
-    /// outside the borrow: undoing its park calls into the kernel.
-    pub(crate) fn release_mine(&self) {
-        if let Some(task) = running() {
-            drop(self.take(task));
+    /// What an async leaf on the stream calls with its syscall's result:
+    /// see [`Seat::before_wait`].
+    pub(crate) fn before_wait<T>(&self, wait: Wait, result: io::Result<T>) -> io::Result<T> {
+        match self.seat(wait) {
+            Some(seat) => seat.before_wait(result),
+            None => result,
         }
-    }
-
-    /// What an async leaf on this stream calls with its syscall's result:
-    /// on `WouldBlock` (it is about to trap) the running task's poll-style
-    /// park in the same direction is released first, so the task does not
-    /// find itself `ResourceBusy`.
-    pub(crate) fn before_wait<T>(&self, result: io::Result<T>) -> io::Result<T> {
-        if matches!(&result, Err(e) if e.kind() == io::ErrorKind::WouldBlock) {
-            self.release_mine();
-        }
-        result
     }
 
     /// Runs `op`; on `WouldBlock`, traps through the running task's leaf
-    /// (made at `location` if it has none) and returns `Pending`.
+    /// in `wait`'s direction (made at `location` if it has none) and
+    /// returns `Pending`, keeping the leaf in the seat (the seats are made
+    /// then if they were not).
     fn poll_op<T>(
         &self,
         fd: RawFd,
@@ -116,7 +115,8 @@ impl Seat {
         // Out of the seat while it is used: dropped on completion, put back
         // only if it parked.
         let mut leaf = task
-            .and_then(|t| self.take(t))
+            .zip(self.seat(wait))
+            .and_then(|(t, seat)| seat.take(t))
             .unwrap_or_else(|| Leaf::at(location));
         loop {
             match op() {
@@ -128,7 +128,8 @@ impl Seat {
                     };
                     return match (leaf.trap(cx, trap), task) {
                         (Ok(()), Some(task)) => {
-                            self.leaves.borrow_mut().push((task, leaf));
+                            let seats = self.made.get_or_init(Box::default);
+                            seats.seat(wait).leaves.borrow_mut().push((task, leaf));
                             Poll::Pending
                         }
                         // Posted with no running task: cannot happen (the
@@ -144,6 +145,52 @@ impl Seat {
                 Err(e) => return Poll::Ready(Err(e)),
             }
         }
+    }
+}
+
+impl fmt::Debug for PollSeats {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("PollSeats")
+    }
+}
+
+/// One direction's leaves for poll-style I/O, one per waiting task.
+#[derive(Default)]
+struct Seat {
+    leaves: RefCell<Vec<(TaskId, Leaf)>>,
+}
+
+impl Seat {
+    /// Whether no task has a poll-style leaf parked here.
+    fn is_empty(&self) -> bool {
+        self.leaves.borrow().is_empty()
+    }
+
+    /// Takes the running task's leaf out of the seat, if it has one.
+    fn take(&self, task: TaskId) -> Option<Leaf> {
+        let mut leaves = self.leaves.borrow_mut();
+        let at = leaves.iter().position(|(t, _)| *t == task)?;
+        Some(leaves.swap_remove(at).1)
+    }
+
+    /// Releases the running task's park in this seat, if it left one (a
+    /// poll that returned `Pending` and was abandoned). The leaf is dropped
+    /// outside the borrow: undoing its park calls into the kernel.
+    fn release_mine(&self) {
+        if let Some(task) = running() {
+            drop(self.take(task));
+        }
+    }
+
+    /// What an async leaf on this stream calls with its syscall's result:
+    /// on `WouldBlock` (it is about to trap) the running task's poll-style
+    /// park in the same direction is released first, so the task does not
+    /// find itself `ResourceBusy`.
+    fn before_wait<T>(&self, result: io::Result<T>) -> io::Result<T> {
+        if matches!(&result, Err(e) if e.kind() == io::ErrorKind::WouldBlock) {
+            self.release_mine();
+        }
+        result
     }
 }
 
@@ -174,7 +221,6 @@ impl TcpStream {
         // Poll-style reads always try first; the stream's next `read` too.
         self.drained.forget();
         self.seats
-            .read
             .poll_op(self.as_raw_fd(), Wait::Read, cx, Location::caller(), || {
                 (&self.socket).read(buf)
             })
@@ -200,7 +246,7 @@ impl TcpStream {
     /// ```
     #[track_caller]
     pub fn poll_write(&self, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
-        self.seats.write.poll_op(
+        self.seats.poll_op(
             self.as_raw_fd(),
             Wait::Write,
             cx,
@@ -234,7 +280,7 @@ impl TcpStream {
         cx: &mut Context<'_>,
         bufs: &[IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        self.seats.write.poll_op(
+        self.seats.poll_op(
             self.as_raw_fd(),
             Wait::Write,
             cx,
@@ -266,7 +312,6 @@ impl UnixStream {
     #[track_caller]
     pub fn poll_read(&self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
         self.seats
-            .read
             .poll_op(self.as_raw_fd(), Wait::Read, cx, Location::caller(), || {
                 (&self.stream).read(buf)
             })
@@ -290,7 +335,7 @@ impl UnixStream {
     /// ```
     #[track_caller]
     pub fn poll_write(&self, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
-        self.seats.write.poll_op(
+        self.seats.poll_op(
             self.as_raw_fd(),
             Wait::Write,
             cx,
@@ -323,12 +368,77 @@ impl UnixStream {
         cx: &mut Context<'_>,
         bufs: &[IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        self.seats.write.poll_op(
+        self.seats.poll_op(
             self.as_raw_fd(),
             Wait::Write,
             cx,
             Location::caller(),
             || SockRef::from(&self.stream).send_vectored_with_flags(bufs, MSG_NOSIGNAL),
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::future::poll_fn;
+    use std::task::Poll;
+
+    use super::*;
+    use crate::net::TcpListener;
+
+    /// A stream keeps one pointer for its poll-style seats, not the two
+    /// seats themselves: a TCP stream is its fd, that pointer and its
+    /// `Drained` note; a Unix stream its fd and the pointer.
+    #[test]
+    fn a_stream_keeps_one_pointer_for_its_seats() {
+        assert_eq!(std::mem::size_of::<PollSeats>(), 8);
+        assert_eq!(std::mem::size_of::<Seats>(), 64);
+        assert_eq!(std::mem::size_of::<TcpStream>(), 24);
+        assert_eq!(std::mem::size_of::<UnixStream>(), 16);
+    }
+
+    /// Async reads and writes, waiting or not, make no seats; a poll-style
+    /// read that does not wait makes none either; the first one that parks
+    /// makes them, and its park sits in the read seat.
+    #[test]
+    fn the_seats_are_made_by_the_first_poll_style_park() {
+        crate::run(async {
+            let listener = TcpListener::bind("127.0.0.1:0".parse().unwrap())?;
+            let client = TcpStream::connect(listener.local_addr()?).await?;
+            let (server, _) = listener.accept().await?;
+            let mut buf = [0; 4];
+            client.write_all(b"ab").await?;
+            assert_eq!(server.read(&mut buf).await?, 2);
+            let reader = crate::spawn(async move {
+                let mut buf = [0; 4];
+                let n = server.read(&mut buf).await?; // waits
+                Ok::<_, io::Error>((server, n))
+            })?;
+            crate::yield_now().await?;
+            client.write_all(b"c").await?;
+            let (server, n) = reader.join().await??;
+            assert_eq!(n, 1);
+            assert!(
+                server.seats.made.get().is_none(),
+                "async reads make no seats"
+            );
+            client.write_all(b"d").await?;
+            let n = poll_fn(|cx| server.poll_read(cx, &mut buf)).await?;
+            assert_eq!(n, 1);
+            assert!(
+                server.seats.made.get().is_none(),
+                "a read that did not wait"
+            );
+            let parked =
+                poll_fn(|cx| Poll::Ready(server.poll_read(cx, &mut buf).is_pending())).await;
+            assert!(parked);
+            assert!(
+                !server.seats.read_is_empty(),
+                "the park is in the read seat"
+            );
+            Ok::<(), io::Error>(())
+        })
+        .unwrap()
+        .unwrap();
     }
 }

@@ -46,17 +46,14 @@ impl TcpStream {
     /// ```
     #[track_caller]
     pub fn peek<'a>(&'a self, buf: &'a mut [u8]) -> impl Future<Output = io::Result<usize>> + 'a {
-        Io::stream_read(
-            self.as_raw_fd(),
-            Location::caller(),
-            &self.drained,
-            move || {
-                let peeked = self.seats.read.before_wait(self.socket.peek(buf));
-                // The bytes stay: the next read must try.
-                self.drained.forget();
-                peeked
-            },
-        )
+        Io::stream_read(Location::caller(), self, move |stream| {
+            let peeked = stream
+                .seats
+                .before_wait(Wait::Read, stream.socket.peek(buf));
+            // The bytes stay: the next read must try.
+            stream.drained.forget();
+            peeked
+        })
     }
 
     /// Reads into several buffers at once (`readv(2)`), filling them in
@@ -94,20 +91,16 @@ impl TcpStream {
         &'a self,
         bufs: &'a mut [IoSliceMut<'a>],
     ) -> impl Future<Output = io::Result<usize>> + 'a {
-        Io::stream_read(
-            self.as_raw_fd(),
-            Location::caller(),
-            &self.drained,
-            move || {
-                let asked = bufs.iter().map(|b| b.len()).sum();
-                let read = self
-                    .seats
-                    .read
-                    .before_wait((&self.socket).read_vectored(bufs));
-                self.drained.note(&read, asked, self.seats.read.is_empty());
-                read
-            },
-        )
+        Io::stream_read(Location::caller(), self, move |stream| {
+            let asked = bufs.iter().map(|b| b.len()).sum();
+            let read = stream
+                .seats
+                .before_wait(Wait::Read, (&stream.socket).read_vectored(bufs));
+            stream
+                .drained
+                .note(&read, asked, stream.seats.read_is_empty());
+            read
+        })
     }
 
     /// Writes some of several buffers at once (`sendmsg(2)`), in order;
@@ -146,7 +139,7 @@ impl TcpStream {
             Location::caller(),
             move || {
                 let sent = SockRef::from(&self.socket).send_vectored_with_flags(bufs, MSG_NOSIGNAL);
-                self.seats.write.before_wait(sent)
+                self.seats.before_wait(Wait::Write, sent)
             },
         )
     }

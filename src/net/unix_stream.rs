@@ -314,7 +314,7 @@ impl LeafIo for UnixStream {
         // passed fds or another writer's credentials with bytes still queued,
         // so a short read does not say the queue is empty (see `Drained`).
         Io::new(self.as_raw_fd(), Wait::Read, location, move || {
-            self.seats.read.before_wait((&self.stream).read(buf))
+            self.seats.before_wait(Wait::Read, (&self.stream).read(buf))
         })
     }
 
@@ -327,7 +327,7 @@ impl LeafIo for UnixStream {
             // `send(2)` with `MSG_NOSIGNAL`: a closed peer is `BrokenPipe`,
             // not a `SIGPIPE` that kills the process.
             let sent = SockRef::from(&self.stream).send_with_flags(buf, MSG_NOSIGNAL);
-            self.seats.write.before_wait(sent)
+            self.seats.before_wait(Wait::Write, sent)
         })
     }
 }

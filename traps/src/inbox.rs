@@ -156,6 +156,7 @@ impl Inbox {
     ///
     /// assert_eq!(Inbox::new().cancel_state(), Delivery::None);
     /// ```
+    #[inline]
     pub fn cancel_state(&self) -> Delivery {
         self.held.as_ref().map_or(Delivery::None, |h| h.cancel)
     }
@@ -270,6 +271,7 @@ impl Inbox {
     /// inbox.scrub(3);
     /// assert!(inbox.is_empty());
     /// ```
+    #[inline]
     pub fn scrub(&mut self, seq: u64) {
         if let Some(held) = &mut self.held {
             held.answers.retain(|(s, _)| *s != seq);
@@ -355,6 +357,7 @@ impl Inbox {
     /// ```
     /// assert_eq!(trapline_traps::Inbox::new().take_throttled(), None);
     /// ```
+    #[inline]
     pub fn take_throttled(&mut self) -> Option<TrapError> {
         let err = self.held.as_mut()?.throttled.take();
         self.tidy();

@@ -220,10 +220,47 @@ impl Leaf {
     /// assert!(posts.is_empty(), "its post went with it");
     /// # Ok::<(), trapline_traps::TrapError>(())
     /// ```
+    #[inline]
     pub fn done(&mut self) {
         if let Some(ticket) = self.ticket.take() {
             slot::unpost(ticket);
         }
+    }
+
+    /// The leaf trapped [`Trap::Yield`] in an earlier poll of its task, and
+    /// is polled again: it completes, and since the kernel keeps nothing of
+    /// a yield (the task went straight back to the ready queue), there is no
+    /// park to undo and the trap slot need not be visited, as [`Leaf::done`]
+    /// would.
+    ///
+    /// Discussion: a yield is the one trap a task makes over and over with
+    /// nothing to wait for, so its completion costs nothing. Called in the
+    /// same poll as the trap (a combinator polling a child twice), the post
+    /// is still in the slot: the task is polled once more, spuriously, which
+    /// is harmless, and the yield it asked for is the one it gets.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::task::{Context, Waker};
+    /// use trapline_traps::{enter, leave, Inbox, Leaf, TaskId, Trap};
+    ///
+    /// let task = TaskId::new(0, 1);
+    /// enter(task, Inbox::new());
+    /// let mut leaf = Leaf::new();
+    /// leaf.trap(&Context::from_waker(Waker::noop()), Trap::Yield)?;
+    /// let mut posts = Vec::new();
+    /// let inbox = leave(&mut posts); // the kernel takes the yield
+    /// assert_eq!(posts.len(), 1);
+    ///
+    /// enter(task, inbox); // the next poll
+    /// leaf.done_after_yield();
+    /// assert_eq!(leaf.ticket(), None, "nothing left to undo");
+    /// let _inbox = leave(&mut Vec::new());
+    /// # Ok::<(), trapline_traps::TrapError>(())
+    /// ```
+    pub fn done_after_yield(&mut self) {
+        self.ticket = None;
     }
 }
 

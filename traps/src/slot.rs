@@ -447,6 +447,7 @@ impl Slot {
     /// and the inbox asks the kernel to poll the task again
     /// ([`Inbox::take_throttled`]): the interrupt goes on being delivered,
     /// one poll at a time.
+    #[inline]
     fn take_interrupt(&mut self) -> Option<TrapError> {
         let err = match self.shields.last() {
             None => self.inbox.take_interrupt(&self.scopes),
@@ -541,7 +542,7 @@ pub(crate) fn post(
             None => None,
         };
         match earlier {
-            Some(old) => replaced = Some(std::mem::replace(old, new)),
+            Some(old) => replaced = Some(std::mem::replace(old, new).waker),
             None => s.posts.push(new),
         }
         Posted::Done(Ok(Ticket { task, seq }))
@@ -564,7 +565,8 @@ pub(crate) fn unpost(ticket: Ticket) {
         let mut scrubbed = None;
         if s.current == Some(ticket.task) {
             if let Some(at) = s.posts.iter().position(|p| p.seq == ticket.seq) {
-                scrubbed = Some(s.posts.swap_remove(at));
+                // A blocking trap holds nothing to drop but the waker.
+                scrubbed = Some(s.posts.swap_remove(at).waker);
             }
             s.inbox.scrub(ticket.seq);
             if s.unparked {
@@ -573,7 +575,7 @@ pub(crate) fn unpost(ticket: Ticket) {
         }
         (s.handler.clone(), scrubbed)
     });
-    drop(scrubbed); // outside the borrow: it holds a waker
+    drop(scrubbed); // outside the borrow: a waker's drop is foreign code
     if let Some(h) = handler {
         h.unpost(ticket);
     }
