@@ -177,11 +177,14 @@ impl State {
     /// A wake through a task's `Waker`.
     pub(crate) fn wake(&mut self, wake: WakeRef) {
         self.counters.wakeups += 1;
-        if let Some(task) = self.tasks.get(wake.index as usize) {
-            let id = task.id(wake.index as usize);
-            if wake.names(id) {
-                self.schedule(id);
-            }
+        let slot = wake.index as usize;
+        let Some(task) = self.tasks.get_mut(slot) else {
+            return;
+        };
+        let id = task.id(slot);
+        // As `schedule`, with the task at hand.
+        if wake.names(id) && task.make_runnable() {
+            self.ready.push_back(id);
         }
     }
 
