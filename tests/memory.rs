@@ -152,3 +152,39 @@ fn a_body_holds_its_future_once() {
         future_size.get()
     );
 }
+
+/// Small blocks held, on average, per sleeping task joined by `joiners` tasks, once
+/// every joiner waits in its join.
+fn blocks_joined_by(joiners: usize) -> isize {
+    let mut blocks = (0, 0);
+    trapline::run(async {
+        trapline::sleep(Duration::from_millis(1)).await?;
+        let since = arm();
+        let mut handles = Vec::new();
+        for _ in 0..TASKS {
+            let sleeper = std::rc::Rc::new(trapline::spawn(trapline::sleep(HOUR))?);
+            for _ in 0..joiners {
+                let sleeper = sleeper.clone();
+                drop(trapline::spawn(async move { sleeper.join().await })?);
+            }
+            handles.push(sleeper);
+        }
+        trapline::yield_now().await?; // every joiner runs to its join
+        blocks = disarm(since);
+        Ok::<_, trapline::TrapError>(())
+    })
+    .expect("a kernel")
+    .expect("no trap error");
+    // Rounded: the kernel's own tables move by a block or two.
+    (blocks.0 as f64 / TASKS as f64).round() as isize
+}
+
+/// A task's first joiner is kept in its record: a sleeping task joined by
+/// one task holds nothing beyond its two blocks and its shared handle,
+/// beside the joiner's own two (body and slot). Joiners after the first go
+/// to a side list: one block more for a task that has them.
+#[test]
+fn a_first_joiner_costs_its_task_no_block() {
+    assert_eq!(blocks_joined_by(1), 2 + 1 + 2);
+    assert_eq!(blocks_joined_by(2), 2 + 1 + 2 * 2 + 1);
+}

@@ -54,11 +54,8 @@ impl State {
         match entry.kind {
             Kind::Sleep => {
                 let task = self.tasks.get(slot)?;
-                let park = task.parks.iter().find(|p| p.timer == entry.tie)?;
-                Some(Alarm::Sleep(Waiter {
-                    task: task.id,
-                    seq: park.seq,
-                }))
+                let park = task.parks.iter().find(|p| p.on.tie() == Some(entry.tie))?;
+                Some(Alarm::Sleep(Waiter::at(entry.slot, park.seq)))
             }
             Kind::Timeout => self
                 .timeouts

@@ -271,10 +271,14 @@ mod tests {
     use trapline_traps::TaskId;
 
     fn waiter(seq: u64) -> Waiter {
-        Waiter {
-            task: TaskId::new(0, 1),
-            seq,
-        }
+        Waiter::new(TaskId::new(0, 1), seq)
+    }
+
+    /// An entry is 40 bytes, two seats of 16 and its flags: there is one
+    /// per fd number up to the highest registered.
+    #[test]
+    fn an_entry_is_40_bytes() {
+        assert_eq!(std::mem::size_of::<Entry>(), 40);
     }
 
     /// One reader per fd: the same leaf may sit again, another leaf is refused.

@@ -61,6 +61,7 @@ mod deadlines;
 mod hooks;
 mod interrupts;
 mod io;
+mod joiners;
 mod probe;
 mod queues;
 mod remote;

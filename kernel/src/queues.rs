@@ -122,10 +122,7 @@ mod tests {
     use trapline_traps::TaskId;
 
     fn waiter(n: u64) -> Waiter {
-        Waiter {
-            task: TaskId::new(n as u32, n),
-            seq: n,
-        }
+        Waiter::new(TaskId::new(n as u32, n), n)
     }
 
     /// Oldest first; an emptied queue stays (for the next wait) but no

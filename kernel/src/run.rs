@@ -414,7 +414,7 @@ impl Kernel {
         loop {
             let left: Vec<TaskId> = {
                 let st = self.shared.state.borrow();
-                st.tasks.iter().map(|(_, t)| t.id).collect()
+                st.tasks.iter().map(|(slot, t)| t.id(slot)).collect()
             };
             if left.is_empty() {
                 break;
@@ -439,7 +439,7 @@ impl Kernel {
         loop {
             let next = {
                 let st = self.shared.state.borrow();
-                st.tasks.iter().next().map(|(_, t)| t.id)
+                st.tasks.iter().next().map(|(slot, t)| t.id(slot))
             };
             let Some(id) = next else { break };
             debug!(target: "trapline::kernel", "shutdown: dropping {id}");

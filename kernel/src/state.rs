@@ -7,7 +7,7 @@
 //! borrow ends; a finished task's future is handed back to be dropped outside.
 //! User code can therefore always re-enter the kernel through a trap.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::Waker;
 use std::time::Instant;
@@ -19,6 +19,7 @@ use trapline_traps::{Post, QueueId, TaskFuture, TaskId, TimeoutId, Trap, TrapErr
 
 use crate::clock::Clock;
 use crate::io::{Dir, IoTable, Ready};
+use crate::joiners::JoinerSlot;
 use crate::queues::WaitQueues;
 use crate::task::{On, Park, Task, Waiter};
 use crate::timers::{Alarm, Timers};
@@ -79,6 +80,9 @@ pub(crate) struct State {
     pub kernel_id: u16,
     pub registry: Registry,
     pub tasks: Slab<Task>,
+    /// The joiners after the first of each task joined by more than one,
+    /// by the joined task's slot, oldest first (see `joiners`).
+    pub more_joiners: HashMap<u32, Vec<JoinerSlot>>,
     pub ready: VecDeque<TaskId>,
     pub io: IoTable,
     pub timers: Timers,
@@ -102,6 +106,7 @@ impl State {
             kernel_id,
             registry,
             tasks: Slab::new(),
+            more_joiners: HashMap::new(),
             ready: VecDeque::new(),
             io: IoTable::default(),
             timers: Timers::default(),
@@ -123,9 +128,7 @@ impl State {
 
     /// The live task `id`, if it is still the occupant of its slot.
     pub(crate) fn task(&mut self, id: TaskId) -> Option<&mut Task> {
-        self.tasks
-            .get_mut(id.index() as usize)
-            .filter(|t| t.id == id)
+        self.tasks.get_mut(id.index() as usize).filter(|t| t.is(id))
     }
 
     /// Whether a task can be added now.
@@ -174,11 +177,14 @@ impl State {
     /// A wake through a task's `Waker`.
     pub(crate) fn wake(&mut self, wake: WakeRef) {
         self.counters.wakeups += 1;
-        if let Some(task) = self.tasks.get(wake.index as usize) {
-            if wake.names(task.id) {
-                let id = task.id;
-                self.schedule(id);
-            }
+        let slot = wake.index as usize;
+        let Some(task) = self.tasks.get_mut(slot) else {
+            return;
+        };
+        let id = task.id(slot);
+        // As `schedule`, with the task at hand.
+        if wake.names(id) && task.make_runnable() {
+            self.ready.push_back(id);
         }
     }
 
@@ -194,7 +200,7 @@ impl State {
         let own = waker.will_wake(&waker::task_waker(WakeRef::new(self.kernel_id, id)));
         let untried = matches!(trap, Trap::ReadDrained { .. });
         let waker = (!own).then_some(waker);
-        let Some(on) = On::of(&trap) else {
+        let Some(mut on) = On::of(&trap) else {
             if matches!(trap, Trap::Yield) {
                 trace!(target: "trapline::trap", "task {} trap Yield at {location}", id.serial());
                 self.resume(id, waker);
@@ -205,7 +211,7 @@ impl State {
             return self.bury(waker);
         };
         if let Some(park) = task.parks.find_mut(|p| p.seq == seq) {
-            if park.on == on {
+            if park.on.waits_as(on) {
                 // The same leaf trapped again on the same condition (a spurious
                 // poll): the park stands; only its waker, and the timeout scope
                 // it is polled in, may have changed.
@@ -219,12 +225,12 @@ impl State {
             }
         }
         trace!(target: "trapline::trap", "task {} trap {trap} at {location}", id.serial());
-        let waiter = Waiter { task: id, seq };
-        let mut timer = 0;
+        let waiter = Waiter::new(id, seq);
         let parked = match on {
-            On::Sleep(at) if at <= self.now() => Err(None),
-            On::Sleep(at) => {
-                timer = self.timers.push(at, Alarm::Sleep(waiter));
+            On::Sleep { deadline, .. } if deadline <= self.now() => Err(None),
+            On::Sleep { deadline, .. } => {
+                let tie = self.timers.push(deadline, Alarm::Sleep(waiter));
+                on = On::Sleep { deadline, tie };
                 Ok(())
             }
             On::Read(fd) if untried => match self.io.wait_untried(&self.registry, fd, waiter) {
@@ -250,12 +256,9 @@ impl State {
             On::Join(target) if target == id => {
                 Err(Some(TrapError::Unsupported("a task cannot join itself")))
             }
-            On::Join(target) => match self.task(target) {
-                Some(t) => {
-                    t.joiners.push(waiter);
-                    Ok(())
-                }
-                None => Err(None),
+            On::Join(target) => match self.add_joiner(target, id) {
+                true => Ok(()),
+                false => Err(None),
             },
             On::FutureWait => Ok(()),
         };
@@ -266,7 +269,6 @@ impl State {
                     on,
                     waker,
                     location,
-                    timer,
                     scope,
                 };
                 match self.task(id) {
@@ -303,21 +305,24 @@ impl State {
     }
 
     /// The condition of `waiter`'s park holds: release the park and resume.
+    /// A waiter whose leaf is gone (the task in its slot holds no park with
+    /// its seq) resumes nothing.
     pub(crate) fn fire(&mut self, waiter: Waiter) {
-        let Some(task) = self.task(waiter.task) else {
+        let slot = waiter.slot() as usize;
+        let Some(task) = self.tasks.get_mut(slot) else {
             return;
         };
-        let Some(park) = task.take_park(waiter.seq) else {
+        let Some(park) = task.take_park(waiter.seq()) else {
             return;
         };
-        trace!(target: "trapline::trap", "task {} resume {}: {} (trapped at {})", waiter.task.serial(), park.on.resumed(), park.on.fired(), park.location);
+        trace!(target: "trapline::trap", "task {} resume {}: {} (trapped at {})", task.serial, park.on.resumed(), park.on.fired(), park.location);
         // The fired condition's own record is already gone (the seat, queue
         // slot or joiner entry was taken to find this waiter); a sleep's entry
         // was popped by the caller. As `resume`, with the task at hand.
         match park.waker {
             None => {
                 if task.make_runnable() {
-                    self.ready.push_back(waiter.task);
+                    self.ready.push_back(task.id(slot));
                 }
             }
             Some(w) => self.foreign_wakes.push(w),
@@ -326,20 +331,13 @@ impl State {
 
     /// Takes back what a park holds in the wait structures.
     pub(crate) fn undo(&mut self, id: TaskId, park: &Park) {
-        let waiter = Waiter {
-            task: id,
-            seq: park.seq,
-        };
+        let waiter = Waiter::new(id, park.seq);
         match park.on {
-            On::Sleep(_) => self.timers.went_stale(),
+            On::Sleep { .. } => self.timers.went_stale(),
             On::Read(fd) => self.io.leave(fd, Dir::Read, waiter),
             On::Write(fd) => self.io.leave(fd, Dir::Write, waiter),
             On::Sched(queue) => self.queues.remove(queue, waiter),
-            On::Join(target) => {
-                if let Some(t) = self.task(target) {
-                    t.joiners.retain(|w| *w != waiter);
-                }
-            }
+            On::Join(target) => self.remove_joiner(target, id),
             On::FutureWait => {}
         }
     }
@@ -363,8 +361,8 @@ impl State {
             self.undo(id, &park);
             self.bury(park.waker);
         }
-        for joiner in task.joiners {
-            self.fire(joiner);
+        if let Some(first) = task.joiner {
+            self.fire_joiners(id, first, task.more_joiners);
         }
         task.future
     }

@@ -6,11 +6,13 @@
 //! `State::undo`), like Curio's `cancel_func`.
 
 use std::fmt;
+use std::num::NonZeroU32;
 use std::os::fd::RawFd;
 use std::panic::Location;
 use std::task::Waker;
 use std::time::Instant;
 
+use crate::joiners::JoinerSlot;
 use trapline_traps::{Inbox, QueueId, TaskFuture, TaskId, TimeoutId, Trap};
 
 /// Where a task is in its life.
@@ -25,9 +27,19 @@ pub(crate) enum RunState {
 }
 
 /// The condition a park waits under.
+///
+/// Discussion: a sleep's park keeps the tie of its timer entry here, in
+/// the sleep's variant, rather than in a field of every park. That costs
+/// no room: the variant is the largest (24 bytes), and the enum's tag lives
+/// in the deadline's nanoseconds field, where values past a second are
+/// free, so a park is 72 bytes instead of 80.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum On {
-    Sleep(Instant),
+    /// `tie` is the tie of its timer entry; 0 until the entry is pushed.
+    Sleep {
+        deadline: Instant,
+        tie: u64,
+    },
     Read(RawFd),
     Write(RawFd),
     Sched(QueueId),
@@ -39,7 +51,7 @@ impl On {
     /// The condition a blocking trap parks under; `None` for traps that park nothing.
     pub(crate) fn of(trap: &Trap) -> Option<On> {
         Some(match *trap {
-            Trap::Sleep { deadline } => On::Sleep(deadline),
+            Trap::Sleep { deadline } => On::Sleep { deadline, tie: 0 },
             Trap::ReadWait { fd } | Trap::ReadDrained { fd } => On::Read(fd),
             Trap::WriteWait { fd } => On::Write(fd),
             Trap::SchedWait { queue } => On::Sched(queue),
@@ -54,7 +66,7 @@ impl On {
     /// The blocking trap that parks under this condition.
     pub(crate) fn trap(self) -> Trap {
         match self {
-            On::Sleep(deadline) => Trap::Sleep { deadline },
+            On::Sleep { deadline, .. } => Trap::Sleep { deadline },
             On::Read(fd) => Trap::ReadWait { fd },
             On::Write(fd) => Trap::WriteWait { fd },
             On::Sched(queue) => Trap::SchedWait { queue },
@@ -63,10 +75,27 @@ impl On {
         }
     }
 
+    /// Whether a park under `self` waits for what `other` asks, a sleep's
+    /// tie aside.
+    pub(crate) fn waits_as(self, other: On) -> bool {
+        match (self, other) {
+            (On::Sleep { deadline: a, .. }, On::Sleep { deadline: b, .. }) => a == b,
+            _ => self == other,
+        }
+    }
+
+    /// The tie of a sleep's timer entry.
+    pub(crate) fn tie(self) -> Option<u64> {
+        match self {
+            On::Sleep { tie, .. } => Some(tie),
+            _ => None,
+        }
+    }
+
     /// What made this condition hold, for resume lines.
     pub(crate) fn fired(self) -> &'static str {
         match self {
-            On::Sleep(_) => "deadline passed",
+            On::Sleep { .. } => "deadline passed",
             On::Read(_) => "readable",
             On::Write(_) => "writable",
             On::Sched(_) => "woken",
@@ -87,7 +116,7 @@ pub(crate) struct ResumeLabel(On);
 impl fmt::Display for ResumeLabel {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self.0 {
-            On::Sleep(_) => f.write_str("Sleep"),
+            On::Sleep { .. } => f.write_str("Sleep"),
             other => fmt::Display::fmt(&other, f),
         }
     }
@@ -99,13 +128,44 @@ impl fmt::Display for On {
     }
 }
 
-/// A leaf waiting somewhere: the key every wait structure (fd seat, timer
-/// entry, wait queue, joiner list) stores. The task's serial makes it safe
-/// against slot reuse; the seq names the leaf.
+/// A leaf waiting somewhere: the key the wait structures (fd seats, wait
+/// queues) store, the slot of its task and its sequence number.
+///
+/// Discussion: the seq names the leaf, and is its generation too: leaves
+/// are numbered per thread with the thread in the high bits, so no two in
+/// the process share a seq, and a waiter that outlived its task matches no
+/// park of a later occupant of the slot (`State::fire` then does nothing).
+/// So a waiter needs no task serial, and with its slot kept plus one (an
+/// empty seat needs no tag) it is 16 bytes: an fd-table entry, with its
+/// two seats, is 40.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Waiter {
-    pub task: TaskId,
-    pub seq: u64,
+    seq: u64,
+    slot: NonZeroU32,
+}
+
+impl Waiter {
+    /// Leaf `seq` of task `task`.
+    pub(crate) fn new(task: TaskId, seq: u64) -> Waiter {
+        Waiter::at(task.index(), seq)
+    }
+
+    /// Leaf `seq` of the task in slot `slot`.
+    pub(crate) fn at(slot: u32, seq: u64) -> Waiter {
+        // Slots stay below 2^24 (`MAX_TASKS`), so one more fits.
+        let slot = NonZeroU32::MIN.saturating_add(slot);
+        Waiter { seq, slot }
+    }
+
+    /// The slot of its task.
+    pub(crate) fn slot(self) -> u32 {
+        self.slot.get() - 1
+    }
+
+    /// The leaf's sequence number.
+    pub(crate) fn seq(self) -> u64 {
+        self.seq
+    }
 }
 
 /// One accepted blocking request.
@@ -116,23 +176,20 @@ pub(crate) struct Park {
     /// `None` when the leaf trapped under the task's own waker.
     pub waker: Option<Waker>,
     pub location: &'static Location<'static>,
-    /// For a sleep, the tie of its timer entry (0 otherwise).
-    pub timer: u64,
     /// The innermost timeout scope the leaf trapped in.
     pub scope: Option<TimeoutId>,
 }
 
-/// A short list: a task's parks, or its joiners.
+/// A short list: a task's parks.
 ///
 /// Discussion: a task almost always holds one park or none (a leaf waits,
-/// is resumed, completes), a million sleeping tasks each hold one, and a
-/// task is joined by one task or none. So the first item lives in the task
-/// record itself, and only a second one (a `join!` of two reads, two tasks
-/// joining the same one) spills into a boxed `Vec`, kept once made. Taking
-/// an item behaves as `Vec::swap_remove` on the whole list (the last item
-/// takes the place of the one taken) and `retain` as `Vec::retain`, so the
-/// order in which parks and joiners are listed and fired (trace lines,
-/// probes, the order of resumes) is what a plain `Vec` gave.
+/// is resumed, completes), and a million sleeping tasks each hold one. So
+/// the first item lives in the task record itself, and only a second one
+/// (a `join!` of two reads) spills into a boxed `Vec`, kept once made.
+/// Taking an item behaves as `Vec::swap_remove` on the whole list (the last
+/// item takes the place of the one taken), so the order in which parks are
+/// listed and fired (trace lines, probes, the order of resumes) is what a
+/// plain `Vec` gave.
 #[derive(Debug)]
 pub(crate) struct Few<T> {
     first: Option<T>,
@@ -193,19 +250,6 @@ impl<T> Few<T> {
         let at = rest.iter().position(matches)?;
         Some(rest.swap_remove(at))
     }
-
-    /// Keeps only the items that `keep` says to, in order.
-    pub(crate) fn retain(&mut self, mut keep: impl FnMut(&T) -> bool) {
-        if let Some(rest) = &mut self.rest {
-            rest.retain(&mut keep);
-        }
-        if self.first.as_ref().is_some_and(|first| !keep(first)) {
-            self.first = match &mut self.rest {
-                Some(rest) if !rest.is_empty() => Some(rest.remove(0)),
-                _ => None,
-            };
-        }
-    }
 }
 
 impl<'a, T> IntoIterator for &'a Few<T> {
@@ -233,26 +277,51 @@ impl<T> IntoIterator for Few<T> {
 }
 
 /// A task.
+///
+/// Discussion: there is one record per task in the kernel's slab, a
+/// million of them for a million sleeping tasks, so it holds only what
+/// most tasks use. Its id is its slot in the slab and its serial, and the
+/// record keeps the serial alone: whoever reaches a record came through
+/// its slot (`State::task` checks the serial). Of its joiners, which most
+/// tasks never have, it keeps the first one's slot, beside its run state
+/// (see `joiners`). A sleeping task's record is 120 bytes, 72 of them its
+/// park.
 pub(crate) struct Task {
-    pub id: TaskId,
+    /// The serial of its id; its slot is the rest.
+    pub serial: u64,
+    pub state: RunState,
+    /// The slot of the first task joining it, if any (see `joiners`).
+    pub joiner: Option<JoinerSlot>,
+    /// Whether `State::more_joiners` lists joiners after the first.
+    pub more_joiners: bool,
     /// `None` for the main task (its future lives on `run`'s stack) and while polled.
     pub future: Option<TaskFuture>,
-    pub state: RunState,
     pub inbox: Inbox,
     pub parks: Few<Park>,
-    pub joiners: Few<Waiter>,
 }
 
 impl Task {
     pub(crate) fn new(id: TaskId, future: Option<TaskFuture>) -> Task {
         Task {
-            id,
-            future,
+            serial: id.serial(),
             state: RunState::Ready,
+            joiner: None,
+            more_joiners: false,
+            future,
             inbox: Inbox::new(),
             parks: Few::default(),
-            joiners: Few::default(),
         }
+    }
+
+    /// Its id, given the slot it sits in.
+    pub(crate) fn id(&self, slot: usize) -> TaskId {
+        TaskId::new(slot as u32, self.serial)
+    }
+
+    /// Whether this record is task `id`'s, found in `id`'s slot (and not an
+    /// older or newer occupant of it).
+    pub(crate) fn is(&self, id: TaskId) -> bool {
+        self.serial == id.serial()
     }
 
     /// Makes the task runnable (a wake, a fired park). Returns whether it
@@ -281,7 +350,7 @@ impl Task {
 impl fmt::Debug for Task {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Task")
-            .field("id", &self.id)
+            .field("serial", &self.serial)
             .field("state", &self.state)
             .field("parks", &self.parks)
             .finish_non_exhaustive()
@@ -294,6 +363,16 @@ mod tests {
 
     fn seqs<'a>(few: impl IntoIterator<Item = &'a u64>) -> Vec<u64> {
         few.into_iter().copied().collect()
+    }
+
+    /// There is one record per task (a million for a million sleeping
+    /// tasks): it stays this size, its park inline.
+    #[test]
+    fn a_task_record_is_120_bytes() {
+        assert_eq!(std::mem::size_of::<On>(), 24);
+        assert_eq!(std::mem::size_of::<Park>(), 72);
+        assert_eq!(std::mem::size_of::<Task>(), 120);
+        assert_eq!(std::mem::size_of::<Option<Waiter>>(), 16);
     }
 
     /// The first item lives inline; taking items keeps the order a `Vec`
@@ -322,22 +401,5 @@ mod tests {
         assert_eq!(few.find_mut(|s| *s == 5).copied(), Some(5));
         assert!(few.find_mut(|s| *s == 6).is_none());
         assert_eq!(few.into_iter().collect::<Vec<_>>(), [5]);
-    }
-
-    /// `retain` keeps order, as joiners are fired in the order they joined.
-    #[test]
-    fn few_retains_in_order() {
-        for drop in 0..=4u64 {
-            let mut few = Few::default();
-            for seq in 1..=4u64 {
-                few.push(seq);
-            }
-            few.retain(|s| *s != drop && *s != drop + 1);
-            let model: Vec<u64> = (1..=4).filter(|s| *s != drop && *s != drop + 1).collect();
-            assert_eq!(seqs(&few), model, "without {drop} and {}", drop + 1);
-            assert_eq!(few.len(), model.len());
-            assert_eq!(few.is_empty(), model.is_empty());
-            assert_eq!(few.into_iter().collect::<Vec<_>>(), model);
-        }
     }
 }

@@ -121,7 +121,7 @@ impl Timers {
     pub(crate) fn push(&mut self, at: Instant, alarm: Alarm) -> u64 {
         self.next_tie += 1;
         let (slot, kind) = match alarm {
-            Alarm::Sleep(waiter) => (waiter.task.index(), Kind::Sleep),
+            Alarm::Sleep(waiter) => (waiter.slot(), Kind::Sleep),
             Alarm::Timeout(id) => (id.index(), Kind::Timeout),
         };
         let epoch = *self.epoch.get_or_insert(at);
@@ -195,10 +195,7 @@ mod tests {
     use trapline_traps::TaskId;
 
     fn sleep_alarm(seq: u64) -> Alarm {
-        Alarm::Sleep(Waiter {
-            task: TaskId::new(0, 1),
-            seq,
-        })
+        Alarm::Sleep(Waiter::new(TaskId::new(0, 1), seq))
     }
 
     /// An entry stays three words in the heap: there is one per sleeping task.
@@ -255,10 +252,7 @@ mod tests {
     fn an_entry_names_its_slot_and_kind() {
         let t0 = Instant::now();
         let mut timers = Timers::default();
-        let sleep = Alarm::Sleep(Waiter {
-            task: TaskId::new(7, 1),
-            seq: 3,
-        });
+        let sleep = Alarm::Sleep(Waiter::new(TaskId::new(7, 1), 3));
         let a = timers.push(t0, sleep);
         let b = timers.push(t0, Alarm::Timeout(TimeoutId::new(9, 2)));
         let popped: Vec<(u64, u32, Kind)> =
