@@ -473,10 +473,15 @@ fn leaf_moved_across_kernels_never_shares_a_ticket() {
         (in_kernel1.slot(), in_kernel2.slot(), mine.slot()),
         (main1.index(), main2.index(), main2.index())
     );
-    assert_ne!(in_kernel1.seq(), mine.seq(), "tickets collide across threads");
+    assert_ne!(
+        in_kernel1.seq(),
+        mine.seq(),
+        "tickets collide across threads"
+    );
     assert_ne!(in_kernel2.seq(), mine.seq());
     assert_ne!(
-        in_kernel2.seq(), in_kernel1.seq(),
+        in_kernel2.seq(),
+        in_kernel1.seq(),
         "a moved leaf gets a fresh ticket"
     );
 }
