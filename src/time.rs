@@ -147,15 +147,21 @@ impl Nanos {
 
     /// `at`, as nanoseconds since the epoch (saturating both ways).
     fn of(at: Instant) -> Nanos {
-        let since = at.saturating_duration_since(Nanos::epoch());
-        Nanos(u64::try_from(since.as_nanos()).unwrap_or(u64::MAX))
+        Nanos(Nanos::count(at.saturating_duration_since(Nanos::epoch())))
     }
 
     /// `duration` after `now`.
     fn after(now: Instant, duration: Duration) -> Nanos {
         let Nanos(now) = Nanos::of(now);
-        let duration = u64::try_from(duration.as_nanos()).unwrap_or(u64::MAX);
-        Nanos(now.saturating_add(duration))
+        Nanos(now.saturating_add(Nanos::count(duration)))
+    }
+
+    /// The nanoseconds in `duration`, saturating: in `u64` arithmetic, not
+    /// the `u128` of `Duration::as_nanos`.
+    fn count(duration: Duration) -> u64 {
+        const PER_SECOND: u64 = 1_000_000_000;
+        let whole = duration.as_secs().saturating_mul(PER_SECOND);
+        whole.saturating_add(u64::from(duration.subsec_nanos()))
     }
 
     /// The instant it stands for.
