@@ -18,6 +18,7 @@ use slab::Slab;
 use trapline_traps::{Post, QueueId, TaskFuture, TaskId, TimeoutId, Trap, TrapError};
 
 use crate::clock::Clock;
+use crate::interrupts::ScopeRef;
 use crate::io::{Dir, IoTable, Ready};
 use crate::joiners::JoinerSlot;
 use crate::queues::WaitQueues;
@@ -215,7 +216,7 @@ impl State {
                 // The same leaf trapped again on the same condition (a spurious
                 // poll): the park stands; only its waker, and the timeout scope
                 // it is polled in, may have changed.
-                park.scope = scope;
+                park.scope = scope.map(ScopeRef::of);
                 let old = std::mem::replace(&mut park.waker, waker);
                 return self.bury(old);
             }
@@ -269,7 +270,7 @@ impl State {
                     on,
                     waker,
                     location,
-                    scope,
+                    scope: scope.map(ScopeRef::of),
                 };
                 match self.task(id) {
                     Some(task) => task.parks.push(park),
