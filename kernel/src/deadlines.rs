@@ -24,7 +24,7 @@ impl State {
             task,
             parent: trapline_traps::innermost_scope(),
             expired: false,
-            timer,
+            timer: (deadline, timer),
         });
         id
     }
@@ -47,20 +47,26 @@ impl State {
     }
 
     /// What a timer entry wakes, if it still means something: the park or
-    /// the timeout in its slot that holds its tie. (Ties never repeat, so a
-    /// slot reused since the entry was made holds none.)
+    /// the timeout in its slot that holds its tie and its deadline. (A tie
+    /// repeats only after 2^32 entries, and then the deadline tells them
+    /// apart, or the entry fires the park exactly when the park's own entry
+    /// would: see `timers`.)
     fn resolve(&self, entry: &Entry) -> Option<Alarm> {
         let slot = entry.slot as usize;
+        let made_for = |(deadline, tie)| self.timers.made_for(entry, deadline, tie);
         match entry.kind {
             Kind::Sleep => {
                 let task = self.tasks.get(slot)?;
-                let park = task.parks.iter().find(|p| p.on.tie() == Some(entry.tie))?;
+                let park = task
+                    .parks
+                    .iter()
+                    .find(|p| p.on.timer().is_some_and(made_for))?;
                 Some(Alarm::Sleep(Waiter::at(entry.slot, park.seq)))
             }
             Kind::Timeout => self
                 .timeouts
                 .get(slot)
-                .filter(|t| t.timer == entry.tie && !t.expired)
+                .filter(|t| !t.expired && made_for(t.timer))
                 .map(|t| Alarm::Timeout(t.id)),
         }
     }

@@ -34,8 +34,8 @@ pub(crate) struct Timeout {
     /// The timeout whose scope it was set in, if any.
     pub parent: Option<TimeoutId>,
     pub expired: bool,
-    /// The tie of its timer entry.
-    pub timer: u64,
+    /// Its deadline and the tie of its timer entry.
+    pub timer: (Instant, u32),
 }
 
 /// Serial numbers for the ids a kernel hands out (tasks, timeouts), unique

@@ -39,7 +39,7 @@ pub(crate) enum On {
     /// `tie` is the tie of its timer entry; 0 until the entry is pushed.
     Sleep {
         deadline: Instant,
-        tie: u64,
+        tie: u32,
     },
     Read(RawFd),
     Write(RawFd),
@@ -85,10 +85,10 @@ impl On {
         }
     }
 
-    /// The tie of a sleep's timer entry.
-    pub(crate) fn tie(self) -> Option<u64> {
+    /// The deadline and tie of a sleep's timer entry.
+    pub(crate) fn timer(self) -> Option<(Instant, u32)> {
         match self {
-            On::Sleep { tie, .. } => Some(tie),
+            On::Sleep { deadline, tie } => Some((deadline, tie)),
             _ => None,
         }
     }
@@ -285,7 +285,7 @@ impl<T> IntoIterator for Few<T> {
 /// record keeps the serial alone: whoever reaches a record came through
 /// its slot (`State::task` checks the serial). Of its joiners, which most
 /// tasks never have, it keeps the first one's slot, beside its run state
-/// (see `joiners`). A sleeping task's record is 120 bytes, 72 of them its
+/// (see `joiners`). A sleeping task's record is 112 bytes, 64 of them its
 /// park.
 pub(crate) struct Task {
     /// The serial of its id; its slot is the rest.
