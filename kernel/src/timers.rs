@@ -14,7 +14,7 @@
 //! firing. The other word holds a 32-bit *tie*, the kind of slab the entry
 //! points into and a slot in it. Who lives in the slot is read off the slab
 //! when the entry fires, and the entry wakes the park (or timeout) there
-//! that holds its tie *and* its deadline (`Timers::made_for`).
+//! that holds its tie *and* its deadline (`Entry::is_for`).
 //!
 //! Discussion: ties are counted in 32 bits and wrap, every 2^32 entries.
 //! Two things rest on them, and neither goes wrong at a wrap:
@@ -64,13 +64,22 @@ pub(crate) enum Kind {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Entry {
     pub at: Instant,
-    /// The park or timeout it serves keeps the same number (see `made_for`).
+    /// The park or timeout it serves keeps the same number (see `Entry::is_for`).
     pub tie: u32,
     /// The slot of the task or timeout it was pushed for.
     pub slot: u32,
     pub kind: Kind,
-    /// `at` as the heap keeps it.
+    /// `at` as the heap keeps it, and what it counts from.
     offset: i64,
+    epoch: Instant,
+}
+
+impl Entry {
+    /// Whether this is the entry pushed for `deadline` that returned `tie`
+    /// (or one indistinguishable from it: see the Discussion above).
+    pub(crate) fn is_for(&self, deadline: Instant, tie: u32) -> bool {
+        self.tie == tie && offset(self.epoch, deadline) == self.offset
+    }
 }
 
 /// An entry as the heap keeps it: two words.
@@ -172,15 +181,6 @@ impl Timers {
         self.last_tie
     }
 
-    /// Whether `entry` is the one pushed for `deadline` that returned `tie`
-    /// (or one indistinguishable from it: see the Discussion above).
-    pub(crate) fn made_for(&self, entry: &Entry, deadline: Instant, tie: u32) -> bool {
-        entry.tie == tie
-            && self
-                .epoch
-                .is_some_and(|e| offset(e, deadline) == entry.offset)
-    }
-
     /// One live entry went stale (its park was undone, its timeout unset).
     pub(crate) fn went_stale(&mut self) {
         self.live -= 1;
@@ -204,6 +204,7 @@ impl Timers {
             slot: (stored.word & (TIMEOUT_BIT - 1)) as u32,
             kind,
             offset: stored.at,
+            epoch,
         }
     }
 
@@ -237,6 +238,18 @@ impl Timers {
 }
 
 #[cfg(test)]
+impl Timers {
+    /// These timers with `next` as their next tie, as if some multiple of
+    /// 2^32 entries had been pushed since.
+    pub(crate) fn tying_from(self, next: u32) -> Timers {
+        Timers {
+            last_tie: next.wrapping_sub(1),
+            ..self
+        }
+    }
+}
+
+#[cfg(test)]
 mod tests {
     use super::*;
     use std::time::Duration;
@@ -254,10 +267,7 @@ mod tests {
 
     /// Timers whose next tie is `next`.
     fn timers_tying_from(next: u32) -> Timers {
-        Timers {
-            last_tie: next.wrapping_sub(1),
-            ..Timers::default()
-        }
+        Timers::default().tying_from(next)
     }
 
     /// Equal deadlines set across a wrap of the ties still come out in the
@@ -293,12 +303,12 @@ mod tests {
         let tie = timers.push(t0, sleep_alarm(1));
         let far_tie = timers.push(far, sleep_alarm(2));
         let entry = timers.pop(true).unwrap();
-        assert!(timers.made_for(&entry, t0, tie));
-        assert!(!timers.made_for(&entry, t0 + Duration::from_nanos(1), tie));
-        assert!(!timers.made_for(&entry, t0, tie + 1));
+        assert!(entry.is_for(t0, tie));
+        assert!(!entry.is_for(t0 + Duration::from_nanos(1), tie));
+        assert!(!entry.is_for(t0, tie + 1));
         // A deadline clamped in the heap is still recognised as itself.
         let entry = timers.pop(true).unwrap();
-        assert!(timers.made_for(&entry, far, far_tie));
+        assert!(entry.is_for(far, far_tie));
     }
 
     /// A rebuild that counts a stale entry and its live twin (same slot,
@@ -309,10 +319,7 @@ mod tests {
         let mut timers = timers_tying_from(7);
         timers.push(t0, sleep_alarm(1));
         timers.went_stale();
-        let mut timers = Timers {
-            last_tie: 6,
-            ..timers
-        };
+        let mut timers = timers.tying_from(7);
         timers.push(t0, sleep_alarm(2));
         timers.compact(|_| true);
         assert_eq!(timers.live(), 2);
