@@ -238,4 +238,27 @@ mod tests {
         assert!(st.timeouts[second.index() as usize].expired);
         assert_eq!((st.timers.live(), st.timers.peek()), (0, None));
     }
+
+    /// A rebuild of a heap that stale entries dominate keeps exactly the
+    /// live sleep and timeout, which then fire at their deadlines.
+    #[test]
+    fn a_rebuild_keeps_live_sleeps_and_timeouts() {
+        let mut st = state();
+        let id = waiting_task(&mut st);
+        let at = Instant::now() + Duration::from_secs(3600);
+        park_sleep(&mut st, id, 1, at, 1);
+        let live = st.set_timeout(id, at + Duration::from_secs(1));
+        for _ in 0..2000 {
+            let stale = st.set_timeout(id, at);
+            st.unset_timeout(stale, None);
+        }
+        st.compact_timers();
+        assert_eq!(st.timers.live(), 2);
+        assert!(!st.timers.wants_compaction(), "the stale entries are gone");
+        st.expire(at);
+        assert_eq!(st.ready, [id]);
+        st.expire(at + Duration::from_secs(1));
+        assert!(st.timeouts[live.index() as usize].expired);
+        assert_eq!((st.timers.live(), st.timers.peek()), (0, None));
+    }
 }

@@ -138,3 +138,109 @@ impl State {
         true
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::panic::Location;
+    use std::time::{Duration, Instant};
+
+    use trapline_traps::enter_scope;
+
+    use super::*;
+    use crate::clock::Clock;
+    use crate::task::{On, Park, RunState};
+
+    fn state() -> State {
+        let poll = mio::Poll::new().unwrap();
+        let registry = poll.registry().try_clone().unwrap();
+        State::new(0, registry, Clock::Real)
+    }
+
+    /// A waiting task holding one park, trapped in `scope`.
+    fn parked_in(st: &mut State, scope: Option<TimeoutId>) -> TaskId {
+        let id = st.spawn(None);
+        st.ready.clear();
+        let task = st.task(id).unwrap();
+        task.state = RunState::Waiting;
+        task.parks.push(Park {
+            seq: 1,
+            on: On::FutureWait,
+            waker: None,
+            location: Location::caller(),
+            scope: scope.map(ScopeRef::of),
+        });
+        id
+    }
+
+    /// Whether timeout `expired` resumes the task's park.
+    fn resumes(st: &mut State, id: TaskId, expired: TimeoutId) -> bool {
+        st.interrupt(id, TrapError::TimedOut(expired));
+        let resumed = st.ready.contains(&id);
+        st.ready.clear();
+        st.task(id).unwrap().state = RunState::Waiting;
+        resumed
+    }
+
+    /// A park keeps its scope in 8 bytes, and `None` costs nothing more.
+    #[test]
+    fn a_scope_ref_is_8_bytes() {
+        assert_eq!(std::mem::size_of::<Option<ScopeRef>>(), 8);
+    }
+
+    /// A ref names its timeout, and no other in the same slot or with the
+    /// same serial; only the serial's low 32 bits are kept.
+    #[test]
+    fn a_scope_ref_names_its_timeout() {
+        let r = ScopeRef::of(TimeoutId::new(3, 7));
+        assert!(r.names(TimeoutId::new(3, 7)));
+        assert!(!r.names(TimeoutId::new(3, 8)));
+        assert!(!r.names(TimeoutId::new(4, 7)));
+        assert!(r.names(TimeoutId::new(3, 7 + (1 << 32))));
+        assert!(ScopeRef::of(TimeoutId::new(u32::MAX, 1)).names(TimeoutId::new(u32::MAX, 1)));
+    }
+
+    /// A timeout reaches the parks in its scope, in scopes nested in it, and
+    /// no other: not a sibling's, not an outer one's, not one outside all.
+    #[test]
+    fn a_timeout_reaches_the_parks_in_its_scope() {
+        let mut st = state();
+        let owner = st.spawn(None);
+        let far = Instant::now() + Duration::from_secs(3600);
+        let outer = st.set_timeout(owner, far);
+        let (inner, sibling) = {
+            let _scope = enter_scope(outer);
+            (st.set_timeout(owner, far), st.set_timeout(owner, far))
+        };
+        let in_outer = parked_in(&mut st, Some(outer));
+        let in_inner = parked_in(&mut st, Some(inner));
+        let outside = parked_in(&mut st, None);
+        assert!(resumes(&mut st, in_outer, outer));
+        assert!(!resumes(&mut st, in_outer, inner));
+        assert!(resumes(&mut st, in_inner, inner));
+        assert!(resumes(&mut st, in_inner, outer));
+        assert!(!resumes(&mut st, in_inner, sibling));
+        assert!(!resumes(&mut st, outside, outer));
+    }
+
+    /// A park whose scope was unset (its guard forgotten, say) is reached
+    /// by no timeout set later in the same slot, nor by one that was the
+    /// unset one's parent.
+    #[test]
+    fn an_unset_scope_is_reached_by_no_later_timeout() {
+        let mut st = state();
+        let owner = st.spawn(None);
+        let far = Instant::now() + Duration::from_secs(3600);
+        let outer = st.set_timeout(owner, far);
+        let gone = {
+            let _scope = enter_scope(outer);
+            st.set_timeout(owner, far)
+        };
+        let id = parked_in(&mut st, Some(gone));
+        assert!(resumes(&mut st, id, outer));
+        st.unset_timeout(gone, None);
+        let later = st.set_timeout(owner, far);
+        assert_eq!(later.index(), gone.index(), "the slot is reused");
+        assert!(!resumes(&mut st, id, later));
+        assert!(!resumes(&mut st, id, outer));
+    }
+}
