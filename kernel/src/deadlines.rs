@@ -24,7 +24,7 @@ impl State {
             task,
             parent: trapline_traps::innermost_scope(),
             expired: false,
-            timer,
+            timer: (deadline, timer),
         });
         id
     }
@@ -47,20 +47,26 @@ impl State {
     }
 
     /// What a timer entry wakes, if it still means something: the park or
-    /// the timeout in its slot that holds its tie. (Ties never repeat, so a
-    /// slot reused since the entry was made holds none.)
+    /// the timeout in its slot that holds its tie and its deadline. (A tie
+    /// repeats only after 2^32 entries, and then the deadline tells them
+    /// apart, or the entry fires the park exactly when the park's own entry
+    /// would: see `timers`.)
     fn resolve(&self, entry: &Entry) -> Option<Alarm> {
         let slot = entry.slot as usize;
+        let is_for = |(deadline, tie)| entry.is_for(deadline, tie);
         match entry.kind {
             Kind::Sleep => {
                 let task = self.tasks.get(slot)?;
-                let park = task.parks.iter().find(|p| p.on.tie() == Some(entry.tie))?;
+                let park = task
+                    .parks
+                    .iter()
+                    .find(|p| p.on.timer().is_some_and(is_for))?;
                 Some(Alarm::Sleep(Waiter::at(entry.slot, park.seq)))
             }
             Kind::Timeout => self
                 .timeouts
                 .get(slot)
-                .filter(|t| t.timer == entry.tie && !t.expired)
+                .filter(|t| !t.expired && is_for(t.timer))
                 .map(|t| Alarm::Timeout(t.id)),
         }
     }
@@ -123,5 +129,136 @@ impl State {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::panic::Location;
+    use std::time::Duration;
+
+    use super::*;
+    use crate::clock::Clock;
+    use crate::task::{On, Park, RunState};
+
+    fn state() -> State {
+        let poll = mio::Poll::new().unwrap();
+        let registry = poll.registry().try_clone().unwrap();
+        State::new(0, registry, Clock::Real)
+    }
+
+    /// A task waiting (not in the ready queue), with nothing parked.
+    fn waiting_task(st: &mut State) -> TaskId {
+        let id = st.spawn(None);
+        st.ready.clear();
+        st.task(id).unwrap().state = RunState::Waiting;
+        id
+    }
+
+    /// Parks leaf `seq` of task `id` in a sleep until `deadline`, as
+    /// `State::park` does, its timer entry taking tie `tie`.
+    fn park_sleep(st: &mut State, id: TaskId, seq: u64, deadline: Instant, tie: u32) {
+        st.timers = std::mem::take(&mut st.timers).tying_from(tie);
+        let pushed = st.timers.push(deadline, Alarm::Sleep(Waiter::new(id, seq)));
+        assert_eq!(pushed, tie);
+        st.task(id).unwrap().parks.push(Park {
+            seq,
+            on: On::Sleep { deadline, tie },
+            waker: None,
+            location: Location::caller(),
+            scope: None,
+        });
+    }
+
+    /// A sleep undone before its deadline leaves a stale entry; 2^32 entries
+    /// later a sleep of the same task gets the same tie. The stale entry
+    /// does not fire it: the new sleep ends at its own deadline, once.
+    #[test]
+    fn a_stale_entry_sharing_a_tie_fires_no_other_sleep() {
+        let mut st = state();
+        let id = waiting_task(&mut st);
+        let t0 = Instant::now() + Duration::from_secs(3600);
+        park_sleep(&mut st, id, 1, t0 + Duration::from_secs(1), u32::MAX);
+        st.unpost(id, 1);
+        park_sleep(&mut st, id, 2, t0 + Duration::from_secs(2), u32::MAX);
+        assert_eq!(st.timers.live(), 1);
+
+        st.expire(t0 + Duration::from_secs(1));
+        assert!(st.ready.is_empty(), "the stale entry fired nothing");
+        assert_eq!(st.task(id).unwrap().parks.len(), 1);
+        st.expire(t0 + Duration::from_secs(2));
+        assert_eq!(st.ready, [id]);
+        assert!(st.task(id).unwrap().parks.is_empty());
+        assert_eq!((st.timers.live(), st.timers.peek()), (0, None));
+    }
+
+    /// The same, with equal deadlines: whichever entry pops first fires the
+    /// sleep at its deadline; the other one is dropped as stale, also after
+    /// a rebuild that kept both.
+    #[test]
+    fn a_stale_twin_fires_the_sleep_at_its_own_deadline_once() {
+        for rebuild in [false, true] {
+            let mut st = state();
+            let id = waiting_task(&mut st);
+            let at = Instant::now() + Duration::from_secs(3600);
+            park_sleep(&mut st, id, 1, at, 5);
+            st.unpost(id, 1);
+            park_sleep(&mut st, id, 2, at, 5);
+            if rebuild {
+                let mut timers = std::mem::take(&mut st.timers);
+                timers.compact(|e| st.is_live(e));
+                st.timers = timers;
+            }
+            st.expire(at - Duration::from_nanos(1));
+            assert!(st.ready.is_empty());
+            st.expire(at);
+            assert_eq!(st.ready, [id], "rebuild: {rebuild}");
+            assert!(st.task(id).unwrap().parks.is_empty());
+            assert_eq!((st.timers.live(), st.timers.peek()), (0, None));
+        }
+    }
+
+    /// A timeout unset before its deadline leaves a stale entry; a timeout
+    /// set later in its slot with the same tie expires at its own deadline.
+    #[test]
+    fn a_stale_entry_sharing_a_tie_expires_no_other_timeout() {
+        let mut st = state();
+        let id = waiting_task(&mut st);
+        let t0 = Instant::now() + Duration::from_secs(3600);
+        st.timers = std::mem::take(&mut st.timers).tying_from(9);
+        let first = st.set_timeout(id, t0 + Duration::from_secs(1));
+        st.unset_timeout(first, None);
+        st.timers = std::mem::take(&mut st.timers).tying_from(9);
+        let second = st.set_timeout(id, t0 + Duration::from_secs(2));
+        assert_eq!(second.index(), first.index());
+
+        st.expire(t0 + Duration::from_secs(1));
+        assert!(!st.timeouts[second.index() as usize].expired);
+        st.expire(t0 + Duration::from_secs(2));
+        assert!(st.timeouts[second.index() as usize].expired);
+        assert_eq!((st.timers.live(), st.timers.peek()), (0, None));
+    }
+
+    /// A rebuild of a heap that stale entries dominate keeps exactly the
+    /// live sleep and timeout, which then fire at their deadlines.
+    #[test]
+    fn a_rebuild_keeps_live_sleeps_and_timeouts() {
+        let mut st = state();
+        let id = waiting_task(&mut st);
+        let at = Instant::now() + Duration::from_secs(3600);
+        park_sleep(&mut st, id, 1, at, 1);
+        let live = st.set_timeout(id, at + Duration::from_secs(1));
+        for _ in 0..2000 {
+            let stale = st.set_timeout(id, at);
+            st.unset_timeout(stale, None);
+        }
+        st.compact_timers();
+        assert_eq!(st.timers.live(), 2);
+        assert!(!st.timers.wants_compaction(), "the stale entries are gone");
+        st.expire(at);
+        assert_eq!(st.ready, [id]);
+        st.expire(at + Duration::from_secs(1));
+        assert!(st.timeouts[live.index() as usize].expired);
+        assert_eq!((st.timers.live(), st.timers.peek()), (0, None));
     }
 }

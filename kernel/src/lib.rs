@@ -13,7 +13,7 @@
 //!   dropped leaf leaves nothing behind.
 //! - **Keys are never trusted stale.** Every key that leaves the slab (a mio
 //!   token, a waker, a task id) carries a serial; a timer entry carries a tie
-//!   that is never handed out twice.
+//!   and its deadline, which the park or timeout it fires must both hold.
 //! - **Single-threaded, no locks on the hot path.** Tasks may be `!Send`.
 //!   Only wakes from other threads take a lock.
 //! - **Never borrowed while user code runs.** A task's future is taken out of

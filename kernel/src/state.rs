@@ -18,6 +18,7 @@ use slab::Slab;
 use trapline_traps::{Post, QueueId, TaskFuture, TaskId, TimeoutId, Trap, TrapError};
 
 use crate::clock::Clock;
+use crate::interrupts::ScopeRef;
 use crate::io::{Dir, IoTable, Ready};
 use crate::joiners::JoinerSlot;
 use crate::queues::WaitQueues;
@@ -33,8 +34,8 @@ pub(crate) struct Timeout {
     /// The timeout whose scope it was set in, if any.
     pub parent: Option<TimeoutId>,
     pub expired: bool,
-    /// The tie of its timer entry.
-    pub timer: u64,
+    /// Its deadline and the tie of its timer entry.
+    pub timer: (Instant, u32),
 }
 
 /// Serial numbers for the ids a kernel hands out (tasks, timeouts), unique
@@ -215,7 +216,7 @@ impl State {
                 // The same leaf trapped again on the same condition (a spurious
                 // poll): the park stands; only its waker, and the timeout scope
                 // it is polled in, may have changed.
-                park.scope = scope;
+                park.scope = scope.map(ScopeRef::of);
                 let old = std::mem::replace(&mut park.waker, waker);
                 return self.bury(old);
             }
@@ -269,7 +270,7 @@ impl State {
                     on,
                     waker,
                     location,
-                    scope,
+                    scope: scope.map(ScopeRef::of),
                 };
                 match self.task(id) {
                     Some(task) => task.parks.push(park),

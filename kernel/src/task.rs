@@ -12,8 +12,9 @@ use std::panic::Location;
 use std::task::Waker;
 use std::time::Instant;
 
+use crate::interrupts::ScopeRef;
 use crate::joiners::JoinerSlot;
-use trapline_traps::{Inbox, QueueId, TaskFuture, TaskId, TimeoutId, Trap};
+use trapline_traps::{Inbox, QueueId, TaskFuture, TaskId, Trap};
 
 /// Where a task is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -32,13 +33,13 @@ pub(crate) enum RunState {
 /// the sleep's variant, rather than in a field of every park. That costs
 /// no room: the variant is the largest (24 bytes), and the enum's tag lives
 /// in the deadline's nanoseconds field, where values past a second are
-/// free, so a park is 72 bytes instead of 80.
+/// free, so a park is 64 bytes instead of 72.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum On {
     /// `tie` is the tie of its timer entry; 0 until the entry is pushed.
     Sleep {
         deadline: Instant,
-        tie: u64,
+        tie: u32,
     },
     Read(RawFd),
     Write(RawFd),
@@ -84,10 +85,10 @@ impl On {
         }
     }
 
-    /// The tie of a sleep's timer entry.
-    pub(crate) fn tie(self) -> Option<u64> {
+    /// The deadline and tie of a sleep's timer entry.
+    pub(crate) fn timer(self) -> Option<(Instant, u32)> {
         match self {
-            On::Sleep { tie, .. } => Some(tie),
+            On::Sleep { deadline, tie } => Some((deadline, tie)),
             _ => None,
         }
     }
@@ -176,8 +177,8 @@ pub(crate) struct Park {
     /// `None` when the leaf trapped under the task's own waker.
     pub waker: Option<Waker>,
     pub location: &'static Location<'static>,
-    /// The innermost timeout scope the leaf trapped in.
-    pub scope: Option<TimeoutId>,
+    /// The innermost timeout scope the leaf trapped in (see `interrupts`).
+    pub scope: Option<ScopeRef>,
 }
 
 /// A short list: a task's parks.
@@ -284,7 +285,7 @@ impl<T> IntoIterator for Few<T> {
 /// record keeps the serial alone: whoever reaches a record came through
 /// its slot (`State::task` checks the serial). Of its joiners, which most
 /// tasks never have, it keeps the first one's slot, beside its run state
-/// (see `joiners`). A sleeping task's record is 120 bytes, 72 of them its
+/// (see `joiners`). A sleeping task's record is 112 bytes, 64 of them its
 /// park.
 pub(crate) struct Task {
     /// The serial of its id; its slot is the rest.
@@ -368,10 +369,10 @@ mod tests {
     /// There is one record per task (a million for a million sleeping
     /// tasks): it stays this size, its park inline.
     #[test]
-    fn a_task_record_is_120_bytes() {
+    fn a_task_record_is_112_bytes() {
         assert_eq!(std::mem::size_of::<On>(), 24);
-        assert_eq!(std::mem::size_of::<Park>(), 72);
-        assert_eq!(std::mem::size_of::<Task>(), 120);
+        assert_eq!(std::mem::size_of::<Park>(), 64);
+        assert_eq!(std::mem::size_of::<Task>(), 112);
         assert_eq!(std::mem::size_of::<Option<Waiter>>(), 16);
     }
 

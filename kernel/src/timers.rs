@@ -7,15 +7,34 @@
 //! so the queue counts its live entries and is rebuilt when stale ones
 //! dominate.
 //!
-//! Discussion: an entry is 24 bytes, and there is one per sleeping task.
-//! It names what it wakes by a slab slot and its *tie* alone, not by the
-//! task's id and the leaf's sequence number: ties come from one counter that
-//! never repeats, so the park (or timeout) that holds this tie is the one the
-//! entry was made for, whoever lives in the slot now. Who that is, is read
-//! off the slab when the entry fires. Its deadline is kept as signed
-//! nanoseconds from the first deadline the queue saw (an `Instant` takes 16
-//! bytes): exact within 292 years either side, and beyond that clamped to
-//! those 292 years, which changes no firing.
+//! Discussion: an entry is 16 bytes, and there is one per sleeping task.
+//! Its deadline is kept as signed nanoseconds from the first deadline the
+//! queue saw (an `Instant` takes 16 bytes): exact within 292 years either
+//! side, and beyond that clamped to those 292 years, which changes no
+//! firing. The other word holds a 32-bit *tie*, the kind of slab the entry
+//! points into and a slot in it. Who lives in the slot is read off the slab
+//! when the entry fires, and the entry wakes the park (or timeout) there
+//! that holds its tie *and* its deadline (`Entry::is_for`).
+//!
+//! Discussion: ties are counted in 32 bits and wrap, every 2^32 entries.
+//! Two things rest on them, and neither goes wrong at a wrap:
+//! - Which park an entry is for. A stale entry can outlive 2^32 later
+//!   pushes (nothing forces it out before its deadline) and then share its
+//!   tie with a newer park in the same slot. It fires that park only if
+//!   their deadlines are equal too, and then it fires it at the park's own
+//!   deadline, exactly when the park's own entry would have: no sleep or
+//!   timeout ever fires early or late. The park's own entry then finds no
+//!   park and is dropped as stale. (A rebuild may count both entries live,
+//!   so the live count is kept no larger than the heap.)
+//! - The order of equal deadlines, which is the order they were set in.
+//!   Ties are compared by their wrapping difference, so an entry set just
+//!   after a wrap still comes after one set just before it. This holds for
+//!   any two entries with the same deadline set fewer than 2^31 entries
+//!   apart; beyond that (a deadline repeated after two billion other
+//!   timers) two entries due at the same nanosecond may come out in either
+//!   order, and both still fire in the same pass. Deadlines that differ are
+//!   always compared exactly, so the heap never fires a later deadline
+//!   before an earlier one.
 
 use std::cmp::{Ordering, Reverse};
 use std::collections::BinaryHeap;
@@ -45,26 +64,46 @@ pub(crate) enum Kind {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Entry {
     pub at: Instant,
-    /// Unique per entry: the park or timeout it serves keeps the same number.
-    pub tie: u64,
+    /// The park or timeout it serves keeps the same number (see `Entry::is_for`).
+    pub tie: u32,
     /// The slot of the task or timeout it was pushed for.
     pub slot: u32,
     pub kind: Kind,
+    /// `at` as the heap keeps it, and what it counts from.
+    offset: i64,
+    epoch: Instant,
 }
 
-/// An entry as the heap keeps it.
+impl Entry {
+    /// Whether this is the entry pushed for `deadline` that returned `tie`
+    /// (or one indistinguishable from it: see the Discussion above).
+    pub(crate) fn is_for(&self, deadline: Instant, tie: u32) -> bool {
+        self.tie == tie && offset(self.epoch, deadline) == self.offset
+    }
+}
+
+/// An entry as the heap keeps it: two words.
 #[derive(Debug, Clone, Copy)]
 struct Stored {
     /// Nanoseconds from the queue's epoch.
     at: i64,
-    tie: u64,
-    slot: u32,
-    kind: Kind,
+    /// The tie in the high 32 bits, then the kind (set for a timeout), then
+    /// the slot in the low 31 bits.
+    word: u64,
+}
+
+/// The bit of `Stored::word` set for a timeout's entry.
+const TIMEOUT_BIT: u64 = 1 << 31;
+
+impl Stored {
+    fn tie(self) -> u32 {
+        (self.word >> 32) as u32
+    }
 }
 
 impl PartialEq for Stored {
     fn eq(&self, other: &Stored) -> bool {
-        (self.at, self.tie) == (other.at, other.tie)
+        self.cmp(other) == Ordering::Equal
     }
 }
 impl Eq for Stored {}
@@ -74,9 +113,11 @@ impl PartialOrd for Stored {
     }
 }
 impl Ord for Stored {
-    // Earliest first; equal deadlines in the order they were set.
+    // Earliest first; equal deadlines in the order they were set, ties
+    // compared across a wrap (see the Discussion above).
     fn cmp(&self, other: &Stored) -> Ordering {
-        (self.at, self.tie).cmp(&(other.at, other.tie))
+        let set_after = self.tie().wrapping_sub(other.tie()) as i32;
+        self.at.cmp(&other.at).then(set_after.cmp(&0))
     }
 }
 
@@ -108,7 +149,8 @@ pub(crate) struct Timers {
     /// The first deadline pushed: offsets count from it.
     epoch: Option<Instant>,
     live: usize,
-    next_tie: u64,
+    /// The tie of the last entry pushed.
+    last_tie: u32,
 }
 
 impl Timers {
@@ -117,22 +159,26 @@ impl Timers {
         self.live
     }
 
-    /// Adds an entry; returns its tie, which the owner keeps to recognise it.
-    pub(crate) fn push(&mut self, at: Instant, alarm: Alarm) -> u64 {
-        self.next_tie += 1;
-        let (slot, kind) = match alarm {
-            Alarm::Sleep(waiter) => (waiter.slot(), Kind::Sleep),
-            Alarm::Timeout(id) => (id.index(), Kind::Timeout),
+    /// Adds an entry; returns its tie, which the owner keeps, beside the
+    /// deadline, to recognise it.
+    pub(crate) fn push(&mut self, at: Instant, alarm: Alarm) -> u32 {
+        self.last_tie = self.last_tie.wrapping_add(1);
+        let (slot, kind_bit) = match alarm {
+            Alarm::Sleep(waiter) => (waiter.slot(), 0),
+            Alarm::Timeout(id) => (id.index(), TIMEOUT_BIT),
         };
+        // Task slots stay below 2^24 (`MAX_TASKS`); timeout slots below
+        // 2^31, as each holds a record of its own (2^31 of them would take
+        // over 100 GB).
+        debug_assert!(u64::from(slot) < TIMEOUT_BIT, "slot {slot} out of range");
+        let slot = u64::from(slot) & (TIMEOUT_BIT - 1);
         let epoch = *self.epoch.get_or_insert(at);
         self.heap.push(Reverse(Stored {
             at: offset(epoch, at),
-            tie: self.next_tie,
-            slot,
-            kind,
+            word: u64::from(self.last_tie) << 32 | kind_bit | slot,
         }));
         self.live += 1;
-        self.next_tie
+        self.last_tie
     }
 
     /// One live entry went stale (its park was undone, its timeout unset).
@@ -146,19 +192,19 @@ impl Timers {
     }
 
     fn entry(&self, stored: Stored) -> Entry {
-        let Stored {
-            at,
-            tie,
-            slot,
-            kind,
-        } = stored;
         // An entry was pushed, so the epoch is set.
         let epoch = self.epoch.expect("an entry implies an epoch");
+        let kind = match stored.word & TIMEOUT_BIT {
+            0 => Kind::Sleep,
+            _ => Kind::Timeout,
+        };
         Entry {
-            at: instant(epoch, at),
-            tie,
-            slot,
+            at: instant(epoch, stored.at),
+            tie: stored.tie(),
+            slot: (stored.word & (TIMEOUT_BIT - 1)) as u32,
             kind,
+            offset: stored.at,
+            epoch,
         }
     }
 
@@ -168,6 +214,9 @@ impl Timers {
         if was_live {
             self.live -= 1;
         }
+        // A rebuild may have counted an entry and its stale twin both live
+        // (see the Discussion above); the twin is dropped as stale.
+        self.live = self.live.min(self.heap.len());
         Some(self.entry(stored))
     }
 
@@ -189,6 +238,18 @@ impl Timers {
 }
 
 #[cfg(test)]
+impl Timers {
+    /// These timers with `next` as their next tie, as if some multiple of
+    /// 2^32 entries had been pushed since.
+    pub(crate) fn tying_from(self, next: u32) -> Timers {
+        Timers {
+            last_tie: next.wrapping_sub(1),
+            ..self
+        }
+    }
+}
+
+#[cfg(test)]
 mod tests {
     use super::*;
     use std::time::Duration;
@@ -198,10 +259,74 @@ mod tests {
         Alarm::Sleep(Waiter::new(TaskId::new(0, 1), seq))
     }
 
-    /// An entry stays three words in the heap: there is one per sleeping task.
+    /// An entry stays two words in the heap: there is one per sleeping task.
     #[test]
-    fn an_entry_is_24_bytes() {
-        assert_eq!(std::mem::size_of::<Reverse<Stored>>(), 24);
+    fn an_entry_is_16_bytes() {
+        assert_eq!(std::mem::size_of::<Reverse<Stored>>(), 16);
+    }
+
+    /// Timers whose next tie is `next`.
+    fn timers_tying_from(next: u32) -> Timers {
+        Timers::default().tying_from(next)
+    }
+
+    /// Equal deadlines set across a wrap of the ties still come out in the
+    /// order set, and apart from unequal ones, earliest first.
+    #[test]
+    fn equal_deadlines_keep_their_order_across_a_wrap() {
+        let t0 = Instant::now();
+        let later = t0 + Duration::from_millis(1);
+        let mut timers = timers_tying_from(u32::MAX - 2);
+        let set: Vec<(Instant, u32)> = [later, t0, later, t0, later, t0, t0]
+            .into_iter()
+            .map(|at| (at, timers.push(at, sleep_alarm(0))))
+            .collect();
+        assert_eq!(
+            set.iter().map(|&(_, tie)| tie).collect::<Vec<_>>(),
+            [u32::MAX - 2, u32::MAX - 1, u32::MAX, 0, 1, 2, 3],
+            "the ties wrap"
+        );
+        let mut expected = set.clone();
+        expected.sort_by_key(|&(at, _)| at); // stable: the order set
+        let popped: Vec<(Instant, u32)> =
+            std::iter::from_fn(|| timers.pop(true).map(|e| (e.at, e.tie))).collect();
+        assert_eq!(popped, expected);
+    }
+
+    /// An entry is made for the deadline and tie it was pushed with, not for
+    /// another deadline that shares its tie (2^32 pushes later).
+    #[test]
+    fn an_entry_is_made_for_its_deadline_and_tie() {
+        let t0 = Instant::now();
+        let far = t0 + Duration::from_secs(300 * 365 * 24 * 3600);
+        let mut timers = Timers::default();
+        let tie = timers.push(t0, sleep_alarm(1));
+        let far_tie = timers.push(far, sleep_alarm(2));
+        let entry = timers.pop(true).unwrap();
+        assert!(entry.is_for(t0, tie));
+        assert!(!entry.is_for(t0 + Duration::from_nanos(1), tie));
+        assert!(!entry.is_for(t0, tie + 1));
+        // A deadline clamped in the heap is still recognised as itself.
+        let entry = timers.pop(true).unwrap();
+        assert!(entry.is_for(far, far_tie));
+    }
+
+    /// A rebuild that counts a stale entry and its live twin (same slot,
+    /// tie and deadline) both live leaves no count behind once they pop.
+    #[test]
+    fn a_stale_twin_leaves_no_live_count_behind() {
+        let t0 = Instant::now();
+        let mut timers = timers_tying_from(7);
+        timers.push(t0, sleep_alarm(1));
+        timers.went_stale();
+        let mut timers = timers.tying_from(7);
+        timers.push(t0, sleep_alarm(2));
+        timers.compact(|_| true);
+        assert_eq!(timers.live(), 2);
+        timers.pop(true);
+        timers.pop(false);
+        assert_eq!((timers.live(), timers.peek()), (0, None));
+        assert!(!timers.wants_compaction());
     }
 
     /// Deadlines before and after the first one, a nanosecond apart or
@@ -255,7 +380,7 @@ mod tests {
         let sleep = Alarm::Sleep(Waiter::new(TaskId::new(7, 1), 3));
         let a = timers.push(t0, sleep);
         let b = timers.push(t0, Alarm::Timeout(TimeoutId::new(9, 2)));
-        let popped: Vec<(u64, u32, Kind)> =
+        let popped: Vec<(u32, u32, Kind)> =
             std::iter::from_fn(|| timers.pop(true).map(|e| (e.tie, e.slot, e.kind))).collect();
         assert_eq!(popped, [(a, 7, Kind::Sleep), (b, 9, Kind::Timeout)]);
     }
@@ -268,7 +393,7 @@ mod tests {
         let late = timers.push(t0 + Duration::from_millis(20), sleep_alarm(1));
         let tie_a = timers.push(t0 + Duration::from_millis(10), sleep_alarm(2));
         let tie_b = timers.push(t0 + Duration::from_millis(10), sleep_alarm(3));
-        let order: Vec<u64> = std::iter::from_fn(|| timers.pop(true).map(|e| e.tie)).collect();
+        let order: Vec<u32> = std::iter::from_fn(|| timers.pop(true).map(|e| e.tie)).collect();
         assert_eq!(order, [tie_a, tie_b, late]);
         assert_eq!(timers.live(), 0);
     }
@@ -279,7 +404,7 @@ mod tests {
     fn compaction_keeps_only_live_entries() {
         let t0 = Instant::now();
         let mut timers = Timers::default();
-        let ties: Vec<u64> = (0..3000)
+        let ties: Vec<u32> = (0..3000)
             .map(|i| timers.push(t0 + Duration::from_millis(i), sleep_alarm(i)))
             .collect();
         // All but every hundredth entry go stale.
@@ -291,7 +416,7 @@ mod tests {
         timers.compact(|e| (e.tie - ties[0]) % 100 == 0);
         assert_eq!(timers.live(), 30);
         assert!(!timers.wants_compaction());
-        let kept: Vec<u64> =
+        let kept: Vec<u32> =
             std::iter::from_fn(|| timers.pop(true).map(|e| e.tie - ties[0])).collect();
         assert_eq!(kept, (0..30).map(|i| i * 100).collect::<Vec<_>>());
     }
