@@ -17,6 +17,7 @@
 use std::future::{poll_fn, Future};
 use std::panic::Location;
 use std::pin::{pin, Pin};
+use std::sync::OnceLock;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
@@ -91,7 +92,7 @@ pub fn sleep(duration: Duration) -> Sleep {
 pub fn sleep_until(deadline: Instant) -> Sleep {
     Sleep {
         state: SleepState::At {
-            deadline,
+            deadline: Nanos::of(deadline),
             leaf: Leaf::new(),
         },
     }
@@ -100,9 +101,10 @@ pub fn sleep_until(deadline: Instant) -> Sleep {
 /// Where a [`Sleep`] is.
 ///
 /// Discussion: a sleep needs its duration only until its first poll, and
-/// its leaf only from then on, so the two share their room: 48 bytes, not
-/// the 56 of a duration-or-deadline beside a leaf. A task asleep carries its
-/// `Sleep` for as long as it sleeps, and a server may hold a million of them.
+/// its leaf only from then on, so the two share their room; and its deadline
+/// is kept in 8 bytes ([`Nanos`]), not the 16 of an `Instant`: 32 bytes in
+/// all. A task asleep carries its `Sleep` for as long as it sleeps, and a
+/// server may hold a million of them.
 #[derive(Debug)]
 enum SleepState {
     /// Made by [`sleep`], not polled yet: the deadline counts from the first poll.
@@ -111,7 +113,61 @@ enum SleepState {
         location: &'static Location<'static>,
     },
     /// The deadline is known; the leaf traps until it passes.
-    At { deadline: Instant, leaf: Leaf },
+    At { deadline: Nanos, leaf: Leaf },
+}
+
+/// An instant as a sleep keeps it: nanoseconds since a fixed epoch of the
+/// process.
+///
+/// Discussion: the epoch lies 2^62 ns (about 146 years) before the first
+/// deadline the process makes, so it precedes every reading of a kernel's
+/// clock, real or virtual (both count from the machine's boot, or from some
+/// reading of it). A deadline then fits exactly, to the nanosecond, up to
+/// about 438 years after that first one; a later one is kept as the last
+/// that fits, far beyond the end of any program, and an earlier one than
+/// the epoch (`sleep_until` an instant of the distant past) as the epoch,
+/// which every reading of the clock has passed, so the sleep ends at once
+/// as it would have. Turning it back into an `Instant`, once per poll, is a
+/// multiplication and an addition.
+#[derive(Clone, Copy, Debug)]
+struct Nanos(u64);
+
+impl Nanos {
+    /// How far before the first deadline the epoch lies.
+    const BEFORE: Duration = Duration::from_nanos(1 << 62);
+
+    /// The epoch, fixed the first time it is asked for.
+    fn epoch() -> Instant {
+        static EPOCH: OnceLock<Instant> = OnceLock::new();
+        *EPOCH.get_or_init(|| {
+            let now = Instant::now();
+            now.checked_sub(Nanos::BEFORE).unwrap_or(now)
+        })
+    }
+
+    /// `at`, as nanoseconds since the epoch (saturating both ways).
+    fn of(at: Instant) -> Nanos {
+        Nanos(Nanos::count(at.saturating_duration_since(Nanos::epoch())))
+    }
+
+    /// `duration` after `now`.
+    fn after(now: Instant, duration: Duration) -> Nanos {
+        let Nanos(now) = Nanos::of(now);
+        Nanos(now.saturating_add(Nanos::count(duration)))
+    }
+
+    /// The nanoseconds in `duration`, saturating: in `u64` arithmetic, not
+    /// the `u128` of `Duration::as_nanos`.
+    fn count(duration: Duration) -> u64 {
+        const PER_SECOND: u64 = 1_000_000_000;
+        let whole = duration.as_secs().saturating_mul(PER_SECOND);
+        whole.saturating_add(u64::from(duration.subsec_nanos()))
+    }
+
+    /// The instant it stands for.
+    fn instant(self) -> Instant {
+        after(Nanos::epoch(), Duration::from_nanos(self.0))
+    }
 }
 
 /// The future of [`sleep`] and [`sleep_until`].
@@ -150,23 +206,19 @@ impl Future for Sleep {
         };
         if let SleepState::After { duration, location } = this.state {
             this.state = SleepState::At {
-                deadline: after(now, duration),
+                deadline: Nanos::after(now, duration),
                 leaf: Leaf::at(location),
             };
         }
         let SleepState::At { deadline, leaf } = &mut this.state else {
             unreachable!("a sleep has its deadline once polled");
         };
-        if now >= *deadline {
+        let deadline = deadline.instant();
+        if now >= deadline {
             leaf.done();
             return Poll::Ready(Ok(()));
         }
-        match leaf.trap(
-            cx,
-            Trap::Sleep {
-                deadline: *deadline,
-            },
-        ) {
+        match leaf.trap(cx, Trap::Sleep { deadline }) {
             Ok(()) => Poll::Pending,
             Err(e) => Poll::Ready(Err(e)),
         }
@@ -368,14 +420,32 @@ mod tests {
     use super::*;
 
     /// A sleep is its deadline (or duration) and a leaf, sharing their room:
-    /// six words, the same before its first poll and after.
+    /// four words, the same before its first poll and after.
     #[test]
-    fn a_sleep_is_six_words() {
-        assert_eq!(std::mem::size_of::<Sleep>(), 48);
+    fn a_sleep_is_four_words() {
+        assert_eq!(std::mem::size_of::<Sleep>(), 32);
+    }
+
+    /// A deadline comes back as the instant it was made from, to the
+    /// nanosecond; one before the epoch comes back as the epoch, and one
+    /// past the last that fits as that last one.
+    #[test]
+    fn nanos_keep_an_instant_exactly() {
+        let now = Instant::now();
+        for at in [now, now + Duration::from_nanos(1), now + FOREVER] {
+            assert_eq!(Nanos::of(at).instant(), at);
+        }
+        let epoch = Nanos::epoch();
+        assert_eq!(Nanos::of(epoch).0, 0);
+        if let Some(before) = epoch.checked_sub(Duration::from_secs(1)) {
+            assert_eq!(Nanos::of(before).instant(), epoch);
+        }
+        let last = Nanos(u64::MAX).instant();
+        assert_eq!(Nanos::of(last + FOREVER).instant(), last);
+        assert_eq!(Nanos::after(now, Duration::MAX).0, u64::MAX);
         assert_eq!(
-            std::mem::size_of::<Option<Sleep>>(),
-            48,
-            "a task body's niche"
+            Nanos::after(now, Duration::from_millis(5)).instant(),
+            now + Duration::from_millis(5)
         );
     }
 }

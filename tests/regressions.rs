@@ -462,20 +462,26 @@ fn leaf_moved_across_kernels_never_shares_a_ticket() {
     .unwrap();
     assert_eq!(winner, "own 20 ms nap");
     // Task ids are unique across kernels now as well: the two main tasks
-    // differ, and the tickets differ by their sequence numbers too.
+    // differ. Tickets name slots (both main tasks live in slot 0) and differ
+    // by their sequence numbers.
     assert_ne!(main1, main2);
     let mine = own[0];
     assert!(own.iter().all(|t| *t == mine), "{own:?}");
     assert_eq!(moved.len(), 2, "{moved:?}");
     let (in_kernel1, in_kernel2) = (moved[0], moved[1]);
     assert_eq!(
-        (in_kernel1.task, in_kernel2.task, mine.task),
-        (main1, main2, main2)
+        (in_kernel1.slot(), in_kernel2.slot(), mine.slot()),
+        (main1.index(), main2.index(), main2.index())
     );
-    assert_ne!(in_kernel1.seq, mine.seq, "tickets collide across threads");
-    assert_ne!(in_kernel2.seq, mine.seq);
     assert_ne!(
-        in_kernel2.seq, in_kernel1.seq,
+        in_kernel1.seq(),
+        mine.seq(),
+        "tickets collide across threads"
+    );
+    assert_ne!(in_kernel2.seq(), mine.seq());
+    assert_ne!(
+        in_kernel2.seq(),
+        in_kernel1.seq(),
         "a moved leaf gets a fresh ticket"
     );
 }

@@ -274,3 +274,54 @@ fn waker_from_a_finished_kernel_never_polls_a_later_kernel() {
         "the stale waker polled the new main task"
     );
 }
+
+/// A leaf outlives its task, holding a ticket that names the task's slot;
+/// another task takes the slot and parks at a sleep. The stale ticket,
+/// undone from inside the new occupant's poll and then from another task,
+/// leaves the occupant's park alone: a ticket carries its leaf's sequence
+/// number, unique in the process, and the occupant holds no park under it.
+/// The occupant wakes at its own deadline, not a moment later.
+#[test]
+fn stale_ticket_after_slot_reuse_never_undoes_the_new_occupants_park() {
+    let _serial = one_at_a_time();
+    let out = run_virtual_clean(async move {
+        let held = Rc::new(RefCell::new(Vec::new()));
+        let a = spawn({
+            let held = held.clone();
+            async move {
+                for _ in 0..2 {
+                    let mut nap = Box::pin(sleep(Duration::from_secs(3600)));
+                    // Pending: the leaf trapped, and has its ticket.
+                    assert!(futures::poll!(nap.as_mut()).is_pending());
+                    held.borrow_mut().push(nap);
+                }
+            }
+        })
+        .expect("spawn A");
+        let a_id = a.id();
+        a.join().await.expect("A ends");
+        let (in_b, in_main) = {
+            let mut held = held.borrow_mut();
+            (held.pop().expect("a nap"), held.pop().expect("a nap"))
+        };
+        let t0 = trapline::clock().expect("clock");
+        let b = spawn(async move {
+            let mut own = std::pin::pin!(sleep(ms(10)));
+            assert!(futures::poll!(own.as_mut()).is_pending(), "posted");
+            drop(in_b); // in the same poll, beside B's own post
+            own.await
+        })
+        .expect("spawn B");
+        let same_slot = b.id().index() == a_id.index() && b.id() != a_id;
+        settle().await; // B is parked at its sleep
+        drop(in_main);
+        let woke = trapline::timeout_after(Duration::from_secs(60), b.join()).await;
+        let slept = trapline::clock().expect("clock") - t0;
+        (
+            same_slot,
+            woke.map(|joined| matches!(joined, Ok(Ok(())))),
+            slept,
+        )
+    });
+    assert_eq!(out, (true, Ok(true), ms(10)));
+}

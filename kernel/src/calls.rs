@@ -154,7 +154,7 @@ impl Handler for Shared {
     }
 
     fn unpost(&self, ticket: Ticket) {
-        self.state.borrow_mut().unpost(ticket.task, ticket.seq);
+        self.state.borrow_mut().unpost(ticket.slot(), ticket.seq());
         self.wake_foreign();
     }
 }

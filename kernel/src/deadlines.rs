@@ -179,7 +179,7 @@ mod tests {
         let id = waiting_task(&mut st);
         let t0 = Instant::now() + Duration::from_secs(3600);
         park_sleep(&mut st, id, 1, t0 + Duration::from_secs(1), u32::MAX);
-        st.unpost(id, 1);
+        st.unpost(id.index(), 1);
         park_sleep(&mut st, id, 2, t0 + Duration::from_secs(2), u32::MAX);
         assert_eq!(st.timers.live(), 1);
 
@@ -202,7 +202,7 @@ mod tests {
             let id = waiting_task(&mut st);
             let at = Instant::now() + Duration::from_secs(3600);
             park_sleep(&mut st, id, 1, at, 5);
-            st.unpost(id, 1);
+            st.unpost(id.index(), 1);
             park_sleep(&mut st, id, 2, at, 5);
             if rebuild {
                 let mut timers = std::mem::take(&mut st.timers);

@@ -162,7 +162,7 @@ mod tests {
             assert_eq!(st.more_joiners[&target.index()].len(), 4);
             let mut expected = joiners.clone();
             if let Some(at) = leaving {
-                st.unpost(joiners[at], at as u64);
+                st.unpost(joiners[at].index(), at as u64);
                 expected.remove(at);
             }
             assert!(st.finish(target).is_none(), "no boxed future");
@@ -183,13 +183,13 @@ mod tests {
         let (a, b) = (st.spawn(None), st.spawn(None));
         join(&mut st, a, target, 1);
         join(&mut st, b, target, 2);
-        st.unpost(a, 1);
+        st.unpost(a.index(), 1);
         assert_eq!(
             st.task(target).unwrap().joiner,
             Some(JoinerSlot::new(b.index()))
         );
         assert!(st.more_joiners.is_empty() && !st.task(target).unwrap().more_joiners);
-        st.unpost(b, 2);
+        st.unpost(b.index(), 2);
         assert_eq!(st.task(target).unwrap().joiner, None);
         join(&mut st, a, target, 3);
         assert_eq!(

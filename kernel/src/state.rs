@@ -344,12 +344,19 @@ impl State {
     }
 
     /// A leaf completed or was dropped: undo its park, if it has one.
-    pub(crate) fn unpost(&mut self, id: TaskId, seq: u64) {
-        let Some(task) = self.task(id) else { return };
+    ///
+    /// The leaf names the slot of its task, not the task: a later occupant
+    /// of the slot holds no park, and no answer, under the leaf's sequence
+    /// number (unique in the process), so a stale ticket finds nothing.
+    pub(crate) fn unpost(&mut self, slot: u32, seq: u64) {
+        let Some(task) = self.tasks.get_mut(slot as usize) else {
+            return;
+        };
         task.inbox.scrub(seq);
         let Some(park) = task.take_park(seq) else {
             return;
         };
+        let id = task.id(slot as usize);
         self.undo(id, &park);
         self.bury(park.waker);
     }

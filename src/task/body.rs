@@ -11,7 +11,8 @@
 //! the larger part of a small task's memory, and one exists per task. An
 //! `async move` block that pins its captured future (`pin!(future)`) moves
 //! it into a local of the block, and the compiler keeps room for both the
-//! capture and the local: wrapping a 56-byte sleep cost 168 bytes. [`Body`]
+//! capture and the local: wrapping a 56-byte sleep (as it was then) cost
+//! 168 bytes. [`Body`]
 //! holds the future once, beside the callback (8 bytes when it owns one
 //! `Rc`), and `pin-project-lite` gives the pinned field without `unsafe`.
 
@@ -208,6 +209,7 @@ mod tests {
     fn a_body_is_its_future_and_one_pointer() {
         let body = std::mem::size_of::<Body<crate::Sleep, Rc<()>>>();
         assert_eq!(body, std::mem::size_of::<crate::Sleep>() + 8);
+        assert_eq!(body, 40, "a sleeping task's body: glibc's 48-byte block");
         let waiting = async {
             let buf = [0u8; 100];
             crate::yield_now().await.map(|()| buf[0])

@@ -7,9 +7,8 @@
 //!
 //! Discussion: an id keeps its serial bit-inverted in a `NonZeroU64`, so the
 //! one value it cannot hold is `u64::MAX`, a serial no kernel counts up to.
-//! That spare value is what an `Option<TaskId>` or an `Option<Ticket>` uses
-//! for `None`, with no tag of its own: a leaf and an fd seat are each 8 bytes
-//! lighter, and a million sleeping tasks carry a million leaves.
+//! That spare value is what an `Option<TaskId>` uses for `None`, with no tag
+//! of its own. A [`Ticket`] needs no serial at all (see its Discussion).
 
 use std::cmp::Ordering as Order;
 use std::fmt;
@@ -290,27 +289,88 @@ impl fmt::Display for QueueId {
     }
 }
 
-/// Which leaf a park belongs to: the task that posted it and the per-post
+/// Which leaf a park belongs to: the slot of the task that posted it and the
 /// sequence number the leaf was given the first time it trapped.
 ///
 /// A leaf keeps its ticket while it lives, so a second post from the same leaf
 /// replaces its park instead of adding one, and its `Drop` can undo exactly its
 /// own park.
 ///
+/// Discussion: why a slot and no task serial. A ticket must never undo the
+/// park of another task that later lives in the same slot (slots are reused).
+/// The sequence number already sees to that: leaves are numbered per thread,
+/// with the thread in the high bits, so no two leaves in the process share
+/// one, and every park a task holds is keyed by the sequence number of the
+/// leaf that posted it. A stale ticket names its slot and its own leaf's
+/// number; the slot's new occupant holds no park, and no answer in its
+/// inbox, under a number it never issued, so undoing the stale ticket there
+/// finds nothing and does nothing. The sequence number is the generation,
+/// and the ticket is 16 bytes (its number is never 0, which is what an
+/// `Option<Ticket>` uses for `None`), not 24.
+///
 /// # Examples
 ///
 /// ```
-/// use trapline_traps::{TaskId, Ticket};
+/// use trapline_traps::Ticket;
 ///
-/// let t = Ticket { task: TaskId::new(0, 1), seq: 42 };
-/// assert_eq!(t.seq, 42);
+/// let t = Ticket::new(3, 42);
+/// assert_eq!((t.slot(), t.seq()), (3, 42));
+/// assert_eq!(size_of::<Option<Ticket>>(), 16);
 /// ```
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
 pub struct Ticket {
-    /// The task whose poll posted the request.
-    pub task: TaskId,
-    /// The leaf's sequence number, unique on this thread.
-    pub seq: u64,
+    slot: u32,
+    seq: NonZeroU64,
+}
+
+impl Ticket {
+    /// The ticket of leaf `seq`, posted by the task in slot `slot`. Only the
+    /// trap slot makes tickets.
+    ///
+    /// # Panics
+    ///
+    /// If `seq` is 0: sequence numbers start at 1.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use trapline_traps::Ticket;
+    ///
+    /// assert_eq!(Ticket::new(0, 7).seq(), 7);
+    /// ```
+    pub const fn new(slot: u32, seq: u64) -> Ticket {
+        match NonZeroU64::new(seq) {
+            Some(seq) => Ticket { slot, seq },
+            None => panic!("a leaf's sequence number is never 0"),
+        }
+    }
+
+    /// The slot of the task whose poll posted the request.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use trapline_traps::{TaskId, Ticket};
+    ///
+    /// let task = TaskId::new(5, 90);
+    /// assert_eq!(Ticket::new(task.index(), 1).slot(), task.index());
+    /// ```
+    pub const fn slot(self) -> u32 {
+        self.slot
+    }
+
+    /// The leaf's sequence number, unique in the process.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use trapline_traps::Ticket;
+    ///
+    /// assert_ne!(Ticket::new(0, 1), Ticket::new(0, 2), "two leaves of one task");
+    /// ```
+    pub const fn seq(self) -> u64 {
+        self.seq.get()
+    }
 }
 
 #[cfg(test)]
@@ -332,6 +392,13 @@ mod tests {
         assert_eq!(format!("{:?}", TaskId::new(3, 0)), "TaskId(0@3)");
         assert!(TimeoutId::new(0, 9) > TimeoutId::new(0, 8));
         assert_eq!(TimeoutId::new(2, u64::MAX - 1).serial(), u64::MAX - 1);
-        assert_eq!(size_of::<Option<Ticket>>(), size_of::<Ticket>());
+    }
+
+    /// A ticket is a slot and a sequence number, and an absent ticket costs
+    /// no more: a sleeping task carries one in its leaf.
+    #[test]
+    fn a_ticket_is_two_words() {
+        assert_eq!(size_of::<Ticket>(), 16);
+        assert_eq!(size_of::<Option<Ticket>>(), 16);
     }
 }

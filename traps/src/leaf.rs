@@ -133,7 +133,7 @@ impl Leaf {
     /// let mut leaf = Leaf::new();
     /// assert_eq!(leaf.ticket(), None);
     /// leaf.trap(&Context::from_waker(Waker::noop()), Trap::Yield)?;
-    /// assert_eq!(leaf.ticket().map(|t| t.task), Some(task));
+    /// assert_eq!(leaf.ticket().map(|t| t.slot()), Some(task.index()));
     /// let _inbox = leave(&mut Vec::new());
     /// # Ok::<(), TrapError>(())
     /// ```
@@ -283,10 +283,10 @@ mod tests {
 
     /// Every pending leaf future carries a `Leaf`, and a task asleep carries
     /// one for good: a ticket and a source line, with no tag for "not yet
-    /// trapped" (a task id keeps a spare value for `None`).
+    /// trapped" (a ticket's sequence number is never 0).
     #[test]
-    fn a_leaf_is_four_words() {
-        assert_eq!(std::mem::size_of::<Leaf>(), 32);
-        assert_eq!(std::mem::size_of::<Option<Ticket>>(), 24);
+    fn a_leaf_is_three_words() {
+        assert_eq!(std::mem::size_of::<Leaf>(), 24);
+        assert_eq!(std::mem::size_of::<Option<Ticket>>(), 16);
     }
 }

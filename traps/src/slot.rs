@@ -472,11 +472,14 @@ impl Slot {
         }
     }
 
-    /// Whether `ticket` was issued to the running task by this thread.
+    /// Whether `ticket` was issued by this thread to a task in the running
+    /// task's slot. (If not the running task itself, then a task that held
+    /// the slot before it and has ended: its parks went with it, and the
+    /// leaf may go on under its sequence number, unique as ever.)
     fn issued_here(&self, ticket: Ticket) -> bool {
-        Some(ticket.task) == self.current
+        self.current.map(TaskId::index) == Some(ticket.slot())
             && self.next_seq != 0
-            && ticket.seq >> THREAD_SHIFT == self.next_seq >> THREAD_SHIFT
+            && ticket.seq() >> THREAD_SHIFT == self.next_seq >> THREAD_SHIFT
     }
 }
 
@@ -513,7 +516,7 @@ pub(crate) fn post(
             mine => mine,
         };
         if let Some(t) = mine {
-            if let Some(err) = s.inbox.take_answer(t.seq) {
+            if let Some(err) = s.inbox.take_answer(t.seq()) {
                 return Posted::Done(Err(err));
             }
         }
@@ -522,7 +525,7 @@ pub(crate) fn post(
             return Posted::Done(Err(err));
         }
         let seq = match mine {
-            Some(t) => t.seq,
+            Some(t) => t.seq(),
             None => s.next_seq(),
         };
         if !s.shields.is_empty() {
@@ -545,7 +548,7 @@ pub(crate) fn post(
             Some(old) => replaced = Some(std::mem::replace(old, new).waker),
             None => s.posts.push(new),
         }
-        Posted::Done(Ok(Ticket { task, seq }))
+        Posted::Done(Ok(Ticket::new(task.index(), seq)))
     });
     drop(replaced); // outside the borrow: it holds a waker
     match posted {
@@ -563,12 +566,12 @@ pub(crate) fn unpost(ticket: Ticket) {
     let (handler, scrubbed) = SLOT.with(|s| {
         let s = &mut *s.borrow_mut();
         let mut scrubbed = None;
-        if s.current == Some(ticket.task) {
-            if let Some(at) = s.posts.iter().position(|p| p.seq == ticket.seq) {
+        if s.current.map(TaskId::index) == Some(ticket.slot()) {
+            if let Some(at) = s.posts.iter().position(|p| p.seq == ticket.seq()) {
                 // A blocking trap holds nothing to drop but the waker.
                 scrubbed = Some(s.posts.swap_remove(at).waker);
             }
-            s.inbox.scrub(ticket.seq);
+            s.inbox.scrub(ticket.seq());
             if s.unparked {
                 return (None, scrubbed);
             }

@@ -389,7 +389,7 @@ impl fmt::Debug for SpawnRequest {
 /// let post = &posts[0];
 /// assert_eq!(post.trap.name(), "WriteWait");
 /// assert_eq!((post.location.line(), post.scope), (line, Some(id)));
-/// assert_eq!(Some(post.seq), leaf.ticket().map(|t| t.seq));
+/// assert_eq!(Some(post.seq), leaf.ticket().map(|t| t.seq()));
 /// # Ok::<(), trapline_traps::TrapError>(())
 /// ```
 #[derive(Debug)]
