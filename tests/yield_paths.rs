@@ -1,12 +1,13 @@
 //! The two ways a yield goes back to the ready queue: under the task's own
 //! waker straight from the loop, inside a foreign combinator through the
-//! combinator's waker; and the completion of a yield, which does not visit
-//! the trap slot.
+//! combinator's waker; and the completion of a yield, which only looks at
+//! the trap slot (to take back a yield completed in the poll that made it).
 
 use std::cell::Cell;
 use std::future::Future;
 use std::pin::pin;
 use std::rc::Rc;
+use std::time::Duration;
 
 use futures::stream::{FuturesUnordered, StreamExt};
 use trapline::{spawn, yield_now, TrapError};
@@ -69,8 +70,8 @@ fn yields_inside_a_foreign_combinator_wake_its_children() {
 }
 
 /// A yield polled again in the same poll of its task (a hand-written loop
-/// over a child) completes; its post, still in the slot, only makes the
-/// task run once more, and the task ends normally.
+/// over a child) completes, its post is taken back, and the task ends
+/// normally.
 #[test]
 fn a_yield_completed_in_the_poll_that_made_it_is_harmless() {
     let polls = trapline::run(async {
@@ -111,4 +112,36 @@ fn a_cancel_after_a_yield_reaches_the_next_one() {
     .unwrap()
     .unwrap();
     assert_eq!(seen, (Ok(()), Err(TrapError::Cancelled)));
+}
+
+/// A future that traps a yield and completes it in every poll, then waits
+/// on a sleep, sleeps: the yield's post is taken back each time, so the
+/// task is polled once to start and once when the sleep ends, never in a
+/// busy loop in between. (On the real clock: a busy loop ends with the
+/// sleep and fails the count, where a virtual clock would never move.)
+#[test]
+fn a_yield_completed_in_every_poll_does_not_keep_its_task_running() {
+    let polls = trapline::run(async {
+        let polls = Rc::new(Cell::new(0));
+        let counted = polls.clone();
+        let task = spawn(async move {
+            let mut sleep = pin!(trapline::sleep(Duration::from_millis(30)));
+            std::future::poll_fn(|cx| {
+                counted.set(counted.get() + 1);
+                let mut y = pin!(yield_now());
+                assert!(y.as_mut().poll(cx).is_pending(), "a yield traps first");
+                assert!(y.as_mut().poll(cx).is_ready(), "then completes");
+                sleep.as_mut().poll(cx)
+            })
+            .await
+        })?;
+        task.join().await??;
+        Ok::<_, Box<dyn std::error::Error>>(polls.get())
+    })
+    .unwrap();
+    assert_eq!(
+        polls.unwrap(),
+        2,
+        "one poll to start, one when the sleep ends"
+    );
 }

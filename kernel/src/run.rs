@@ -366,7 +366,7 @@ impl Kernel {
                         if matches!(post.trap, Trap::Yield) && post.waker.will_wake(&waker) {
                             // A yield under the task's own waker parks nothing:
                             // the task goes straight back to the ready queue.
-                            trace!(target: "trapline::trap", "task {} trap Yield at {}", id.serial(), post.location);
+                            crate::state::trace_yield(id, post.location);
                             st.schedule(id);
                         } else {
                             st.park(id, post);

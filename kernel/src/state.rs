@@ -203,7 +203,7 @@ impl State {
         let waker = (!own).then_some(waker);
         let Some(mut on) = On::of(&trap) else {
             if matches!(trap, Trap::Yield) {
-                trace!(target: "trapline::trap", "task {} trap Yield at {location}", id.serial());
+                trace_yield(id, location);
                 self.resume(id, waker);
             }
             return;
@@ -402,6 +402,13 @@ impl State {
         }
         woken
     }
+}
+
+/// The trace line of a yield, said by whichever path takes it (the loop's,
+/// under the task's own waker, or `State::park`, under a foreign one): a
+/// yield parks nothing, so it has no park line of its own.
+pub(crate) fn trace_yield(id: TaskId, location: &std::panic::Location<'static>) {
+    trace!(target: "trapline::trap", "task {} trap Yield at {location}", id.serial());
 }
 
 #[cfg(test)]

@@ -227,17 +227,23 @@ impl Leaf {
         }
     }
 
-    /// The leaf trapped [`Trap::Yield`] in an earlier poll of its task, and
-    /// is polled again: it completes, and since the kernel keeps nothing of
-    /// a yield (the task went straight back to the ready queue), there is no
-    /// park to undo and the trap slot need not be visited, as [`Leaf::done`]
-    /// would.
+    /// The leaf trapped [`Trap::Yield`] and is polled again: it completes.
+    /// The kernel keeps nothing of a yield (the task went straight back to
+    /// the ready queue, or its foreign waker was woken at once), so there is
+    /// no park to undo and no answer owed to the leaf; only a post still
+    /// waiting in the trap slot (the yield was completed in the same poll
+    /// that trapped it) must be taken back, and that costs one look.
+    ///
+    /// Use it only for a leaf whose one trap was `Yield`; any other leaf
+    /// completes with [`Leaf::done`].
     ///
     /// Discussion: a yield is the one trap a task makes over and over with
-    /// nothing to wait for, so its completion costs nothing. Called in the
-    /// same poll as the trap (a combinator polling a child twice), the post
-    /// is still in the slot: the task is polled once more, spuriously, which
-    /// is harmless, and the yield it asked for is the one it gets.
+    /// nothing to wait for, so its completion should cost next to nothing.
+    /// It must still take back a post made in the same poll: left there, it
+    /// would send the task back to the ready queue after a poll that asked
+    /// to wait, and a future that yields and completes the yield in every
+    /// poll (a combinator polling a child twice) would never sleep
+    /// (`tests/yield_paths.rs`).
     ///
     /// # Examples
     ///
@@ -246,9 +252,10 @@ impl Leaf {
     /// use trapline_traps::{enter, leave, Inbox, Leaf, TaskId, Trap};
     ///
     /// let task = TaskId::new(0, 1);
+    /// let cx = Context::from_waker(Waker::noop());
     /// enter(task, Inbox::new());
     /// let mut leaf = Leaf::new();
-    /// leaf.trap(&Context::from_waker(Waker::noop()), Trap::Yield)?;
+    /// leaf.trap(&cx, Trap::Yield)?;
     /// let mut posts = Vec::new();
     /// let inbox = leave(&mut posts); // the kernel takes the yield
     /// assert_eq!(posts.len(), 1);
@@ -256,11 +263,19 @@ impl Leaf {
     /// enter(task, inbox); // the next poll
     /// leaf.done_after_yield();
     /// assert_eq!(leaf.ticket(), None, "nothing left to undo");
-    /// let _inbox = leave(&mut Vec::new());
+    ///
+    /// // Trapped and completed in one poll: the post is taken back.
+    /// let mut again = Leaf::new();
+    /// again.trap(&cx, Trap::Yield)?;
+    /// again.done_after_yield();
+    /// let _inbox = leave(&mut posts);
+    /// assert!(posts.is_empty(), "no yield left for the kernel");
     /// # Ok::<(), trapline_traps::TrapError>(())
     /// ```
     pub fn done_after_yield(&mut self) {
-        self.ticket = None;
+        if let Some(ticket) = self.ticket.take() {
+            slot::unpost_yield(ticket);
+        }
     }
 }
 

@@ -584,6 +584,16 @@ pub(crate) fn unpost(ticket: Ticket) {
     }
 }
 
+/// Takes back a completed yield's post if it is still in the slot (made in
+/// this same poll); otherwise there is nothing to undo: see
+/// [`Leaf::done_after_yield`](crate::Leaf::done_after_yield).
+pub(crate) fn unpost_yield(ticket: Ticket) {
+    let posted = SLOT.with(|s| !s.borrow().posts.is_empty());
+    if posted {
+        unpost(ticket);
+    }
+}
+
 /// The task being polled on this thread, if any. Answers what `Current`
 /// answers, without a trap.
 ///
