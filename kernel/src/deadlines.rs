@@ -134,26 +134,11 @@ impl State {
 
 #[cfg(test)]
 mod tests {
-    use std::panic::Location;
     use std::time::Duration;
 
     use super::*;
-    use crate::clock::Clock;
-    use crate::task::{On, Park, RunState};
-
-    fn state() -> State {
-        let poll = mio::Poll::new().unwrap();
-        let registry = poll.registry().try_clone().unwrap();
-        State::new(0, registry, Clock::Real)
-    }
-
-    /// A task waiting (not in the ready queue), with nothing parked.
-    fn waiting_task(st: &mut State) -> TaskId {
-        let id = st.spawn(None);
-        st.ready.clear();
-        st.task(id).unwrap().state = RunState::Waiting;
-        id
-    }
+    use crate::state::testing::{push_park, state, waiting_task};
+    use crate::task::On;
 
     /// Parks leaf `seq` of task `id` in a sleep until `deadline`, as
     /// `State::park` does, its timer entry taking tie `tie`.
@@ -161,13 +146,7 @@ mod tests {
         st.timers = std::mem::take(&mut st.timers).tying_from(tie);
         let pushed = st.timers.push(deadline, Alarm::Sleep(Waiter::new(id, seq)));
         assert_eq!(pushed, tie);
-        st.task(id).unwrap().parks.push(Park {
-            seq,
-            on: On::Sleep { deadline, tie },
-            waker: None,
-            location: Location::caller(),
-            scope: None,
-        });
+        push_park(st, id, seq, On::Sleep { deadline, tie }, None);
     }
 
     /// A sleep undone before its deadline leaves a stale entry; 2^32 entries

@@ -141,34 +141,18 @@ impl State {
 
 #[cfg(test)]
 mod tests {
-    use std::panic::Location;
     use std::time::{Duration, Instant};
 
     use trapline_traps::enter_scope;
 
     use super::*;
-    use crate::clock::Clock;
-    use crate::task::{On, Park, RunState};
-
-    fn state() -> State {
-        let poll = mio::Poll::new().unwrap();
-        let registry = poll.registry().try_clone().unwrap();
-        State::new(0, registry, Clock::Real)
-    }
+    use crate::state::testing::{push_park, state, waiting_task};
+    use crate::task::{On, RunState};
 
     /// A waiting task holding one park, trapped in `scope`.
     fn parked_in(st: &mut State, scope: Option<TimeoutId>) -> TaskId {
-        let id = st.spawn(None);
-        st.ready.clear();
-        let task = st.task(id).unwrap();
-        task.state = RunState::Waiting;
-        task.parks.push(Park {
-            seq: 1,
-            on: On::FutureWait,
-            waker: None,
-            location: Location::caller(),
-            scope: scope.map(ScopeRef::of),
-        });
+        let id = waiting_task(st);
+        push_park(st, id, 1, On::FutureWait, scope.map(ScopeRef::of));
         id
     }
 

@@ -118,30 +118,15 @@ impl State {
 
 #[cfg(test)]
 mod tests {
-    use std::panic::Location;
-
     use super::*;
-    use crate::clock::Clock;
-    use crate::task::{Park, RunState};
-
-    fn state() -> State {
-        let poll = mio::Poll::new().unwrap();
-        let registry = poll.registry().try_clone().unwrap();
-        State::new(0, registry, Clock::Real)
-    }
+    use crate::state::testing::{push_park, state};
+    use crate::task::RunState;
 
     /// Parks task `joiner` under `Join(target)` as leaf `seq`, as `State::park` does.
     fn join(st: &mut State, joiner: TaskId, target: TaskId, seq: u64) {
         assert!(st.add_joiner(target, joiner));
-        let task = st.task(joiner).unwrap();
-        task.state = RunState::Waiting;
-        task.parks.push(Park {
-            seq,
-            on: On::Join(target),
-            waker: None,
-            location: Location::caller(),
-            scope: None,
-        });
+        st.task(joiner).unwrap().state = RunState::Waiting;
+        push_park(st, joiner, seq, On::Join(target), None);
     }
 
     /// Joiners are resumed in the order they joined, whether the first

@@ -411,17 +411,53 @@ pub(crate) fn trace_yield(id: TaskId, location: &std::panic::Location<'static>) 
     trace!(target: "trapline::trap", "task {} trap Yield at {location}", id.serial());
 }
 
+/// What the kernel's unit tests build states, tasks and parks with.
+#[cfg(test)]
+pub(crate) mod testing {
+    use std::panic::Location;
+
+    use super::*;
+    use crate::interrupts::ScopeRef;
+    use crate::task::{On, Park, RunState};
+
+    /// A state on the real clock, with a registry of its own.
+    pub(crate) fn state() -> State {
+        let poll = mio::Poll::new().unwrap();
+        let registry = poll.registry().try_clone().unwrap();
+        State::new(0, registry, Clock::Real)
+    }
+
+    /// A task waiting (not in the ready queue), with nothing parked.
+    pub(crate) fn waiting_task(st: &mut State) -> TaskId {
+        let id = st.spawn(None);
+        st.ready.clear();
+        st.task(id).unwrap().state = RunState::Waiting;
+        id
+    }
+
+    /// Gives task `id` the park of leaf `seq` under `on`, trapped in
+    /// `scope`, as `State::park` records it; the wait structures behind it
+    /// (timer entry, joiner list) are the caller's to arrange.
+    pub(crate) fn push_park(st: &mut State, id: TaskId, seq: u64, on: On, scope: Option<ScopeRef>) {
+        st.task(id).unwrap().parks.push(Park {
+            seq,
+            on,
+            waker: None,
+            location: Location::caller(),
+            scope,
+        });
+    }
+}
+
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use super::testing::state;
 
     /// A burst of spawns grows the ready queue; once drained, it shrinks
     /// back to what a busy kernel keeps, and not before.
     #[test]
     fn a_drained_ready_queue_gives_its_memory_back() {
-        let poll = mio::Poll::new().unwrap();
-        let registry = poll.registry().try_clone().unwrap();
-        let mut st = State::new(0, registry, Clock::Real);
+        let mut st = state();
         for _ in 0..10_000 {
             st.spawn(None);
         }
