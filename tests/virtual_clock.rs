@@ -8,7 +8,9 @@ use std::time::{Duration, Instant};
 
 use trapline::net::TcpListener;
 use trapline::{clock, ignore_after, sleep, spawn, timeout_after, yield_now, Kernel, TrapError};
-use util::{assert_clean, entries, log, push, run_virtual, run_virtual_clean, since};
+use util::{
+    assert_clean, entries, log, on_a_thread_within, push, run_virtual, run_virtual_clean, since,
+};
 
 const HOUR: Duration = Duration::from_secs(3600);
 
@@ -299,4 +301,57 @@ fn a_spinning_task_cannot_hold_a_virtual_shutdown_forever() {
     });
     let _ = t;
     assert_clean(&stats);
+}
+
+const YEAR: Duration = Duration::from_secs(365 * 24 * 3600);
+
+/// Sleeps and timeouts of centuries on a virtual clock end at their own
+/// deadlines, to the nanosecond, after nearer ones: the timer queue moves
+/// the epoch its entries count from when a deadline lands centuries away.
+/// `sleep(Duration::MAX)` after an earlier timer ends too, with no spin
+/// (it once jumped to a clamped deadline and fired there for ever).
+#[test]
+fn sleeps_of_centuries_end_at_their_deadline() {
+    let (out, stats) = on_a_thread_within(Duration::from_secs(60), || {
+        run_virtual(async {
+            let t0 = clock()?;
+            sleep(Duration::from_millis(1)).await?;
+            sleep(YEAR * 150).await?;
+            let slept = since(t0);
+            let limited = timeout_after(YEAR * 200, sleep(YEAR * 210)).await;
+            let timed_out = (limited.is_err(), since(t0));
+            sleep(Duration::MAX).await?;
+            Ok::<_, TrapError>((slept, timed_out, since(t0) > YEAR * 400))
+        })
+    });
+    let ms = Duration::from_millis(1);
+    assert_eq!(
+        out.unwrap(),
+        (ms + YEAR * 150, (true, ms + YEAR * 350), true)
+    );
+    assert_clean(&stats);
+    assert!(
+        stats.polls < 20,
+        "a jump per century, not a spin: {} polls",
+        stats.polls
+    );
+}
+
+/// A task sleeping for ever does not hold back a nearer sleep or timeout,
+/// on the real clock: the first deadline the timer queue counts from was
+/// once "for ever", and every nearer one was then clamped to a century.
+#[test]
+fn sleeping_for_ever_does_not_hold_back_nearer_deadlines() {
+    let out = on_a_thread_within(Duration::from_secs(60), || {
+        let out = trapline::run(async {
+            let forever = spawn(async { sleep(Duration::MAX).await })?;
+            yield_now().await?;
+            sleep(Duration::from_millis(10)).await?;
+            let limited = timeout_after(Duration::from_millis(10), sleep(HOUR)).await;
+            let _ = forever.cancel().await; // its sleep ends as cancelled
+            Ok::<_, TrapError>(limited.map(drop))
+        });
+        format!("{out:?}")
+    });
+    assert!(out.starts_with("Ok(Ok(Err(TimedOut("), "{out}");
 }

@@ -121,6 +121,11 @@ impl Ord for Stored {
     }
 }
 
+/// How far from the epoch a deadline may land before the epoch moves to it
+/// (see `Timers::rebase`): two centuries, well inside the ±292 years an
+/// `i64` of nanoseconds holds.
+const EPOCH_REACH: u64 = 200 * 365 * 24 * 3600 * 1_000_000_000;
+
 /// `at` as nanoseconds from `epoch`, clamped to what an `i64` holds.
 fn offset(epoch: Instant, at: Instant) -> i64 {
     let nanos = |d: Duration| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX);
@@ -172,13 +177,47 @@ impl Timers {
         // over 100 GB).
         debug_assert!(u64::from(slot) < TIMEOUT_BIT, "slot {slot} out of range");
         let slot = u64::from(slot) & (TIMEOUT_BIT - 1);
-        let epoch = *self.epoch.get_or_insert(at);
+        let epoch = match self.epoch {
+            Some(epoch) if offset(epoch, at).unsigned_abs() <= EPOCH_REACH => epoch,
+            _ => self.rebase(at),
+        };
         self.heap.push(Reverse(Stored {
             at: offset(epoch, at),
             word: u64::from(self.last_tie) << 32 | kind_bit | slot,
         }));
         self.live += 1;
         self.last_tie
+    }
+
+    /// Counts offsets from `epoch` from now on, moving every entry there;
+    /// returns it.
+    ///
+    /// Discussion: offsets count from an epoch, and an `i64` of nanoseconds
+    /// reaches 292 years either way. The epoch is the first deadline pushed,
+    /// and moves to a deadline that lands more than two centuries from it:
+    /// a `sleep(Duration::MAX)` among near sleeps, or a virtual clock that
+    /// runs on for centuries while the heap is never empty. Each entry's
+    /// offset shifts by the same exact amount, so the order, the ties and
+    /// the deadlines `Entry::is_for` compares stay the same. Only deadlines
+    /// live at once more than 292 years apart cannot all be kept exactly:
+    /// the ones furthest from the epoch are clamped and fire early, where a
+    /// sleep traps again (and its new entry, moving the epoch, is exact)
+    /// and a timeout expires. No real clock gets there; a virtual one does
+    /// with a timeout of three centuries beside a near deadline. (When the
+    /// first deadline pushed was "for ever", nearer ones were once clamped
+    /// to a century ahead, and a virtual clock spun on a clamped sleep.)
+    fn rebase(&mut self, epoch: Instant) -> Instant {
+        if let Some(old) = self.epoch.replace(epoch) {
+            let heap = std::mem::take(&mut self.heap);
+            self.heap = heap
+                .into_iter()
+                .map(|Reverse(stored)| {
+                    let at = offset(epoch, instant(old, stored.at));
+                    Reverse(Stored { at, ..stored })
+                })
+                .collect();
+        }
+        epoch
     }
 
     /// One live entry went stale (its park was undone, its timeout unset).
@@ -298,7 +337,7 @@ mod tests {
     #[test]
     fn an_entry_is_made_for_its_deadline_and_tie() {
         let t0 = Instant::now();
-        let far = t0 + Duration::from_secs(300 * 365 * 24 * 3600);
+        let far = t0 + Duration::from_secs(250 * 365 * 24 * 3600);
         let mut timers = Timers::default();
         let tie = timers.push(t0, sleep_alarm(1));
         let far_tie = timers.push(far, sleep_alarm(2));
@@ -306,7 +345,7 @@ mod tests {
         assert!(entry.is_for(t0, tie));
         assert!(!entry.is_for(t0 + Duration::from_nanos(1), tie));
         assert!(!entry.is_for(t0, tie + 1));
-        // A deadline clamped in the heap is still recognised as itself.
+        // Both are recognised as themselves after the epoch moved.
         let entry = timers.pop(true).unwrap();
         assert!(entry.is_for(far, far_tie));
     }
@@ -353,12 +392,12 @@ mod tests {
         assert_eq!(popped, sorted);
     }
 
-    /// Past 292 years from the first deadline, a deadline is clamped: it
+    /// A deadline centuries after the first one (the epoch moves to it)
     /// still comes out after every nearer one.
     #[test]
-    fn a_deadline_beyond_range_is_clamped_not_wrapped() {
+    fn a_deadline_centuries_away_comes_out_after_every_nearer_one() {
         let t0 = Instant::now();
-        let far = t0 + Duration::from_secs(300 * 365 * 24 * 3600);
+        let far = t0 + Duration::from_secs(250 * 365 * 24 * 3600);
         let mut timers = Timers::default();
         timers.push(t0, sleep_alarm(1));
         timers.push(far, sleep_alarm(2));
@@ -419,5 +458,26 @@ mod tests {
         let kept: Vec<u32> =
             std::iter::from_fn(|| timers.pop(true).map(|e| e.tie - ties[0])).collect();
         assert_eq!(kept, (0..30).map(|i| i * 100).collect::<Vec<_>>());
+    }
+
+    /// A deadline two centuries and more from the epoch moves the epoch:
+    /// the entries keep their order, their deadlines and their ties.
+    #[test]
+    fn a_far_deadline_moves_the_epoch_and_keeps_every_entry() {
+        let mut timers = Timers::default();
+        let t0 = Instant::now();
+        let year = Duration::from_secs(365 * 24 * 3600);
+        let (near, far, later) = (t0, t0 + year * 250, t0 + Duration::from_secs(1));
+        let pushed = [near, far, later].map(|at| (at, timers.push(at, sleep_alarm(0))));
+        // Moved to `far`, then back to `later`, two centuries from it.
+        assert_eq!(timers.epoch, Some(later));
+        let mut popped = Vec::new();
+        while let Some(entry) = timers.pop(true) {
+            let (at, tie) = *pushed.iter().find(|(_, tie)| *tie == entry.tie).unwrap();
+            assert_eq!(entry.at, at);
+            assert!(entry.is_for(at, tie));
+            popped.push(entry.at);
+        }
+        assert_eq!(popped, [near, later, far]);
     }
 }

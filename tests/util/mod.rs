@@ -213,3 +213,20 @@ pub fn read_once(
         Ok(buf[..n].to_vec())
     })
 }
+
+/// Runs `f` on a thread of its own and returns what it returns, or fails
+/// the test after `limit` (the thread is left behind): for a test whose
+/// failure would be a hang no timer inside a kernel can catch, such as the
+/// timers themselves no longer firing.
+pub fn on_a_thread_within<T: Send + 'static>(
+    limit: Duration,
+    f: impl FnOnce() -> T + Send + 'static,
+) -> T {
+    let (done, ended) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = done.send(f());
+    });
+    ended
+        .recv_timeout(limit)
+        .unwrap_or_else(|_| panic!("not done within {limit:?}"))
+}

@@ -427,10 +427,20 @@ const THREAD_SHIFT: u32 = 40;
 
 impl Slot {
     /// The next sequence number of this thread.
+    ///
+    /// Discussion: the numbers must be unique in the process, since the
+    /// kernel tells a leaf's park from another by its number alone (with the
+    /// task's slot). A thread draws a block of 2^40 numbers, its high bits;
+    /// one that uses its block up (a day of ten million new leaves a second)
+    /// draws a fresh block rather than run into the next thread's. Its older
+    /// leaves then fail `issued_here` and post afresh, as moved leaves do.
     fn next_seq(&mut self) -> u64 {
-        if self.next_seq == 0 {
-            static THREADS: AtomicU64 = AtomicU64::new(1);
-            self.next_seq = THREADS.fetch_add(1, Ordering::Relaxed) << THREAD_SHIFT;
+        const BLOCK: u64 = (1 << THREAD_SHIFT) - 1;
+        if self.next_seq & BLOCK == BLOCK || self.next_seq == 0 {
+            static BLOCKS: AtomicU64 = AtomicU64::new(1);
+            let block = BLOCKS.fetch_add(1, Ordering::Relaxed);
+            debug_assert!(block < 1 << (64 - THREAD_SHIFT), "sequence blocks used up");
+            self.next_seq = block << THREAD_SHIFT;
         }
         self.next_seq += 1;
         self.next_seq
@@ -611,4 +621,32 @@ pub(crate) fn unpost_yield(ticket: Ticket) {
 /// ```
 pub fn running() -> Option<TaskId> {
     SLOT.with(|s| s.borrow().current)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A thread that uses up its block of sequence numbers draws a fresh
+    /// block: it never runs into the numbers of the thread after it, and
+    /// a leaf numbered from the old block no longer counts as issued here.
+    #[test]
+    fn a_used_up_block_of_numbers_is_replaced_not_overrun() {
+        SLOT.with(|s| {
+            let s = &mut *s.borrow_mut();
+            s.current = Some(TaskId::new(0, 1));
+            let first = s.next_seq();
+            let block = first >> THREAD_SHIFT;
+            let old = Ticket::new(0, first);
+            assert!(s.issued_here(old));
+            s.next_seq = (block << THREAD_SHIFT) | ((1 << THREAD_SHIFT) - 2);
+            let last = s.next_seq();
+            assert_eq!(last >> THREAD_SHIFT, block, "the block's last number");
+            let fresh = s.next_seq();
+            assert_ne!(fresh >> THREAD_SHIFT, block, "a block of its own");
+            assert_eq!(fresh & ((1 << THREAD_SHIFT) - 1), 1, "no carry into it");
+            assert!(!s.issued_here(old), "an old leaf posts afresh");
+            s.current = None;
+        });
+    }
 }
