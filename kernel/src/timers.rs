@@ -114,7 +114,9 @@ impl PartialOrd for Stored {
 }
 impl Ord for Stored {
     // Earliest first; equal deadlines in the order they were set, ties
-    // compared across a wrap (see the Discussion above).
+    // compared across a wrap (see the Discussion above). Two equal
+    // deadlines with ties exactly 2^31 apart each compare as set after the
+    // other: neither order is wrong for them, and the heap needs no more.
     fn cmp(&self, other: &Stored) -> Ordering {
         let set_after = self.tie().wrapping_sub(other.tie()) as i32;
         self.at.cmp(&other.at).then(set_after.cmp(&0))
@@ -177,20 +179,20 @@ impl Timers {
         // over 100 GB).
         debug_assert!(u64::from(slot) < TIMEOUT_BIT, "slot {slot} out of range");
         let slot = u64::from(slot) & (TIMEOUT_BIT - 1);
-        let epoch = match self.epoch {
-            Some(epoch) if offset(epoch, at).unsigned_abs() <= EPOCH_REACH => epoch,
-            _ => self.rebase(at),
-        };
+        let mut at_offset = offset(*self.epoch.get_or_insert(at), at);
+        if at_offset.unsigned_abs() > EPOCH_REACH {
+            self.rebase(at);
+            at_offset = 0;
+        }
         self.heap.push(Reverse(Stored {
-            at: offset(epoch, at),
+            at: at_offset,
             word: u64::from(self.last_tie) << 32 | kind_bit | slot,
         }));
         self.live += 1;
         self.last_tie
     }
 
-    /// Counts offsets from `epoch` from now on, moving every entry there;
-    /// returns it.
+    /// Counts offsets from `epoch` from now on, moving every entry there.
     ///
     /// Discussion: offsets count from an epoch, and an `i64` of nanoseconds
     /// reaches 292 years either way. The epoch is the first deadline pushed,
@@ -206,7 +208,7 @@ impl Timers {
     /// with a timeout of three centuries beside a near deadline. (When the
     /// first deadline pushed was "for ever", nearer ones were once clamped
     /// to a century ahead, and a virtual clock spun on a clamped sleep.)
-    fn rebase(&mut self, epoch: Instant) -> Instant {
+    fn rebase(&mut self, epoch: Instant) {
         if let Some(old) = self.epoch.replace(epoch) {
             let heap = std::mem::take(&mut self.heap);
             self.heap = heap
@@ -217,7 +219,6 @@ impl Timers {
                 })
                 .collect();
         }
-        epoch
     }
 
     /// One live entry went stale (its park was undone, its timeout unset).
