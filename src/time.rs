@@ -127,8 +127,8 @@ enum SleepState {
 /// that fits, far beyond the end of any program, and an earlier one than
 /// the epoch (`sleep_until` an instant of the distant past) as the epoch,
 /// which every reading of the clock has passed, so the sleep ends at once
-/// as it would have. Turning it back into an `Instant`, once per poll, is a
-/// multiplication and an addition.
+/// as it would have. Turning it back into an `Instant`, once per poll, is
+/// `Duration::from_nanos` and an addition.
 #[derive(Clone, Copy, Debug)]
 struct Nanos(u64);
 
@@ -150,10 +150,10 @@ impl Nanos {
         Nanos(Nanos::count(at.saturating_duration_since(Nanos::epoch())))
     }
 
-    /// `duration` after `now`.
+    /// `duration` after `now`, as a timeout's deadline is (`after`):
+    /// `Duration::MAX` means a hundred years.
     fn after(now: Instant, duration: Duration) -> Nanos {
-        let Nanos(now) = Nanos::of(now);
-        Nanos(now.saturating_add(Nanos::count(duration)))
+        Nanos::of(after(now, duration))
     }
 
     /// The nanoseconds in `duration`, saturating: in `u64` arithmetic, not
@@ -428,7 +428,8 @@ mod tests {
 
     /// A deadline comes back as the instant it was made from, to the
     /// nanosecond; one before the epoch comes back as the epoch, and one
-    /// past the last that fits as that last one.
+    /// past the last that fits as that last one. `Duration::MAX` after now
+    /// is a hundred years, as for a timeout.
     #[test]
     fn nanos_keep_an_instant_exactly() {
         let now = Instant::now();
@@ -442,7 +443,7 @@ mod tests {
         }
         let last = Nanos(u64::MAX).instant();
         assert_eq!(Nanos::of(last + FOREVER).instant(), last);
-        assert_eq!(Nanos::after(now, Duration::MAX).0, u64::MAX);
+        assert_eq!(Nanos::after(now, Duration::MAX).instant(), now + FOREVER);
         assert_eq!(
             Nanos::after(now, Duration::from_millis(5)).instant(),
             now + Duration::from_millis(5)

@@ -133,7 +133,7 @@ impl fmt::Display for On {
 /// queues) store, the slot of its task and its sequence number.
 ///
 /// Discussion: the seq names the leaf, and is its generation too: leaves
-/// are numbered per thread with the thread in the high bits, so no two in
+/// are numbered per thread, in blocks drawn for the process, so no two in
 /// the process share a seq, and a waiter that outlived its task matches no
 /// park of a later occupant of the slot (`State::fire` then does nothing).
 /// So a waiter needs no task serial, and with its slot kept plus one (an

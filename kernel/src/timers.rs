@@ -8,10 +8,10 @@
 //! dominate.
 //!
 //! Discussion: an entry is 16 bytes, and there is one per sleeping task.
-//! Its deadline is kept as signed nanoseconds from the first deadline the
-//! queue saw (an `Instant` takes 16 bytes): exact within 292 years either
-//! side, and beyond that clamped to those 292 years, which changes no
-//! firing. The other word holds a 32-bit *tie*, the kind of slab the entry
+//! Its deadline is kept as signed nanoseconds from an epoch (an `Instant`
+//! takes 16 bytes): exact within 292 years either side. The epoch is the
+//! first deadline pushed, and moves when a deadline lands two centuries
+//! from it (`Timers::rebase`). The other word holds a 32-bit *tie*, the kind of slab the entry
 //! points into and a slot in it. Who lives in the slot is read off the slab
 //! when the entry fires, and the entry wakes the park (or timeout) there
 //! that holds its tie *and* its deadline (`Entry::is_for`).
@@ -153,7 +153,8 @@ fn instant(epoch: Instant, offset: i64) -> Instant {
 #[derive(Debug, Default)]
 pub(crate) struct Timers {
     heap: BinaryHeap<Reverse<Stored>>,
-    /// The first deadline pushed: offsets count from it.
+    /// What offsets count from: the first deadline pushed, moved by
+    /// `rebase`.
     epoch: Option<Instant>,
     live: usize,
     /// The tie of the last entry pushed.

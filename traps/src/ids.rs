@@ -299,7 +299,7 @@ impl fmt::Display for QueueId {
 /// Discussion: why a slot and no task serial. A ticket must never undo the
 /// park of another task that later lives in the same slot (slots are reused).
 /// The sequence number already sees to that: leaves are numbered per thread,
-/// with the thread in the high bits, so no two leaves in the process share
+/// in blocks of numbers drawn for the process, so no two leaves in it share
 /// one, and every park a task holds is keyed by the sequence number of the
 /// leaf that posted it. A stale ticket names its slot and its own leaf's
 /// number; the slot's new occupant holds no park, and no answer in its

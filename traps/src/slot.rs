@@ -421,8 +421,9 @@ pub fn call(trap: Trap) -> Result<Reply, TrapError> {
 /// `Slot::take_interrupt`.
 pub const INTERRUPTS_PER_POLL: usize = 1024;
 
-/// Sequence numbers carry their thread in the high bits, so a leaf moved
-/// to another thread (and kernel) never collides with the leaves there.
+/// Sequence numbers carry their thread's block in the high bits, so a leaf
+/// moved to another thread (and kernel) never collides with the leaves
+/// there (see `Slot::next_seq`).
 const THREAD_SHIFT: u32 = 40;
 
 impl Slot {
