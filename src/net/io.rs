@@ -10,8 +10,6 @@ use std::task::{Context, Poll};
 
 use trapline_traps::{Leaf, Trap};
 
-use super::TcpStream;
-
 /// A stream whose reads and writes are [`Io`] leaves reporting a given line:
 /// what [`write_all`] and [`read_exact`] loop over, for every stream type.
 pub(crate) trait LeafIo {
@@ -192,17 +190,18 @@ impl Io<()> {
     }
 }
 
-impl<'a, F> Io<F, &'a TcpStream> {
-    /// A TCP stream's read (or peek): its first poll skips the syscall if
-    /// the stream's [`Drained`] says the last read came back short; `op` is
-    /// handed `stream` and must [`Drained::note`] what it read.
+impl<'a, F, S: Hint + AsRawFd> Io<F, &'a S> {
+    /// A stream's read (or peek), the stream its own hint (a TCP stream:
+    /// its [`Drained`]): the first poll skips the syscall if the hint says
+    /// the last read came back short; `op` is handed `stream` and must
+    /// [`Drained::note`] what it read.
     pub(crate) fn stream_read<T>(
         location: &'static Location<'static>,
-        stream: &'a TcpStream,
+        stream: &'a S,
         op: F,
-    ) -> Io<F, &'a TcpStream>
+    ) -> Io<F, &'a S>
     where
-        F: FnMut(&&'a TcpStream) -> io::Result<T>,
+        F: FnMut(&&'a S) -> io::Result<T>,
     {
         Io::hinted(stream.as_raw_fd(), Wait::Read, location, op, stream)
     }
