@@ -24,29 +24,26 @@
 //! the full ids of the scopes it is polled in (`Inbox::take_interrupt`), so
 //! it waits again, and it never takes a timeout it is not inside.
 
-use std::num::NonZeroU32;
-
 use log::trace;
 use trapline_traps::{TaskId, TimeoutId, TrapError};
 
 use crate::state::State;
+use crate::task::SlotPlusOne;
 
 /// The timeout scope a park trapped in, as the park keeps it (see the
 /// Discussion above): the timeout's slot plus one (so that `None` costs no
 /// room) and the low 32 bits of its serial.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct ScopeRef {
-    slot: NonZeroU32,
+    slot: SlotPlusOne,
     serial: u32,
 }
 
 impl ScopeRef {
     /// The ref a park keeps for scope `id`.
     pub(crate) fn of(id: TimeoutId) -> ScopeRef {
-        // Timeout slots stay far below 2^32 - 1 (each one holds a record
-        // in memory), so one more fits; saturating keeps it total.
         ScopeRef {
-            slot: NonZeroU32::MIN.saturating_add(id.index()),
+            slot: SlotPlusOne::new(id.index()),
             serial: id.serial() as u32,
         }
     }
@@ -58,7 +55,7 @@ impl ScopeRef {
 
     /// The slot of the timeout it names.
     fn slot(self) -> usize {
-        (self.slot.get() - 1) as usize
+        self.slot.get() as usize
     }
 }
 

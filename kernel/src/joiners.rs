@@ -10,34 +10,16 @@
 //! the joiner, and its park under `Join(target)` names the leaf to resume.
 //! Joiners are resumed in the order they joined.
 
-use std::num::NonZeroU32;
-
 use trapline_traps::TaskId;
 
 use crate::state::State;
-use crate::task::{On, Waiter};
-
-/// The slot of a joining task, kept plus one so that an absent joiner
-/// takes no room of its own.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct JoinerSlot(NonZeroU32);
-
-impl JoinerSlot {
-    fn new(slot: u32) -> JoinerSlot {
-        // Slots stay below 2^24 (`MAX_TASKS`), so one more fits.
-        JoinerSlot(NonZeroU32::MIN.saturating_add(slot))
-    }
-
-    fn get(self) -> u32 {
-        self.0.get() - 1
-    }
-}
+use crate::task::{On, SlotPlusOne, Waiter};
 
 impl State {
     /// Lists task `joiner` among the joiners of task `target`; `false` if
     /// `target` has ended (the join holds already).
     pub(crate) fn add_joiner(&mut self, target: TaskId, joiner: TaskId) -> bool {
-        let slot = JoinerSlot::new(joiner.index());
+        let slot = SlotPlusOne::new(joiner.index());
         let Some(t) = self.task(target) else {
             return false;
         };
@@ -56,7 +38,7 @@ impl State {
     /// Takes task `joiner` off the joiners of task `target` once (it is
     /// listed once per `Join` park it holds).
     pub(crate) fn remove_joiner(&mut self, target: TaskId, joiner: TaskId) {
-        let slot = JoinerSlot::new(joiner.index());
+        let slot = SlotPlusOne::new(joiner.index());
         let Some(t) = self
             .tasks
             .get_mut(target.index() as usize)
@@ -90,7 +72,7 @@ impl State {
 
     /// Task `target` has ended: resumes its joiners, first to last.
     /// `first` and `more` are what its record held.
-    pub(crate) fn fire_joiners(&mut self, target: TaskId, first: JoinerSlot, more: bool) {
+    pub(crate) fn fire_joiners(&mut self, target: TaskId, first: SlotPlusOne, more: bool) {
         self.fire_joiner(target, first);
         if more {
             let more = self
@@ -104,7 +86,7 @@ impl State {
     }
 
     /// Resumes the `Join(target)` park of the task in `slot`.
-    fn fire_joiner(&mut self, target: TaskId, slot: JoinerSlot) {
+    fn fire_joiner(&mut self, target: TaskId, slot: SlotPlusOne) {
         let slot = slot.get() as usize;
         let Some(task) = self.tasks.get(slot) else {
             return;
@@ -171,7 +153,7 @@ mod tests {
         st.unpost(a.index(), 1);
         assert_eq!(
             st.task(target).unwrap().joiner,
-            Some(JoinerSlot::new(b.index()))
+            Some(SlotPlusOne::new(b.index()))
         );
         assert!(st.more_joiners.is_empty() && !st.task(target).unwrap().more_joiners);
         st.unpost(b.index(), 2);
@@ -179,7 +161,7 @@ mod tests {
         join(&mut st, a, target, 3);
         assert_eq!(
             st.task(target).unwrap().joiner,
-            Some(JoinerSlot::new(a.index()))
+            Some(SlotPlusOne::new(a.index()))
         );
         assert!(st.more_joiners.is_empty());
     }

@@ -20,9 +20,8 @@ use trapline_traps::{Post, QueueId, TaskFuture, TaskId, TimeoutId, Trap, TrapErr
 use crate::clock::Clock;
 use crate::interrupts::ScopeRef;
 use crate::io::{Dir, IoTable, Ready};
-use crate::joiners::JoinerSlot;
 use crate::queues::WaitQueues;
-use crate::task::{On, Park, Task, Waiter};
+use crate::task::{On, Park, SlotPlusOne, Task, Waiter};
 use crate::timers::{Alarm, Timers};
 use crate::waker::{self, WakeRef, MAX_TASKS};
 
@@ -83,7 +82,7 @@ pub(crate) struct State {
     pub tasks: Slab<Task>,
     /// The joiners after the first of each task joined by more than one,
     /// by the joined task's slot, oldest first (see `joiners`).
-    pub more_joiners: HashMap<u32, Vec<JoinerSlot>>,
+    pub more_joiners: HashMap<u32, Vec<SlotPlusOne>>,
     pub ready: VecDeque<TaskId>,
     pub io: IoTable,
     pub timers: Timers,

@@ -13,7 +13,6 @@ use std::task::Waker;
 use std::time::Instant;
 
 use crate::interrupts::ScopeRef;
-use crate::joiners::JoinerSlot;
 use trapline_traps::{Inbox, QueueId, TaskFuture, TaskId, Trap};
 
 /// Where a task is in its life.
@@ -129,6 +128,25 @@ impl fmt::Display for On {
     }
 }
 
+/// A slab slot kept plus one, so that an absent one (an `Option` of it)
+/// takes no room of its own: a waiter's task, a joiner, a park's timeout
+/// scope.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) struct SlotPlusOne(NonZeroU32);
+
+impl SlotPlusOne {
+    pub(crate) fn new(slot: u32) -> SlotPlusOne {
+        // Task slots stay below 2^24 (`MAX_TASKS`), timeout slots far below
+        // 2^32 - 1 (each holds a record in memory): one more fits, and
+        // saturating keeps it total.
+        SlotPlusOne(NonZeroU32::MIN.saturating_add(slot))
+    }
+
+    pub(crate) fn get(self) -> u32 {
+        self.0.get() - 1
+    }
+}
+
 /// A leaf waiting somewhere: the key the wait structures (fd seats, wait
 /// queues) store, the slot of its task and its sequence number.
 ///
@@ -142,7 +160,7 @@ impl fmt::Display for On {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Waiter {
     seq: u64,
-    slot: NonZeroU32,
+    slot: SlotPlusOne,
 }
 
 impl Waiter {
@@ -153,14 +171,15 @@ impl Waiter {
 
     /// Leaf `seq` of the task in slot `slot`.
     pub(crate) fn at(slot: u32, seq: u64) -> Waiter {
-        // Slots stay below 2^24 (`MAX_TASKS`), so one more fits.
-        let slot = NonZeroU32::MIN.saturating_add(slot);
-        Waiter { seq, slot }
+        Waiter {
+            seq,
+            slot: SlotPlusOne::new(slot),
+        }
     }
 
     /// The slot of its task.
     pub(crate) fn slot(self) -> u32 {
-        self.slot.get() - 1
+        self.slot.get()
     }
 
     /// The leaf's sequence number.
@@ -292,7 +311,7 @@ pub(crate) struct Task {
     pub serial: u64,
     pub state: RunState,
     /// The slot of the first task joining it, if any (see `joiners`).
-    pub joiner: Option<JoinerSlot>,
+    pub joiner: Option<SlotPlusOne>,
     /// Whether `State::more_joiners` lists joiners after the first.
     pub more_joiners: bool,
     /// `None` for the main task (its future lives on `run`'s stack) and while polled.
