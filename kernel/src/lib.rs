@@ -299,7 +299,7 @@ impl Builder {
         };
         Ok(Kernel {
             shared: Rc::new(Shared {
-                state: RefCell::new(State::new(id, registry, clock)),
+                state: RefCell::new(State::new(registry, clock)),
                 hooks: self.hooks,
             }),
             poll,

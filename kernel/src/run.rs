@@ -363,14 +363,7 @@ impl Kernel {
                         }
                     }
                     for post in self.posts.drain(..) {
-                        if matches!(post.trap, Trap::Yield) && post.waker.will_wake(&waker) {
-                            // A yield under the task's own waker parks nothing:
-                            // the task goes straight back to the ready queue.
-                            crate::state::trace_yield(id, post.location);
-                            st.schedule(id);
-                        } else {
-                            st.park(id, post);
-                        }
+                        st.take_post(id, post, &waker);
                     }
                     if cancelled_now && st.task(id).is_some_and(|t| !t.parks.is_empty()) {
                         st.interrupt(id, TrapError::Cancelled);

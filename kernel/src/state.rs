@@ -23,7 +23,7 @@ use crate::io::{Dir, IoTable, Ready};
 use crate::queues::WaitQueues;
 use crate::task::{On, Park, SlotPlusOne, Task, Waiter};
 use crate::timers::{Alarm, Timers};
-use crate::waker::{self, WakeRef, MAX_TASKS};
+use crate::waker::{WakeRef, MAX_TASKS};
 
 /// A `SetTimeout` in force.
 #[derive(Debug)]
@@ -77,7 +77,6 @@ pub(crate) struct Counters {
 }
 
 pub(crate) struct State {
-    pub kernel_id: u16,
     pub registry: Registry,
     pub tasks: Slab<Task>,
     /// The joiners after the first of each task joined by more than one,
@@ -101,9 +100,8 @@ pub(crate) struct State {
 }
 
 impl State {
-    pub(crate) fn new(kernel_id: u16, registry: Registry, clock: Clock) -> State {
+    pub(crate) fn new(registry: Registry, clock: Clock) -> State {
         State {
-            kernel_id,
             registry,
             tasks: Slab::new(),
             more_joiners: HashMap::new(),
@@ -188,8 +186,27 @@ impl State {
         }
     }
 
-    /// Parks task `id` under a request its leaf posted.
-    pub(crate) fn park(&mut self, id: TaskId, post: Post) {
+    /// Takes a request task `id`'s leaf posted during its poll; `own` is
+    /// the task's own waker, the one it was polled with. A waker that is
+    /// the task's own is not kept: the task itself is resumed.
+    ///
+    /// A yield parks nothing: under the task's own waker the task goes
+    /// straight back to the ready queue, under a foreign one (a combinator's)
+    /// that waker is woken. Every blocking trap parks (`park`).
+    #[inline]
+    pub(crate) fn take_post(&mut self, id: TaskId, post: Post, own: &Waker) {
+        let foreign = !post.waker.will_wake(own);
+        if matches!(post.trap, Trap::Yield) {
+            trace!(target: "trapline::trap", "task {} trap Yield at {}", id.serial(), post.location);
+            self.resume(id, foreign.then_some(post.waker));
+        } else {
+            self.park(id, post, foreign);
+        }
+    }
+
+    /// Parks task `id` under a blocking request its leaf posted; `foreign`
+    /// says whether to keep the post's waker (see `take_post`).
+    fn park(&mut self, id: TaskId, post: Post, foreign: bool) {
         let Post {
             seq,
             trap,
@@ -197,15 +214,10 @@ impl State {
             location,
             scope,
         } = post;
-        let own = waker.will_wake(&waker::task_waker(WakeRef::new(self.kernel_id, id)));
         let untried = matches!(trap, Trap::ReadDrained { .. });
-        let waker = (!own).then_some(waker);
+        let waker = foreign.then_some(waker);
         let Some(mut on) = On::of(&trap) else {
-            if matches!(trap, Trap::Yield) {
-                trace_yield(id, location);
-                self.resume(id, waker);
-            }
-            return;
+            return; // no other trap is posted
         };
         let Some(task) = self.task(id) else {
             return self.bury(waker);
@@ -403,13 +415,6 @@ impl State {
     }
 }
 
-/// The trace line of a yield, said by whichever path takes it (the loop's,
-/// under the task's own waker, or `State::park`, under a foreign one): a
-/// yield parks nothing, so it has no park line of its own.
-pub(crate) fn trace_yield(id: TaskId, location: &std::panic::Location<'static>) {
-    trace!(target: "trapline::trap", "task {} trap Yield at {location}", id.serial());
-}
-
 /// What the kernel's unit tests build states, tasks and parks with.
 #[cfg(test)]
 pub(crate) mod testing {
@@ -423,7 +428,7 @@ pub(crate) mod testing {
     pub(crate) fn state() -> State {
         let poll = mio::Poll::new().unwrap();
         let registry = poll.registry().try_clone().unwrap();
-        State::new(0, registry, Clock::Real)
+        State::new(registry, Clock::Real)
     }
 
     /// A task waiting (not in the ready queue), with nothing parked.
